@@ -1,0 +1,38 @@
+"""mmtok: raw multimodal data -> tokens -> frozen-transformer features.
+
+Python API (the CLI calls exactly these):
+
+    import mmtok
+    summary = mmtok.tokenize("data/", "tokens.zarr", modality="image", workers=2)
+    store = mmtok.open_store("tokens.zarr")   # a torch Dataset of dicts
+    mmtok.store_info("tokens.zarr"); mmtok.validate_store("tokens.zarr")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
+
+__all__ = ["__version__", "open_store", "store_info", "tokenize", "validate_store"]
+
+if TYPE_CHECKING:
+    from .pipeline import tokenize
+    from .store.inspect import store_info, validate_store
+    from .store.reader import open_store
+
+_LAZY = {
+    "tokenize": ".pipeline",
+    "open_store": ".store.reader",
+    "store_info": ".store.inspect",
+    "validate_store": ".store.inspect",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy so that `mmtok tokenize` never pays for importing torch (only open_store needs it).
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'mmtok' has no attribute {name!r}")

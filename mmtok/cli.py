@@ -1,0 +1,211 @@
+"""The ``mmtok`` command line. It parses arguments and calls the library; nothing else.
+
+Exit codes: 0 success; 1 validation found problems (``validate``) or an internal error;
+2 bad usage or an unusable store; 3 the store is locked by another writer; 4 the store was
+made with another config or sample list; 5 ``--strict``/``--max-errors`` exceeded;
+130 interrupted (Ctrl-C). A tokenize run that records invalid samples still exits 0: the
+summary (and ``mmtok info``) counts them by kind.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .errors import MmtokError, UsageError
+
+app = typer.Typer(
+    name="mmtok",
+    help="Raw multimodal data -> sharded Zarr token stores (and, later, features and heads).",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+class Labels(StrEnum):
+    folder = "folder"
+    none = "none"
+    manifest = "manifest"
+
+
+class Resize(StrEnum):
+    shorter = "shorter"
+    plain = "plain"
+
+
+def _fail(exc: MmtokError) -> None:
+    typer.echo(f"mmtok: error: {exc}", err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _floats(text: Optional[str], name: str) -> Optional[tuple[float, ...]]:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"{name} takes comma-separated numbers, e.g. 0.5,0.5,0.5") from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"mmtok {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """mmtok turns raw files into tokens for frozen-transformer learning."""
+
+
+@app.command()
+def tokenize(
+    source: Annotated[Optional[Path], typer.Argument(
+        help="Folder of raw files; the class is the first sub-folder (ImageFolder layout).",
+        show_default=False)] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Token store to create or resume (a .zarr folder).")] = ...,
+    modality: Annotated[str, typer.Option("-m", "--modality", help="image, xray, infrared or depth.")] = "image",
+    files_from: Annotated[Optional[str], typer.Option(
+        help="Read the file list from FILE, or '-' for stdin (newline- or NUL-separated).")] = None,
+    manifest: Annotated[Optional[Path], typer.Option(help="CSV/TSV/JSONL manifest with path and label columns.")] = None,
+    root: Annotated[Optional[Path], typer.Option(help="With --files-from: ids and folder labels are relative to ROOT (default: the common folder).")] = None,
+    labels: Annotated[Labels, typer.Option(help="folder: first sub-folder is the class; none: unlabeled; manifest: the label column.")] = Labels.folder,
+    path_column: Annotated[str, typer.Option(help="Manifest column holding the file path.")] = "path",
+    label_column: Annotated[str, typer.Option(help="Manifest column holding the label.")] = "label",
+    follow_external_symlinks: Annotated[bool, typer.Option(help="Read symlinks that point outside the root (refused and recorded otherwise).")] = False,
+    workers: Annotated[int, typer.Option("-j", "--workers", help="Worker processes, each writing whole shards.")] = 1,
+    shard_size: Annotated[Optional[int], typer.Option(help="Samples per shard (default: about 64 MB of tokens).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a store made with another config instead of refusing.")] = False,
+    strict: Annotated[bool, typer.Option(help="Stop at the first bad sample.")] = False,
+    max_errors: Annotated[Optional[int], typer.Option(help="Stop once more than N samples have failed.")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    size: Annotated[Optional[int], typer.Option(help="[image] Output side in pixels (default 224).", rich_help_panel="Image options")] = None,
+    patch: Annotated[Optional[int], typer.Option(help="[image] Patch side in pixels (default 16).", rich_help_panel="Image options")] = None,
+    resize: Annotated[Optional[Resize], typer.Option(help="[image] shorter: shorter side + centre crop; plain: stretch.", rich_help_panel="Image options")] = None,
+    crop_pct: Annotated[Optional[float], typer.Option(help="[image] Centre-crop fraction of the shorter side (timm's crop_pct; default 1.0).", rich_help_panel="Image options")] = None,
+    interpolation: Annotated[Optional[str], typer.Option(help="[image] nearest, bilinear, bicubic or lanczos.", rich_help_panel="Image options")] = None,
+    channels: Annotated[Optional[int], typer.Option(help="[image] 1 or 3 (preset default).", rich_help_panel="Image options")] = None,
+    bit_depth: Annotated[Optional[int], typer.Option(help="[image] 8 or 16 bits per stored value (preset default).", rich_help_panel="Image options")] = None,
+    mean: Annotated[Optional[str], typer.Option(help="[image] Normalisation means recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
+    std: Annotated[Optional[str], typer.Option(help="[image] Normalisation stds recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
+    max_pixels: Annotated[Optional[int], typer.Option(help="[image] Larger images are recorded as too_large (default 100M).", rich_help_panel="Image options")] = None,
+) -> None:
+    """Tokenize raw files into a sharded Zarr v3 token store. Rerun to resume."""
+    from .pipeline import tokenize as run_tokenize
+    from .sources import open_path_list
+
+    try:
+        if files_from is not None:
+            if source is not None:
+                raise UsageError("give a folder or --files-from, not both")
+            source = open_path_list(files_from)
+        summary = run_tokenize(
+            source, output, modality, manifest=manifest,
+            root=str(root) if root else None, labels=labels.value, path_column=path_column,
+            label_column=label_column, follow_external_symlinks=follow_external_symlinks,
+            workers=workers, shard_size=shard_size, overwrite=overwrite, strict=strict,
+            max_errors=max_errors, progress=progress,
+            size=size, patch=patch, resize=resize.value if resize else None, crop_pct=crop_pct,
+            interpolation=interpolation, channels=channels, bit_depth=bit_depth,
+            mean=_floats(mean, "--mean"), std=_floats(std, "--std"), max_pixels=max_pixels,
+        )
+    except MmtokError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo("mmtok: interrupted; rerun the same command to resume", err=True)
+        raise typer.Exit(130)
+    typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
+
+
+@app.command()
+def info(
+    store: Annotated[Path, typer.Argument(help="A token store.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """What a store holds: modality, config, samples, classes, shards, errors, size."""
+    from .store.inspect import store_info
+
+    try:
+        details = store_info(store)
+    except MmtokError as exc:
+        _fail(exc)
+    if json_output:
+        typer.echo(json.dumps(details, indent=2))
+        return
+    errors = ", ".join(f"{k} {v}" for k, v in details["errors_by_kind"].items()) or "none"
+    classes = details["class_names"]
+    shown = ", ".join(classes[:10]) + (f", ... ({len(classes)} in all)" if len(classes) > 10 else "")
+    config = " ".join(f"{k}={v}" for k, v in details["config"].items() if k != "modality")
+    lines = [
+        f"store      {details['path']} ({details['kind']}, mmtok {details['mmtok_version']})",
+        f"modality   {details['modality']}",
+        f"config     {config}",
+        f"samples    {details['num_samples']} ({details['num_valid']} valid, "
+        f"{details['num_invalid']} invalid, {details['samples_committed']} committed)",
+        f"classes    {shown or 'none (unlabeled)'}",
+        f"shards     {details['shards_done']}/{details['shards_total']} done "
+        f"({details['shard_size']} samples each)" + ("" if details["complete"] else " - INCOMPLETE"),
+        f"errors     {errors}",
+        f"arrays     " + ", ".join(f"{k} {tuple(v)}" for k, v in details["arrays"].items()),
+        f"size       {details['bytes_on_disk'] / 1e6:.1f} MB on disk",
+    ]
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def validate(
+    store: Annotated[Path, typer.Argument(help="A token store.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Check that markers, shapes, counts and checksums agree. Exit 1 on any problem."""
+    from .store.inspect import validate_store
+
+    try:
+        report = validate_store(store)
+    except MmtokError as exc:
+        _fail(exc)
+    if json_output:
+        typer.echo(json.dumps({"path": report.path, "ok": report.ok, "problems": report.problems,
+                               "warnings": report.warnings,
+                               "shards_checked": report.shards_checked}))
+    else:
+        for warning in report.warnings:
+            typer.echo(f"warning: {warning}", err=True)
+        for problem in report.problems:
+            typer.echo(f"problem: {problem}")
+        verdict = "ok" if report.ok else f"{len(report.problems)} problem(s)"
+        typer.echo(f"{report.path}: {verdict} ({report.shards_checked} shards checked)")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Argument(help="Folder for the generated data and stores.")] = Path("demo"),
+    workers: Annotated[int, typer.Option("-j", "--workers", help="Worker processes.")] = 2,
+) -> None:
+    """Run the whole job on the embedded default data set (generated shape images)."""
+    from .demo import run_demo
+
+    try:
+        result = run_demo(workdir, workers=workers)
+    except MmtokError as exc:
+        _fail(exc)
+    info = result["info"]
+    typer.echo(result["tokenize"].line())
+    typer.echo(f"classes: {', '.join(info['class_names'])}; tokens "
+               f"{tuple(info['arrays']['tokens'])}; {info['bytes_on_disk'] / 1e6:.1f} MB")
+    report = result["validate"]
+    typer.echo(f"validate: {'ok' if report.ok else report.problems}")
+    if not report.ok:
+        raise typer.Exit(1)

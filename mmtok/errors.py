@@ -1,0 +1,57 @@
+"""The mmtok exception hierarchy.
+
+Two kinds of failure exist and they are kept apart on purpose:
+
+* ``MmtokError`` and its subclasses stop a whole command (bad arguments, a store that
+  belongs to another config, a second writer). The CLI turns them into a message and a
+  non-zero exit code.
+* ``SampleError`` marks one sample as invalid. The pipeline records it (kind, stage,
+  message) in the shard's commit marker and carries on; it never stops a run unless the
+  user asked for ``--strict`` or ``--max-errors``.
+
+Anything else that escapes a reader or tokenizer is a bug in mmtok and is re-raised.
+"""
+
+from __future__ import annotations
+
+
+class MmtokError(Exception):
+    """A failure of the whole command, with a message that says what to do next."""
+
+    exit_code = 2
+
+
+class UsageError(MmtokError, ValueError):
+    """Arguments or inputs that cannot work together."""
+
+
+class StoreError(MmtokError):
+    """A store that cannot be opened, written or trusted."""
+
+
+class StoreLockedError(StoreError):
+    """Another writer holds the store."""
+
+    exit_code = 3
+
+
+class ConfigMismatchError(StoreError):
+    """The store was made with another config or source list."""
+
+    exit_code = 4
+
+
+class TooManyErrors(MmtokError):
+    """``--max-errors`` or ``--strict`` was exceeded."""
+
+    exit_code = 5
+
+
+class SampleError(Exception):
+    """One sample cannot be tokenized. ``kind`` is a short stable key used in summaries."""
+
+    def __init__(self, kind: str, message: str, stage: str = "read") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.stage = stage
+        self.message = message

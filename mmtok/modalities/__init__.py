@@ -1,0 +1,14 @@
+"""One module per modality; importing this package registers them all."""
+
+from . import image  # noqa: F401  (registers image, xray, infrared, depth)
+from .base import (
+    Tokenizer,
+    create_tokenizer,
+    get_modality,
+    make_config,
+    modality_names,
+    register_modality,
+)
+
+__all__ = ["Tokenizer", "create_tokenizer", "get_modality", "make_config", "modality_names",
+           "register_modality"]

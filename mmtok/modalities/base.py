@@ -1,0 +1,96 @@
+"""The modality registry and the interface every tokenizer implements.
+
+A modality is a frozen config dataclass (exactly what goes into the store's attrs), a set of
+file extensions a folder source picks up, and a tokenizer built from the config. Presets are
+named config defaults (``xray`` is the image tokenizer with one 16-bit channel, ...).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping
+
+import numpy as np
+
+from ..errors import UsageError
+from ..store.layout import ArraySpec
+
+
+class Tokenizer:
+    """Turns one input file into fixed-shape arrays. Deterministic, no learned weights.
+
+    ``tokenize_file`` raises :class:`mmtok.errors.SampleError` for a bad sample; any other
+    exception is a bug and stops the run.
+    """
+
+    config: Any
+    extensions: ClassVar[tuple[str, ...]] = ()
+
+    def sample_arrays(self) -> dict[str, ArraySpec]:
+        """Per-sample arrays this tokenizer fills (shape without the sample axis)."""
+        raise NotImplementedError
+
+    def static_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays shared by every sample (e.g. the patch grid), written once."""
+        return {}
+
+    def tokenize_file(self, path: str) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ModalityEntry:
+    name: str
+    config_class: type
+    factory: Callable[[Any], Tokenizer]
+    defaults: Mapping[str, Any]
+    extensions: tuple[str, ...]
+    help: str
+
+
+_REGISTRY: dict[str, ModalityEntry] = {}
+
+
+def register_modality(
+    name: str,
+    config_class: type,
+    factory: Callable[[Any], Tokenizer],
+    extensions: tuple[str, ...],
+    defaults: Mapping[str, Any] | None = None,
+    help: str = "",
+) -> None:
+    _REGISTRY[name] = ModalityEntry(name, config_class, factory, dict(defaults or {}),
+                                    extensions, help)
+
+
+def modality_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_modality(name: str) -> ModalityEntry:
+    if name not in _REGISTRY:
+        raise UsageError(f"unknown modality {name!r}; choose one of: {', '.join(modality_names())}")
+    return _REGISTRY[name]
+
+
+def make_config(modality: str, **overrides: Any) -> Any:
+    """The modality's config: its preset defaults, then ``overrides`` (None means default)."""
+    entry = get_modality(modality)
+    fields = {f.name for f in dataclasses.fields(entry.config_class)}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(given) - fields)
+    if unknown:
+        raise UsageError(f"modality {modality!r} has no option(s) {', '.join(unknown)}; "
+                         f"its options are: {', '.join(sorted(fields - {'modality'}))}")
+    return entry.config_class(**{**entry.defaults, **given, "modality": modality})
+
+
+def create_tokenizer(modality: str, **overrides: Any) -> Tokenizer:
+    entry = get_modality(modality)
+    return entry.factory(make_config(modality, **overrides))
+
+
+def config_to_dict(config: Any) -> dict:
+    """JSON-ready dict (tuples become lists) of a config dataclass."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}

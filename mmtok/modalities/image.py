@@ -1,0 +1,203 @@
+"""Image-family modalities: ``image``, ``xray``, ``infrared``, ``depth``.
+
+Reader: Pillow decodes PNG (8/16-bit, gray, gray+alpha, RGB, RGBA, palette), JPEG (CMYK,
+EXIF orientation), BMP, TIFF (16-bit), WebP and GIF (first frame). The pixel count is checked
+from the header before any pixel is decoded, so a decompression bomb is a recorded
+``too_large`` error instead of an out-of-memory kill.
+
+Tokenizer: convert to the preset's channels and bit depth, resize (shorter side + centre
+crop, or a plain resize), then cut into non-overlapping patches stored as integers in
+(channel, row, column) order: the flattening of a timm ``PatchEmbed`` conv weight, so the
+encoder's patch embedding applies to a token unchanged. Normalisation is not applied here
+(tokens stay compact integers); its statistics are recorded in the config for the embed step.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import SampleError, UsageError
+from ..kernels.patchify import patch_grid, patchify
+from ..store.layout import ArraySpec
+from .base import Tokenizer, register_modality
+
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+HIGH_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+# We enforce our own limit from the header; Pillow's warning-then-error is switched off.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    modality: str = "image"
+    size: int = 224
+    patch: int = 16
+    resize: str = "shorter"  # "shorter": shorter side to size/crop_pct, centre crop; "plain"
+    crop_pct: float = 1.0
+    interpolation: str = "bicubic"
+    channels: int = 3
+    bit_depth: int = 8
+    mean: tuple[float, ...] = CLIP_MEAN
+    std: tuple[float, ...] = CLIP_STD
+    max_pixels: int = 100_000_000
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.size <= 0 or self.patch <= 0 or self.size % self.patch:
+            problems.append(f"size {self.size} must be a positive multiple of patch {self.patch}")
+        if self.resize not in ("shorter", "plain"):
+            problems.append(f"resize must be 'shorter' or 'plain', not {self.resize!r}")
+        if not 0 < self.crop_pct <= 1:
+            problems.append(f"crop_pct must be in (0, 1], not {self.crop_pct}")
+        if self.interpolation not in RESAMPLE:
+            problems.append(f"interpolation must be one of {sorted(RESAMPLE)}")
+        if self.channels not in (1, 3):
+            problems.append(f"channels must be 1 or 3, not {self.channels}")
+        if self.bit_depth not in (8, 16):
+            problems.append(f"bit_depth must be 8 or 16, not {self.bit_depth}")
+        if len(self.mean) not in (1, self.channels) or len(self.std) != len(self.mean):
+            problems.append(f"mean/std need 1 or {self.channels} values each")
+        if problems:
+            raise UsageError("; ".join(problems))
+        # normalise lists from JSON/CLI into tuples so configs compare and hash equal
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+
+
+GRAY_STATS = {"mean": (0.5,), "std": (0.5,)}  # neutral: maps [0, 1] to [-1, 1]
+PRESETS = {
+    "image": {},
+    "xray": {"channels": 1, "bit_depth": 16, **GRAY_STATS},
+    "infrared": {"channels": 1, "bit_depth": 8, **GRAY_STATS},
+    "depth": {"channels": 1, "bit_depth": 16, "interpolation": "nearest", **GRAY_STATS},
+}
+
+
+def open_image(path: str, max_pixels: int) -> Image.Image:
+    """Open and fully decode one image, turning every file problem into a SampleError."""
+    try:
+        if os.path.getsize(path) == 0:
+            raise SampleError("empty_file", "the file is empty (0 bytes)")
+        image = Image.open(path)
+    except FileNotFoundError:
+        raise SampleError("not_found", "no such file") from None
+    except (PermissionError, IsADirectoryError) as exc:
+        raise SampleError("unreadable", f"cannot read: {exc.strerror}") from None
+    except UnidentifiedImageError:
+        raise SampleError("decode_error", "not an image file Pillow can identify "
+                          "(wrong extension or corrupt header)") from None
+    except OSError as exc:
+        raise SampleError("unreadable", f"cannot read: {exc}") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise SampleError("too_large", f"{width}x{height} = {width * height} pixels exceeds "
+                          f"max_pixels {max_pixels}; raise --max-pixels to accept it")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. palette transparency notes
+            image.load()
+            return ImageOps.exif_transpose(image)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's problem
+        kind = "truncated" if "truncated" in str(exc) else "decode_error"
+        raise SampleError(kind, f"{type(exc).__name__}: {exc}", stage="decode") from None
+
+
+def to_target_mode(image: Image.Image, channels: int, bit_depth: int) -> Image.Image | np.ndarray:
+    """Pillow image in mode 'RGB'/'L' (8-bit targets) or a float32 (H, W) array (16-bit)."""
+    mode = image.mode
+    if mode in ("P", "PA"):
+        image, mode = image.convert("RGBA"), "RGBA"
+    if bit_depth == 8:
+        if mode in HIGH_BIT_MODES:
+            gray = np.asarray(image, dtype=np.float32)
+            scaled = np.clip(np.rint(gray / 257.0), 0, 255).astype(np.uint8)
+            image = Image.fromarray(scaled, "L")
+        return image.convert("RGB" if channels == 3 else "L")
+    if channels != 1:
+        raise SampleError("unsupported_mode", "16-bit targets support one channel only")
+    if mode in HIGH_BIT_MODES:
+        return np.clip(np.asarray(image, dtype=np.float32), 0, 65535)
+    return np.asarray(image.convert("L"), dtype=np.float32) * 257.0
+
+
+def resize_box(width: int, height: int, config: ImageConfig) -> tuple[float, float, float, float]:
+    """Source region that maps onto the output square (centre crop folded into the resize)."""
+    if config.resize == "plain":
+        return (0.0, 0.0, float(width), float(height))
+    side = config.crop_pct * min(width, height)
+    left, top = (width - side) / 2, (height - side) / 2
+    return (left, top, left + side, top + side)
+
+
+def resize(image: Image.Image | np.ndarray, config: ImageConfig) -> np.ndarray:
+    """(size, size, channels) uint8 or uint16 array."""
+    size = (config.size, config.size)
+    resample = RESAMPLE[config.interpolation]
+    if isinstance(image, np.ndarray):  # 16-bit path: resize in float, round back
+        height, width = image.shape
+        box = resize_box(width, height, config)
+        out = Image.fromarray(image, "F").resize(size, resample, box=box)
+        return np.clip(np.rint(np.asarray(out)), 0, 65535).astype(np.uint16)[:, :, None]
+    box = resize_box(image.width, image.height, config)
+    out = np.asarray(image.resize(size, resample, box=box))
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+class ImageTokenizer(Tokenizer):
+    extensions = EXTENSIONS
+
+    def __init__(self, config: ImageConfig) -> None:
+        self.config = config
+        self.grid = config.size // config.patch
+        self.dtype = "uint8" if config.bit_depth == 8 else "uint16"
+
+    def sample_arrays(self) -> dict[str, ArraySpec]:
+        c = self.config
+        return {
+            "tokens": ArraySpec((self.grid * self.grid, c.channels * c.patch * c.patch), self.dtype),
+            "length": ArraySpec((), "int32"),
+            "orig_size": ArraySpec((2,), "int32"),
+        }
+
+    def static_arrays(self) -> dict[str, np.ndarray]:
+        c = self.config
+        return {"positions": patch_grid(c.size, c.size, (c.patch, c.patch), (c.patch, c.patch))}
+
+    def load(self, path: str) -> tuple[np.ndarray, tuple[int, int]]:
+        """Decoded, converted and resized pixels (H, W, C) plus the original (height, width)."""
+        c = self.config
+        image = open_image(path, c.max_pixels)
+        original = (image.height, image.width)
+        return resize(to_target_mode(image, c.channels, c.bit_depth), c), original
+
+    def tokenize_file(self, path: str) -> dict[str, np.ndarray]:
+        pixels, original = self.load(path)
+        channel_first = pixels[None].transpose(0, 3, 1, 2)
+        tokens = patchify(channel_first, self.config.patch)[0]
+        return {
+            "tokens": tokens,
+            "length": np.int32(len(tokens)),
+            "orig_size": np.array(original, dtype=np.int32),
+        }
+
+
+for _name, _preset in PRESETS.items():
+    register_modality(
+        _name, ImageConfig, ImageTokenizer, EXTENSIONS, _preset,
+        help=f"image family ({_preset.get('channels', 3)} channel(s), "
+             f"{_preset.get('bit_depth', 8)}-bit)",
+    )

@@ -1,0 +1,297 @@
+"""``tokenize``: Source -> Reader/Tokenizer -> ShardWriter, one shard per unit of work.
+
+``work_shard`` is a pure function of the sample list, the tokenizer config and the shard
+index, so a shard rewritten after a crash, or by another worker count, has the same bytes.
+Scheduling is the only thing that differs between one worker (in this process) and many (a
+spawn-started process pool: forking after Zarr has started its I/O thread would deadlock).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .errors import SampleError, TooManyErrors, UsageError
+from .modalities import create_tokenizer, get_modality
+from .modalities.base import Tokenizer, config_to_dict
+from .sources import SampleList, from_file_list, from_folder, from_manifest
+from .store.layout import shard_bounds
+from .store.lock import StoreLock
+from .store.writer import ShardData, ShardWriter, StoreSpec, prepare_store, read_markers
+
+SHARD_TARGET_BYTES = 64 << 20
+
+
+@dataclass
+class RunSummary:
+    """What a run did; ``status`` is "complete" when every shard of the store is committed."""
+
+    store: str
+    modality: str
+    status: str
+    num_samples: int
+    num_valid: int
+    num_invalid: int
+    errors_by_kind: dict[str, int]
+    shards_total: int
+    shards_written: int
+    shards_skipped: int
+    samples_written: int
+    seconds: float
+    samples_per_second: float
+    errors: list[dict] = field(default_factory=list, repr=False)
+
+    def line(self) -> str:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.errors_by_kind.items()))
+        invalid = f"{self.num_invalid} invalid" + (f" ({kinds})" if kinds else "")
+        skipped = f"; {self.shards_skipped} shard(s) were already done" if self.shards_skipped else ""
+        return (f"{self.status}: {self.store}: {self.num_samples} samples, {self.num_valid} valid, "
+                f"{invalid}; wrote {self.samples_written} samples in {self.seconds:.1f} s "
+                f"({self.samples_per_second:.1f} samples/s){skipped}")
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "errors"}
+
+
+def default_shard_size(sample_bytes: int) -> int:
+    """A power of two giving shards of about 64 MB, between 16 and 4096 samples."""
+    target = max(16, min(4096, SHARD_TARGET_BYTES // max(1, sample_bytes)))
+    return 1 << (target.bit_length() - 1)
+
+
+def build_sample_list(
+    source: str | os.PathLike | Sequence[str] | SampleList | None,
+    extensions: Sequence[str],
+    *,
+    manifest: str | os.PathLike | None = None,
+    root: str | None = None,
+    labels: str = "folder",
+    path_column: str = "path",
+    label_column: str | None = "label",
+    follow_external_symlinks: bool = False,
+) -> SampleList:
+    if labels not in ("folder", "none", "manifest"):
+        raise UsageError(f"--labels must be folder, none or manifest, not {labels!r}")
+    given = [x is not None for x in (source, manifest)]
+    if sum(given) != 1:
+        raise UsageError("give exactly one source: a folder, a file list or a manifest")
+    if isinstance(source, SampleList):
+        return source
+    if manifest is not None:
+        return from_manifest(manifest, path_column,
+                             label_column if labels != "none" else None,
+                             follow_external_symlinks)
+    if isinstance(source, (str, os.PathLike)):
+        return from_folder(source, extensions, labels, follow_external_symlinks)
+    return from_file_list(list(source), root, labels, follow_external_symlinks)
+
+
+def work_shard(
+    shard: int,
+    samples: Sequence,
+    tokenizer: Tokenizer,
+    writer: ShardWriter,
+    strict: bool = False,
+    on_sample: Callable[[], None] | None = None,
+) -> dict:
+    """Tokenize and write one whole shard; returns its commit marker."""
+    attrs = writer.attrs
+    start, stop = shard_bounds(shard, attrs["num_samples"], attrs["shard_size"])
+    specs = tokenizer.sample_arrays()
+    arrays = {name: np.zeros((stop - start, *s.shape), s.dtype) for name, s in specs.items()}
+    valid = np.zeros(stop - start, dtype=bool)
+    errors = []
+    for row, sample in enumerate(samples[start:stop]):
+        try:
+            if sample.problem is not None:
+                raise SampleError(*sample.problem, stage="source")
+            for name, values in tokenizer.tokenize_file(sample.path).items():
+                arrays[name][row] = values
+            valid[row] = True
+        except SampleError as exc:
+            if strict:
+                raise TooManyErrors(f"{sample.id}: {exc.kind}: {exc.message} (--strict)") from None
+            errors.append({"index": start + row, "id": sample.id, "kind": exc.kind,
+                           "stage": exc.stage, "message": exc.message})
+        if on_sample is not None:
+            on_sample()
+    labels = np.array([s.label for s in samples[start:stop]], dtype=np.int32)
+    ids = [s.id for s in samples[start:stop]]
+    return writer.write(shard, ShardData(arrays, labels, valid, ids, errors))
+
+
+# --- process pool plumbing: state set once per worker by the initializer -------------------
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(samples, tokenizer, store_path, strict, counter) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
+    _WORKER.update(samples=samples, tokenizer=tokenizer, writer=ShardWriter(store_path),
+                   strict=strict, counter=counter)
+
+
+def _count_one() -> None:
+    counter = _WORKER["counter"]
+    with counter.get_lock():
+        counter.value += 1
+
+
+def _pool_work(shard: int) -> dict:
+    w = _WORKER
+    return work_shard(shard, w["samples"], w["tokenizer"], w["writer"], w["strict"], _count_one)
+
+
+def tokenize(
+    source: str | os.PathLike | Sequence[str] | SampleList | None = None,
+    output: str | os.PathLike = "tokens.zarr",
+    modality: str = "image",
+    *,
+    manifest: str | os.PathLike | None = None,
+    root: str | None = None,
+    labels: str = "folder",
+    path_column: str = "path",
+    label_column: str | None = "label",
+    follow_external_symlinks: bool = False,
+    workers: int = 1,
+    shard_size: int | None = None,
+    overwrite: bool = False,
+    strict: bool = False,
+    max_errors: int | None = None,
+    progress: bool = True,
+    **options: Any,
+) -> RunSummary:
+    """Tokenize raw files into a Zarr token store; resumes an existing store by default.
+
+    ``source`` is a folder (class = first sub-folder), a sequence of file paths, or a
+    :class:`SampleList`; alternatively pass ``manifest`` (CSV/JSONL with path and label
+    columns). ``options`` are the modality's config fields (``size=224, patch=16, ...``).
+    """
+    started = time.perf_counter()
+    tokenizer = create_tokenizer(modality, **options)
+    samples = build_sample_list(
+        source, get_modality(modality).extensions, manifest=manifest, root=root, labels=labels,
+        path_column=path_column, label_column=label_column,
+        follow_external_symlinks=follow_external_symlinks,
+    )
+    if len(samples) == 0:
+        raise UsageError(f"no {modality} files found in the source "
+                         f"(extensions: {' '.join(get_modality(modality).extensions)})")
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if max_errors is not None and max_errors < 0:
+        raise UsageError("--max-errors must be 0 or more")
+    specs = tokenizer.sample_arrays()
+    if shard_size is None:
+        shard_size = default_shard_size(sum(s.sample_bytes for s in specs.values()))
+    if shard_size < 1:
+        raise UsageError("--shard-size must be at least 1")
+    spec = StoreSpec(
+        kind="tokens", modality=modality, config=config_to_dict(tokenizer.config), arrays=specs,
+        static_arrays=tokenizer.static_arrays(), num_samples=len(samples),
+        shard_size=shard_size, class_names=samples.class_names, source=samples.description,
+        source_hash=samples.fingerprint(),
+    )
+    output = os.fspath(output)
+    with StoreLock(output):
+        done = set(prepare_store(output, spec, overwrite))
+        pending = [s for s in range(spec.num_shards) if s not in done]
+        written = _run_shards(pending, samples.samples, tokenizer, output, spec, workers,
+                              strict, max_errors, progress, done)
+    return _summarise(output, spec, written, len(done), time.perf_counter() - started)
+
+
+def _errors_so_far(markers: list[dict | None]) -> int:
+    return sum(len(m["errors"]) for m in markers if m)
+
+
+def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_errors,
+                progress, done) -> int:
+    """Run the pending shards; returns how many samples were written."""
+    from tqdm import tqdm
+
+    already = sum(min(spec.shard_size, spec.num_samples - s * spec.shard_size) for s in done)
+    error_count = _errors_so_far(read_markers(output)) if done else 0
+    bar = tqdm(total=spec.num_samples, initial=already, unit="sample", desc="tokenize",
+               file=sys.stderr, disable=not progress, dynamic_ncols=True)
+
+    def check_errors(marker: dict) -> None:
+        nonlocal error_count
+        error_count += len(marker["errors"])
+        bar.set_postfix(errors=error_count, refresh=False)
+        if max_errors is not None and error_count > max_errors:
+            raise TooManyErrors(f"{error_count} samples failed, more than --max-errors "
+                                f"{max_errors}; committed shards are kept, see `mmtok info`")
+
+    written = 0
+    try:
+        if workers == 1 or len(pending) <= 1:
+            writer = ShardWriter(output)
+            for shard in pending:
+                marker = work_shard(shard, samples, tokenizer, writer, strict,
+                                    lambda: bar.update(1))
+                written += marker["stop"] - marker["start"]
+                check_errors(marker)
+        else:
+            written = _run_pool(pending, samples, tokenizer, output, workers, strict, bar,
+                                check_errors)
+    finally:
+        bar.close()
+    return written
+
+
+def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_errors) -> int:
+    context = multiprocessing.get_context("spawn")
+    counter = context.Value("q", 0)
+    pool = context.Pool(min(workers, len(pending)), _init_worker,
+                        (samples, tokenizer, output, strict, counter))
+    written = 0
+    try:
+        results = [pool.apply_async(_pool_work, (shard,)) for shard in pending]
+        shown = 0
+        while results:
+            results[0].wait(0.2)
+            with counter.get_lock():
+                bar.update(counter.value - shown)
+                shown = counter.value
+            still = []
+            for result in results:
+                if result.ready():
+                    marker = result.get()  # re-raises a worker's exception here
+                    written += marker["stop"] - marker["start"]
+                    check_errors(marker)
+                else:
+                    still.append(result)
+            results = still
+        pool.close()
+    except BaseException:
+        pool.terminate()  # unfinished shards have no marker; a rerun redoes them
+        raise
+    finally:
+        pool.join()
+    return written
+
+
+def _summarise(output: str, spec: StoreSpec, written: int, skipped: int,
+               seconds: float) -> RunSummary:
+    markers = read_markers(output)
+    committed = [m for m in markers if m]
+    errors = [e for m in committed for e in m["errors"]]
+    num_valid = sum(m["num_valid"] for m in committed)
+    return RunSummary(
+        store=output, modality=spec.modality,
+        status="complete" if len(committed) == spec.num_shards else "incomplete",
+        num_samples=spec.num_samples, num_valid=num_valid,
+        num_invalid=sum(m["stop"] - m["start"] for m in committed) - num_valid,
+        errors_by_kind=dict(Counter(e["kind"] for e in errors)),
+        shards_total=spec.num_shards, shards_written=len(committed) - skipped,
+        shards_skipped=skipped, samples_written=written, seconds=round(seconds, 3),
+        samples_per_second=round(written / seconds, 1) if seconds > 0 else 0.0, errors=errors,
+    )

@@ -1,0 +1,268 @@
+"""Sources: which samples a run covers, in which order, with which ids and labels.
+
+Every source produces a :class:`SampleList` before any work starts, so the number of samples
+(and therefore the store's shape and shard count) is known up front and a resumed run can
+check that it is looking at the same list.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Iterable, Sequence
+
+from .errors import UsageError
+
+UNLABELED = -1
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One sample: a stable id, the file to read and its label (``-1`` when unknown).
+
+    ``problem`` holds ``(kind, message)`` when listing already showed the sample cannot be
+    read (a symlink escaping the root, a duplicate id); the sample keeps its slot and the
+    problem is recorded like any read error.
+    """
+
+    id: str
+    path: str
+    label: int = UNLABELED
+    problem: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class SampleList:
+    samples: list[Sample]
+    class_names: list[str]
+    description: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def fingerprint(self) -> str:
+        """A hash of ids, labels and class names: a resumed run must see the same list."""
+        digest = hashlib.sha256()
+        digest.update(json.dumps(self.class_names).encode())
+        for sample in self.samples:
+            digest.update(f"{sample.id}\0{sample.label}\n".encode())
+        return digest.hexdigest()
+
+
+def printable_id(name: str) -> str:
+    """File names that are not UTF-8 keep their bytes as backslash escapes, so every id can
+    be stored as a UTF-8 string and still names exactly one file."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _inside(path: str, root_real: str) -> bool:
+    real = os.path.realpath(path)
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def _label_names(raw_labels: Sequence[str | None]) -> tuple[list[int], list[str]]:
+    """Map label strings to integer ids; class names are sorted (numerically if all ints)."""
+    names = sorted({label for label in raw_labels if label is not None})
+    if names and all(_is_int(n) for n in names):
+        names.sort(key=int)
+    index = {name: i for i, name in enumerate(names)}
+    return [index[label] if label is not None else UNLABELED for label in raw_labels], names
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _build(
+    entries: list[tuple[str, str, str | None]],
+    root: str | None,
+    allow_external_symlinks: bool,
+    description: dict,
+) -> SampleList:
+    """entries: (id, path, raw label). Flags duplicates and symlink escapes."""
+    labels, class_names = _label_names([label for _, _, label in entries])
+    root_real = os.path.realpath(root) if root is not None else None
+    seen: set[str] = set()
+    samples = []
+    for (sample_id, path, _), label in zip(entries, labels):
+        sample_id = printable_id(sample_id)
+        problem = None
+        if sample_id in seen:
+            problem = ("duplicate_id", f"id {sample_id!r} appears more than once in the source")
+        elif (
+            root_real is not None
+            and not allow_external_symlinks
+            and (os.path.islink(path) or _has_link_parent(path, root))
+            and not _inside(path, root_real)
+        ):
+            problem = (
+                "symlink_escape",
+                f"{path} resolves to {os.path.realpath(path)}, outside {root}; "
+                "pass --follow-external-symlinks to allow it",
+            )
+        seen.add(sample_id)
+        samples.append(Sample(sample_id, path, label, problem))
+    return SampleList(samples, class_names, description)
+
+
+def _has_link_parent(path: str, root: str | None) -> bool:
+    """True when a folder between ``root`` and ``path`` is a symlink."""
+    if root is None:
+        return False
+    parent = os.path.dirname(path)
+    root_abs = os.path.abspath(root)
+    while len(parent) > len(root_abs):
+        if os.path.islink(parent):
+            return True
+        parent = os.path.dirname(parent)
+    return False
+
+
+def _label_from_relative(relative: str, labels: str) -> str | None:
+    parts = Path(relative).parts
+    if labels == "folder" and len(parts) > 1:
+        return parts[0]
+    return None
+
+
+def from_folder(
+    root: str | os.PathLike,
+    extensions: Iterable[str],
+    labels: str = "folder",
+    allow_external_symlinks: bool = False,
+) -> SampleList:
+    """All files under ``root`` with one of ``extensions``, sorted by relative path.
+
+    The class of a file is the first folder under ``root`` (torchvision's ImageFolder
+    convention); files directly in ``root`` get label -1. Hidden files and folders are
+    skipped. Folder symlinks are followed once (cycles are cut).
+    """
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise UsageError(f"{root} is not a folder; pass a folder, --files-from or --manifest")
+    wanted = {ext.lower() for ext in extensions}
+    relative_paths = []
+    visited: set[str] = set()
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in visited:  # a symlink cycle
+            dirs[:] = []
+            continue
+        visited.add(real)
+        dirs[:] = [d for d in dirs if not _is_hidden(d)]
+        for name in files:
+            if _is_hidden(name) or os.path.splitext(name)[1].lower() not in wanted:
+                continue
+            relative_paths.append(os.path.relpath(os.path.join(folder, name), root))
+    relative_paths.sort()
+    entries = [
+        (rel.replace(os.sep, "/"), os.path.join(root, rel), _label_from_relative(rel, labels))
+        for rel in relative_paths
+    ]
+    description = {"kind": "folder", "root": os.path.abspath(root), "labels": labels}
+    return _build(entries, root, allow_external_symlinks, description)
+
+
+def read_path_list(stream: IO[bytes]) -> list[str]:
+    """Paths from a newline- or NUL-separated byte stream (``find -print0`` works)."""
+    data = stream.read()
+    separator = b"\0" if b"\0" in data else b"\n"
+    paths = []
+    for raw in data.split(separator):
+        raw = raw.strip(b"\r\n") if separator == b"\n" else raw
+        if raw:
+            paths.append(os.fsdecode(raw))
+    return paths
+
+
+def from_file_list(
+    paths: Sequence[str],
+    root: str | None = None,
+    labels: str = "folder",
+    allow_external_symlinks: bool = False,
+) -> SampleList:
+    """Samples in the given order. Ids and folder labels are relative to ``root``, which
+    defaults to the deepest folder holding every listed file."""
+    if not paths:
+        raise UsageError("the file list is empty; nothing to tokenize")
+    absolute = [os.path.abspath(p) for p in paths]
+    if root is None:
+        root = os.path.commonpath([os.path.dirname(p) for p in absolute])
+    entries = []
+    for path in absolute:
+        rel = os.path.relpath(path, root)
+        entries.append((rel.replace(os.sep, "/"), path, _label_from_relative(rel, labels)))
+    description = {"kind": "file_list", "root": os.path.abspath(root), "labels": labels}
+    return _build(entries, root, allow_external_symlinks, description)
+
+
+def from_manifest(
+    manifest: str | os.PathLike,
+    path_column: str = "path",
+    label_column: str | None = "label",
+    allow_external_symlinks: bool = False,
+) -> SampleList:
+    """Samples from a CSV or JSONL manifest, in its row order. Relative paths are resolved
+    against the manifest's folder; the id is the path as written. An empty or missing label
+    means unlabeled."""
+    manifest = os.fspath(manifest)
+    rows = _read_manifest_rows(manifest)
+    base = os.path.dirname(os.path.abspath(manifest))
+    entries = []
+    for number, row in enumerate(rows, start=1):
+        if path_column not in row or row[path_column] in (None, ""):
+            raise UsageError(
+                f"{manifest} row {number} has no {path_column!r} column; "
+                f"columns seen: {sorted(row)}; choose one with --path-column"
+            )
+        written = str(row[path_column])
+        label = row.get(label_column) if label_column else None
+        label = None if label in (None, "") else str(label)
+        entries.append((written, os.path.join(base, written), label))
+    if not entries:
+        raise UsageError(f"{manifest} lists no samples")
+    description = {"kind": "manifest", "manifest": os.path.abspath(manifest)}
+    return _build(entries, base, allow_external_symlinks, description)
+
+
+def _read_manifest_rows(manifest: str) -> list[dict]:
+    if not os.path.isfile(manifest):
+        raise UsageError(f"manifest {manifest} does not exist")
+    if manifest.endswith((".jsonl", ".ndjson")):
+        rows = []
+        with open(manifest, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise UsageError(f"{manifest} line {number} is not JSON: {exc}") from exc
+        return rows
+    if manifest.endswith((".csv", ".tsv")):
+        with open(manifest, newline="", encoding="utf-8") as handle:
+            dialect = "excel-tab" if manifest.endswith(".tsv") else "excel"
+            return list(csv.DictReader(handle, dialect=dialect))
+    raise UsageError(f"manifest {manifest} must end in .csv, .tsv, .jsonl or .ndjson")
+
+
+def open_path_list(spec: str) -> list[str]:
+    """``--files-from`` argument: a file name, or ``-`` for stdin."""
+    if spec == "-":
+        return read_path_list(sys.stdin.buffer)
+    if not os.path.isfile(spec):
+        raise UsageError(f"--files-from {spec}: no such file")
+    with open(spec, "rb") as handle:
+        return read_path_list(handle)

@@ -1,0 +1,149 @@
+"""``info`` and ``validate``: what a store holds, and whether its bytes can be trusted."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from ..errors import StoreError
+from .layout import ATTRS_KEY, COMMITS, STANDARD_ARRAYS, array_checksum, shard_bounds
+from .writer import read_attrs, read_markers
+
+
+def _require_attrs(path: Path) -> dict:
+    if not path.exists():
+        raise StoreError(f"{path} does not exist")
+    attrs = read_attrs(path)
+    if attrs is None:
+        raise StoreError(f"{path} is not an mmtok store (no mmtok attrs in zarr.json)")
+    return attrs
+
+
+def disk_usage(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def store_info(path: str | os.PathLike) -> dict:
+    """Summary of a store, as printed by ``mmtok info``."""
+    path = Path(path)
+    attrs = _require_attrs(path)
+    markers = read_markers(path)
+    committed = [m for m in markers if m]
+    errors = [e for m in committed for e in m["errors"]]
+    return {
+        "path": str(path),
+        "kind": attrs["kind"],
+        "modality": attrs["modality"],
+        "mmtok_version": attrs["version"],
+        "num_samples": attrs["num_samples"],
+        "num_valid": sum(m["num_valid"] for m in committed),
+        "num_invalid": len(errors),
+        "samples_committed": sum(m["stop"] - m["start"] for m in committed),
+        "shards_done": len(committed),
+        "shards_total": attrs["num_shards"],
+        "shard_size": attrs["shard_size"],
+        "complete": len(committed) == attrs["num_shards"],
+        "class_names": attrs["class_names"],
+        "errors_by_kind": dict(sorted(Counter(e["kind"] for e in errors).items())),
+        "bytes_on_disk": disk_usage(path),
+        "config_hash": attrs["config_hash"],
+        "config": attrs["config"],
+        "source": attrs["source"],
+        "arrays": {name: list(zarr.open_array(path / name, mode="r").shape)
+                   for name in attrs["arrays"]},
+    }
+
+
+@dataclass
+class ValidationReport:
+    path: str
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    shards_checked: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _shard_object(path: Path, name: str, shard: int, ndim: int) -> Path:
+    """The file holding one shard of an array (Zarr v3 default chunk keys)."""
+    return path.joinpath(name, "c", str(shard), *(["0"] * (ndim - 1)))
+
+
+def validate_store(path: str | os.PathLike) -> ValidationReport:
+    """Check markers, shapes, counts and checksums; every problem is named precisely."""
+    path = Path(path)
+    attrs = _require_attrs(path)
+    report = ValidationReport(str(path))
+    n, size = attrs["num_samples"], attrs["shard_size"]
+    names = [*attrs["arrays"], *STANDARD_ARRAYS]
+    arrays = {}
+    for name in [*names, COMMITS, *attrs.get("static_arrays", [])]:
+        try:
+            arrays[name] = zarr.open_array(path / name, mode="r")
+        except Exception as exc:  # noqa: BLE001 - any failure to open is the finding
+            report.problems.append(f"array {name!r} cannot be opened: {exc}")
+    if report.problems:
+        return report
+    for name in names:
+        if arrays[name].shape[0] != n:
+            report.problems.append(f"array {name!r} has {arrays[name].shape[0]} rows, "
+                                   f"attrs say {n} samples")
+    if arrays[COMMITS].shape[0] != attrs["num_shards"]:
+        report.problems.append(f"{COMMITS} has {arrays[COMMITS].shape[0]} entries, "
+                               f"attrs say {attrs['num_shards']} shards")
+    if report.problems:
+        return report
+    try:
+        markers = read_markers(path)
+    except ValueError as exc:
+        report.problems.append(f"a commit marker is not valid JSON: {exc}")
+        return report
+    for shard, marker in enumerate(markers):
+        if marker is None:
+            report.problems.append(f"shard {shard} is not committed (no commit marker); "
+                                   "rerun the writing command to finish the store")
+            continue
+        _check_shard(path, shard, marker, attrs, arrays, names, report)
+        report.shards_checked += 1
+    partial = sorted(str(p.relative_to(path)) for p in path.rglob("*.partial"))
+    if partial:
+        report.warnings.append(f"{len(partial)} leftover temp file(s) of interrupted writes, "
+                               f"e.g. {partial[0]}; a resumed run removes them")
+    return report
+
+
+def _check_shard(path, shard, marker, attrs, arrays, names, report) -> None:
+    start, stop = shard_bounds(shard, attrs["num_samples"], attrs["shard_size"])
+    where = f"shard {shard} (samples {start}..{stop - 1})"
+    if (marker.get("start"), marker.get("stop")) != (start, stop):
+        report.problems.append(f"{where}: marker covers {marker.get('start')}..{marker.get('stop')}")
+        return
+    if marker.get("config_hash") != attrs["config_hash"]:
+        report.problems.append(f"{where}: marker was written with another config")
+    for name in names:
+        shard_file = _shard_object(path, name, shard, arrays[name].ndim)
+        if not shard_file.exists():
+            report.problems.append(f"{where}: {name} shard file {shard_file.relative_to(path)} "
+                                   "is missing")
+            continue
+        try:
+            values = arrays[name][start:stop]
+        except Exception as exc:  # noqa: BLE001 - a decode failure is the finding
+            report.problems.append(f"{where}: {name} cannot be read ({type(exc).__name__}: {exc})")
+            continue
+        expected = marker["checksums"].get(name)
+        if array_checksum(values) != expected:
+            report.problems.append(f"{where}: {name} checksum does not match its commit marker")
+        if name == "valid":
+            num_valid = int(np.count_nonzero(values))
+            if num_valid != marker["num_valid"] or stop - start - num_valid != len(marker["errors"]):
+                report.problems.append(f"{where}: {num_valid} valid samples but the marker "
+                                       f"records {marker['num_valid']} valid and "
+                                       f"{len(marker['errors'])} errors")

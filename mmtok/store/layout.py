@@ -1,0 +1,76 @@
+"""The store skeleton shared by token and feature stores.
+
+    STORE/zarr.json   attrs["mmtok"]: version, kind, modality, config, config_hash,
+                      class_names, num_samples, shard_size, source, source_hash
+    STORE/<arrays>    per-sample arrays, sample axis first, sharded S samples per shard
+    STORE/label       (N,) int32, -1 where unknown
+    STORE/valid       (N,) bool
+    STORE/id          (N,) variable-length UTF-8 strings
+    STORE/commits     (num_shards,) JSON strings, one chunk per shard: the commit markers
+
+A missing chunk of ``commits`` reads back as ``""``: that shard is not committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+ATTRS_KEY = "mmtok"
+COMMITS = "commits"
+STANDARD_ARRAYS = ("label", "valid", "id")
+TARGET_CHUNK_BYTES = 4 << 20  # inner chunks of a few MB: fast partial reads, few files
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """A per-sample array: ``shape`` excludes the sample axis."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def sample_bytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * np.dtype(self.dtype).itemsize
+
+
+def canonical_json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def config_hash(kind: str, modality: str, config: dict, shard_size: int) -> str:
+    """What makes two stores' bytes comparable: the tokenizer config and the shard layout."""
+    payload = {"kind": kind, "modality": modality, "config": config, "shard_size": shard_size}
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def num_shards(num_samples: int, shard_size: int) -> int:
+    return max(1, -(-num_samples // shard_size))
+
+
+def shard_bounds(shard: int, num_samples: int, shard_size: int) -> tuple[int, int]:
+    start = shard * shard_size
+    return start, min(start + shard_size, num_samples)
+
+
+def inner_chunk(shard_size: int, sample_bytes: int) -> int:
+    """Largest divisor of the shard size whose chunk stays under TARGET_CHUNK_BYTES."""
+    best = 1
+    for candidate in range(1, shard_size + 1):
+        if shard_size % candidate == 0 and candidate * sample_bytes <= TARGET_CHUNK_BYTES:
+            best = candidate
+    return best
+
+
+def array_checksum(values: np.ndarray) -> str:
+    """Checksum of array contents (not file bytes), so it survives re-encoding."""
+    digest = hashlib.sha256()
+    if values.dtype.kind in "OTU":
+        for item in values.tolist():
+            digest.update(str(item).encode("utf-8", "surrogateescape") + b"\0")
+    else:
+        digest.update(np.ascontiguousarray(values).tobytes())
+    return digest.hexdigest()

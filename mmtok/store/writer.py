@@ -1,0 +1,225 @@
+"""Create, resume and write stores, one whole shard at a time.
+
+A shard is written by exactly one process in one go (partial or concurrent writes into one
+Zarr shard silently lose data), and its commit marker is written last. Zarr's LocalStore
+writes every object to a temporary file and renames it, so a marker is either absent or
+complete; a crash leaves at most uncommitted shards, which a rerun rewrites.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import zarr
+from zarr.codecs import ZstdCodec
+
+from .._version import __version__
+from ..errors import ConfigMismatchError, StoreError
+from .layout import (
+    ATTRS_KEY,
+    COMMITS,
+    ArraySpec,
+    array_checksum,
+    canonical_json,
+    config_hash,
+    inner_chunk,
+    num_shards,
+    shard_bounds,
+)
+
+COMPRESSOR = ZstdCodec(level=1)  # fast; token data is mostly incompressible noise anyway
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """Everything that defines a store's layout and meaning, fixed before any work starts."""
+
+    kind: str  # "tokens" or "features"
+    modality: str
+    config: dict
+    arrays: Mapping[str, ArraySpec]
+    static_arrays: Mapping[str, np.ndarray]
+    num_samples: int
+    shard_size: int
+    class_names: Sequence[str]
+    source: dict
+    source_hash: str
+    extra_attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.kind, self.modality, self.config, self.shard_size)
+
+    @property
+    def num_shards(self) -> int:
+        return num_shards(self.num_samples, self.shard_size)
+
+    def attrs(self) -> dict:
+        return {
+            "version": __version__,
+            "kind": self.kind,
+            "modality": self.modality,
+            "config": self.config,
+            "config_hash": self.config_hash,
+            "class_names": list(self.class_names),
+            "num_samples": self.num_samples,
+            "shard_size": self.shard_size,
+            "num_shards": self.num_shards,
+            "arrays": sorted(self.arrays),
+            "static_arrays": sorted(self.static_arrays),
+            "source": self.source,
+            "source_hash": self.source_hash,
+            **self.extra_attrs,
+        }
+
+
+def read_attrs(path: str | os.PathLike) -> dict | None:
+    """The mmtok attrs of a store, or None when ``path`` holds no mmtok store."""
+    meta = Path(path) / "zarr.json"
+    if not meta.is_file():
+        return None
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (json.JSONDecodeError, OSError) as exc:
+        raise StoreError(f"{meta} is unreadable ({exc}); the store is damaged") from exc
+    return attrs.get(ATTRS_KEY)
+
+
+def prepare_store(path: str | os.PathLike, spec: StoreSpec, overwrite: bool) -> list[int]:
+    """Create the store, or check that an existing one matches ``spec``.
+
+    Returns the shard indices that are already committed (and will be skipped). The caller
+    must hold the store lock.
+    """
+    path = Path(path)
+    existing = read_attrs(path)
+    if existing is not None and not overwrite:
+        _check_compatible(path, existing, spec)
+        _remove_partial_files(path)
+        return committed_shards(path)
+    if path.exists():
+        if existing is None and any(path.iterdir()):
+            raise StoreError(
+                f"{path} exists and is not an mmtok store; refusing to write into or delete "
+                "it. Choose another output path."
+            )
+        shutil.rmtree(path)
+    _create(path, spec)
+    return []
+
+
+def _check_compatible(path: Path, existing: dict, spec: StoreSpec) -> None:
+    hint = "pass --overwrite to replace it, or choose another output path"
+    if existing.get("version") != __version__:
+        raise ConfigMismatchError(
+            f"{path} was written by mmtok {existing.get('version')}, this is {__version__}; {hint}"
+        )
+    if existing.get("config_hash") != spec.config_hash:
+        old, new = existing.get("config", {}), spec.config
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if existing.get("shard_size") != spec.shard_size:
+            changed.append("shard_size")
+        raise ConfigMismatchError(
+            f"{path} was made with another config (differs in: {', '.join(changed) or 'kind'}); "
+            f"{hint}"
+        )
+    if existing.get("source_hash") != spec.source_hash:
+        raise ConfigMismatchError(
+            f"{path} was made from another list of samples ({existing.get('num_samples')} "
+            f"samples then, {spec.num_samples} now, or other ids/labels); {hint}"
+        )
+
+
+def _remove_partial_files(path: Path) -> None:
+    """Temp files of writes a crash interrupted; the shards they belonged to are redone."""
+    for leftover in path.rglob("*.partial"):
+        leftover.unlink()
+
+
+def _create(path: Path, spec: StoreSpec) -> None:
+    group = zarr.open_group(path, mode="w", zarr_format=3)
+    shard = spec.shard_size
+    for name, array in spec.arrays.items():
+        chunk = inner_chunk(shard, array.sample_bytes)
+        group.create_array(
+            name,
+            shape=(spec.num_samples, *array.shape),
+            dtype=array.dtype,
+            chunks=(chunk, *array.shape),
+            shards=(shard, *array.shape),
+            compressors=COMPRESSOR,
+            fill_value=0,
+        )
+    group.create_array("label", shape=(spec.num_samples,), dtype="int32", chunks=(shard,),
+                       fill_value=-1)
+    group.create_array("valid", shape=(spec.num_samples,), dtype="bool", chunks=(shard,),
+                       fill_value=False)
+    group.create_array("id", shape=(spec.num_samples,), dtype=str, chunks=(shard,))
+    group.create_array(COMMITS, shape=(spec.num_shards,), dtype=str, chunks=(1,))
+    for name, values in spec.static_arrays.items():
+        static = group.create_array(name, shape=values.shape, dtype=values.dtype,
+                                    chunks=values.shape or None)
+        static[...] = values
+    # attrs last: a folder without them is not a store yet and is simply recreated
+    group.attrs[ATTRS_KEY] = spec.attrs()
+
+
+def committed_shards(path: str | os.PathLike) -> list[int]:
+    markers = zarr.open_array(Path(path) / COMMITS, mode="r")[:]
+    return [i for i, marker in enumerate(markers.tolist()) if marker]
+
+
+def read_markers(path: str | os.PathLike) -> list[dict | None]:
+    """Every shard's commit marker (None where the shard is not committed)."""
+    markers = zarr.open_array(Path(path) / COMMITS, mode="r")[:]
+    return [json.loads(m) if m else None for m in markers.tolist()]
+
+
+@dataclass
+class ShardData:
+    """One shard's worth of per-sample values, ready to write."""
+
+    arrays: dict[str, np.ndarray]
+    labels: np.ndarray
+    valid: np.ndarray
+    ids: list[str]
+    errors: list[dict]
+
+
+class ShardWriter:
+    """Writes whole shards of an existing store; one instance per process."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.group = zarr.open_group(self.path, mode="r+")
+        self.attrs = self.group.attrs[ATTRS_KEY]
+
+    def write(self, shard: int, data: ShardData) -> dict:
+        start, stop = shard_bounds(shard, self.attrs["num_samples"], self.attrs["shard_size"])
+        checksums = {}
+        columns = {**data.arrays, "label": data.labels, "valid": data.valid,
+                   "id": np.array(data.ids, dtype=object)}
+        for name, values in columns.items():
+            if len(values) != stop - start:
+                raise StoreError(f"shard {shard}: {name} has {len(values)} rows, "
+                                 f"expected {stop - start}")
+            self.group[name][start:stop] = values
+            checksums[name] = array_checksum(values)
+        marker = {
+            "shard": shard,
+            "start": start,
+            "stop": stop,
+            "config_hash": self.attrs["config_hash"],
+            "num_valid": int(np.count_nonzero(data.valid)),
+            "errors": data.errors,
+            "checksums": checksums,
+        }
+        # the marker goes last: its presence is the shard's commit
+        self.group[COMMITS][shard] = canonical_json(marker)
+        return marker
