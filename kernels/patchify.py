@@ -136,13 +136,16 @@ def _torch_dtype(name: str):
 
 def _check_images(images: Any) -> str:
     """Validates shape/dtype; returns the dtype name."""
-    if not (_is_torch(images) or isinstance(images, np.ndarray)):
+    if isinstance(images, np.ndarray):
+        name = images.dtype.name
+    elif _is_torch(images):
+        name = str(images.dtype).removeprefix("torch.")
+    else:
         raise TypeError(
             f"images must be a numpy array or a torch tensor, got {type(images).__name__}"
         )
     if images.ndim != 4:
         raise ValueError(f"images must have shape (B, C, H, W), got shape {tuple(images.shape)}")
-    name = _dtype_name(images.dtype)
     if name not in _INPUT_DTYPES:
         raise TypeError(f"images dtype must be one of {', '.join(_INPUT_DTYPES)}, got {name}")
     return name
@@ -332,17 +335,24 @@ def _patchify_numpy(x: np.ndarray, patch, stride, grid, norm, scale, out_name) -
     sh, sw = stride
     gh, gw = grid
     B, C = x.shape[:2]
-    sB, sC, sH, sW = x.strides  # byte strides, any layout (channel-last views included)
-    # A zero-copy view of shape (B, gh, gw, C, ph, pw): element [b, i, j, c, r, q] is
-    # x[b, c, i*sh + r, j*sw + q]. For stride == patch this is the same view that
-    # x[:, :, :gh*ph, :gw*pw].reshape(B, C, gh, ph, gw, pw).transpose(0, 2, 4, 1, 3, 5) gives;
-    # for stride < patch the windows overlap (as sliding_window_view would give).
-    windows = np.lib.stride_tricks.as_strided(
-        x,
-        shape=(B, gh, gw, C, ph, pw),
-        strides=(sB, sH * sh, sW * sw, sC, sH, sW),
-        writeable=False,
-    )
+    # A zero-copy view `windows` of shape (B, gh, gw, C, ph, pw) whose element
+    # [b, i, j, c, r, q] is x[b, c, i*sh + r, j*sw + q]; copying it into C order gives the
+    # (B, L, C*ph*pw) layout directly. Works on any input strides (channel-last views too).
+    if (sh, sw) == (ph, pw):
+        # Non-overlapping: crop the unused border, split H -> (gh, ph) and W -> (gw, pw)
+        # (splitting an axis never copies), and move the grid axes in front.
+        if x.shape[2] != gh * ph or x.shape[3] != gw * pw:
+            x = x[:, :, : gh * ph, : gw * pw]
+        windows = x.reshape(B, C, gh, ph, gw, pw).transpose(0, 2, 4, 1, 3, 5)
+    else:
+        # Overlapping (or gapped) windows: step sh rows / sw columns between patches.
+        sB, sC, sH, sW = x.strides  # byte strides
+        windows = np.lib.stride_tricks.as_strided(
+            x,
+            shape=(B, gh, gw, C, ph, pw),
+            strides=(sB, sH * sh, sW * sw, sC, sH, sW),
+            writeable=False,
+        )
     L, K = gh * gw, C * ph * pw
     out_dt = _np_dtype(out_name)
     if norm is None:
@@ -353,6 +363,16 @@ def _patchify_numpy(x: np.ndarray, patch, stride, grid, norm, scale, out_name) -
         np.copyto(out, windows, casting="unsafe")
         return out.reshape(B, L, K)
 
+    if x.dtype == np.uint8:
+        # uint8 has 256 values per channel: look the normalised values up in a (C, 256)
+        # table (computed with the same float32 arithmetic, so bit-identical to the
+        # branch below) -- one gather per channel, and no slow float32->float16 cast.
+        lut = _uint8_lut(norm[0], norm[1], float(scale), out_name)
+        out = np.empty((B, gh, gw, C, ph, pw), dtype=out_dt)
+        for c in range(C):
+            out[:, :, :, c] = np.take(lut[c], windows[:, :, :, c])
+        return out.reshape(B, L, K)
+
     mean = np.asarray(norm[0], dtype=np.float32).reshape(C, 1, 1)
     std = np.asarray(norm[1], dtype=np.float32).reshape(C, 1, 1)
     # Gather and convert in one pass (the multiply reads the strided view), then finish in
@@ -361,8 +381,32 @@ def _patchify_numpy(x: np.ndarray, patch, stride, grid, norm, scale, out_name) -
     np.multiply(windows, np.float32(scale), out=buf, casting="unsafe")
     np.subtract(buf, mean, out=buf)
     np.divide(buf, std, out=buf)
-    buf = buf.reshape(B, L, K)
-    return buf if out_dt == np.float32 else buf.astype(out_dt)
+    return _cast_float32(buf.reshape(B, L, K), out_dt)
+
+
+@functools.lru_cache(maxsize=32)
+def _uint8_lut(
+    mean: tuple[float, ...], std: tuple[float, ...], scale: float, out_name: str
+) -> np.ndarray:
+    """(C, 256) table of ``(v * scale - mean[c]) / std[c]`` for v = 0..255, in float32 then cast."""
+    values = np.arange(256, dtype=np.float32)[None, :]
+    m = np.asarray(mean, dtype=np.float32)[:, None]
+    s = np.asarray(std, dtype=np.float32)[:, None]
+    table = _cast_float32((values * np.float32(scale) - m) / s, _np_dtype(out_name))
+    table.setflags(write=False)
+    return table
+
+
+def _cast_float32(buf: np.ndarray, out_dt: np.dtype) -> np.ndarray:
+    """Casts a float32 array; float16 goes through torch when it is already imported
+    (numpy's float32->float16 cast is a slow scalar loop, ~30x slower than torch's; both
+    round to nearest even, so the result is the same)."""
+    if out_dt == buf.dtype:
+        return buf
+    torch = _torch_module()
+    if out_dt == np.float16 and torch is not None:
+        return torch.from_numpy(np.ascontiguousarray(buf)).to(torch.float16).numpy()
+    return buf.astype(out_dt)
 
 
 def _numpy_to_torch(x: np.ndarray):

@@ -100,7 +100,10 @@ def open_image(path: str, max_pixels: int) -> Image.Image:
         raise SampleError("decode_error", "not an image file Pillow can identify "
                           "(wrong extension or corrupt header)") from None
     except OSError as exc:
-        raise SampleError("unreadable", f"cannot read: {exc}") from None
+        if exc.errno is not None:  # the operating system refused the read
+            raise SampleError("unreadable", f"cannot read: {exc}") from None
+        kind = "truncated" if "runcated" in str(exc) else "decode_error"
+        raise SampleError(kind, f"{exc}", stage="decode") from None
     width, height = image.size
     if width * height > max_pixels:
         image.close()
@@ -112,7 +115,7 @@ def open_image(path: str, max_pixels: int) -> Image.Image:
             image.load()
             return ImageOps.exif_transpose(image)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is this file's problem
-        kind = "truncated" if "truncated" in str(exc) else "decode_error"
+        kind = "truncated" if "runcated" in str(exc) else "decode_error"
         raise SampleError(kind, f"{type(exc).__name__}: {exc}", stage="decode") from None
 
 

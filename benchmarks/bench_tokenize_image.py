@@ -1,0 +1,420 @@
+#!/usr/bin/env python
+"""Image tokenize throughput and memory benchmark, all on the same generated files.
+
+Measures, in one run:
+
+1. floor: a single-process "PIL decode + resize" loop done the plain torchvision way
+   (``Image.open(p).convert('RGB')``, shorter side to 224 with BICUBIC, centre crop 224,
+   ``np.asarray``): what any image pipeline has to pay per file;
+2. ``mmtok.tokenize(..., workers=1)`` in this process, as a ratio of the floor (goal >= 0.8x);
+3. ``mmtok.tokenize(..., workers=2)``, as a ratio of its own workers=1 figure (goal >= 1.7x);
+4. peak RSS of a fresh ``python -c`` process tokenizing N/4 and N images with workers=1
+   (goal: the two peaks within 10 %: memory must not grow with the data set).
+
+Throughput figures are the best of ``--reps`` (default 2) repetitions, interleaved
+(floor, workers=1, workers=2, floor, ...) so that drift hits every contestant alike. The
+generated files are read from the page cache in every measurement (they were just written
+or read), so disk speed is out of the picture. Generating the images is not timed; the
+folder is reused when it already holds the same set.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/bench_tokenize_image.py            # 2000 images
+    .venv/bin/python benchmarks/bench_tokenize_image.py --quick    # ~1 minute smoke run
+    .venv/bin/python benchmarks/bench_tokenize_image.py --json     # also write results JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import PIL
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+RESULTS_JSON = HERE / "results" / "tokenize_image.json"
+DEFAULT_WORKDIR = Path(tempfile.gettempdir()) / "mmtok-bench-tokenize-image"
+GEN_VERSION = 1  # bump when the generator changes, so old folders are not reused
+SEED = 1234
+NUM_CLASSES = 4
+SIZE = 224
+GOAL_W1_VS_FLOOR = 0.8
+GOAL_W2_VS_W1 = 1.7
+GOAL_RSS_SPREAD = 0.10
+
+
+# --------------------------------------------------------------------------------------
+# data generation (not timed)
+# --------------------------------------------------------------------------------------
+
+
+def _photo_like(index: int) -> tuple[str, Image.Image]:
+    """A deterministic photo-like RGB image: smooth colour field, gradient, texture, noise."""
+    rng = np.random.default_rng([SEED, index])
+    w = int(rng.integers(500, 801))
+    h = int(round(w * rng.uniform(0.70, 0.80)))  # around 4:3
+    if rng.random() < 0.2:  # some portrait shots
+        w, h = h, w
+    small = rng.integers(0, 256, size=(int(rng.integers(3, 7)), int(rng.integers(3, 7)), 3),
+                         dtype=np.uint8)
+    base = np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC),
+                      dtype=np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    gradient = (np.cos(angle) * xx / w + np.sin(angle) * yy / h) * rng.uniform(20, 60)
+    texture = rng.normal(0, 1, size=(h // 8 + 1, w // 8 + 1, 3)).astype(np.float32)
+    texture = np.asarray(
+        Image.fromarray((texture * 20 + 128).clip(0, 255).astype(np.uint8)).resize(
+            (w, h), Image.Resampling.BILINEAR),
+        dtype=np.float32) - 128
+    noise = rng.normal(0, 8, size=(h, w, 3)).astype(np.float32)
+    pixels = (base + gradient[..., None] + texture + noise).clip(0, 255).astype(np.uint8)
+    fmt = "png" if (index // NUM_CLASSES) % 4 == 3 else "jpg"  # 1 in 4 is a PNG
+    return fmt, Image.fromarray(pixels, "RGB")
+
+
+def _write_one(args: tuple[str, int]) -> int:
+    folder, index = args
+    fmt, image = _photo_like(index)
+    path = Path(folder) / f"class_{index % NUM_CLASSES}" / f"img_{index:05d}.{fmt}"
+    if fmt == "jpg":
+        image.save(path, "JPEG", quality=90)
+    else:
+        image.save(path, "PNG", compress_level=1)
+    return path.stat().st_size
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in (".jpg", ".png") and not p.name.startswith("."))
+
+
+def ensure_images(folder: Path, count: int) -> tuple[list[Path], bool]:
+    """The ``count`` generated files under ``folder`` (reused if present); (files, reused)."""
+    stamp = folder / ".bench_images.json"
+    wanted = {"count": count, "seed": SEED, "classes": NUM_CLASSES, "version": GEN_VERSION}
+    if stamp.is_file():
+        try:
+            same = json.loads(stamp.read_text()) == wanted
+        except (OSError, json.JSONDecodeError):
+            same = False
+        files = _image_files(folder)
+        if same and len(files) == count:
+            return files, True
+    if folder.exists():
+        shutil.rmtree(folder)
+    for c in range(NUM_CLASSES):
+        (folder / f"class_{c}").mkdir(parents=True)
+    import multiprocessing
+
+    jobs = [(str(folder), i) for i in range(count)]
+    processes = max(1, min(os.cpu_count() or 1, 8))
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        for _ in pool.imap_unordered(_write_one, jobs, chunksize=16):
+            pass
+    stamp.write_text(json.dumps(wanted))
+    return _image_files(folder), False
+
+
+def subset_folder(folder: Path, files: list[Path], every: int, target: Path) -> Path:
+    """Hard links to every ``every``-th file (all classes kept), reused if complete."""
+    chosen = files[::every]
+    if target.exists() and len(_image_files(target)) == len(chosen):
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    for path in chosen:
+        dest = target / path.relative_to(folder)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, dest)
+        except OSError:
+            shutil.copy2(path, dest)
+    return target
+
+
+# --------------------------------------------------------------------------------------
+# contestants
+# --------------------------------------------------------------------------------------
+
+
+def decode_resize_loop(files: list[Path]) -> float:
+    """The floor: plain torchvision-style Resize(224) + CenterCrop(224) with Pillow; seconds."""
+    bicubic = Image.Resampling.BICUBIC
+    checksum = 0
+    started = time.perf_counter()
+    for path in files:
+        image = Image.open(path).convert("RGB")
+        w, h = image.size
+        if w <= h:
+            nw, nh = SIZE, int(SIZE * h / w)
+        else:
+            nw, nh = int(SIZE * w / h), SIZE
+        image = image.resize((nw, nh), bicubic)
+        left, top = int(round((nw - SIZE) / 2.0)), int(round((nh - SIZE) / 2.0))
+        image = image.crop((left, top, left + SIZE, top + SIZE))
+        pixels = np.asarray(image)
+        checksum += int(pixels[0, 0, 0])
+    seconds = time.perf_counter() - started
+    assert checksum >= 0
+    return seconds
+
+
+def mmtok_tokenize(folder: Path, out: Path, workers: int, shard_size: int | None,
+                   expected: int) -> tuple[float, dict]:
+    """One fresh ``mmtok.tokenize`` run; (wall seconds, summary dict)."""
+    import mmtok
+
+    if out.exists():
+        shutil.rmtree(out)
+    started = time.perf_counter()
+    summary = mmtok.tokenize(folder, out, "image", workers=workers, progress=False,
+                             overwrite=True, shard_size=shard_size)
+    seconds = time.perf_counter() - started
+    if summary.status != "complete" or summary.num_valid != expected:
+        raise SystemExit(f"mmtok run did not complete cleanly: {summary.line()}")
+    shutil.rmtree(out, ignore_errors=True)
+    return seconds, summary.to_dict()
+
+
+RSS_CHILD = r"""
+import json, resource, sys
+from mmtok.pipeline import tokenize
+src, out, shard = sys.argv[1], sys.argv[2], sys.argv[3]
+after_import_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+s = tokenize(src, out, "image", workers=1, progress=False, overwrite=True,
+             shard_size=None if shard == "default" else int(shard))
+print(json.dumps({
+    "self_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+    "children_maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    "after_import_maxrss_kb": after_import_kb,
+    "status": s.status, "num_valid": s.num_valid, "num_samples": s.num_samples,
+    "shards": s.shards_total, "seconds": s.seconds,
+}))
+"""
+
+
+def peak_rss(folder: Path, out: Path, shard_size: int | None) -> dict:
+    """Peak RSS of a fresh process that imports mmtok and tokenizes ``folder`` (workers=1)."""
+    if out.exists():
+        shutil.rmtree(out)
+    shard = "default" if shard_size is None else str(shard_size)
+    proc = subprocess.run([sys.executable, "-c", RSS_CHILD, str(folder), str(out), shard],
+                          capture_output=True, text=True, check=False)
+    shutil.rmtree(out, ignore_errors=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"RSS child failed ({proc.returncode}):\n{proc.stderr}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    if result["status"] != "complete" or result["num_valid"] != result["num_samples"]:
+        raise SystemExit(f"RSS child run did not complete cleanly: {result}")
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# reporting
+# --------------------------------------------------------------------------------------
+
+
+def machine_info() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    from PIL import features
+
+    import zarr
+
+    import mmtok
+
+    return {
+        "cpu_model": cpu,
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "mem_total_gib": mem_gib,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "libjpeg_turbo": features.version("libjpeg_turbo"),
+        "zarr": zarr.__version__,
+        "mmtok": mmtok.__version__,
+    }
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=None,
+                        help="number of generated images (default 2000; 240 with --quick)")
+    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
+                        help=f"where images and stores go (default {DEFAULT_WORKDIR}; "
+                             "the image folder is reused between runs)")
+    parser.add_argument("--shard-size", type=int, default=None,
+                        help="mmtok shard size (default: mmtok's own default, 256 for "
+                             "224/16 RGB; 32 with --quick)")
+    parser.add_argument("--reps", type=int, default=2,
+                        help="repetitions per throughput figure; the best is reported")
+    parser.add_argument("--quick", action="store_true",
+                        help="small smoke run: 240 images, shard size 32")
+    parser.add_argument("--json", action="store_true",
+                        help=f"also write the results to {RESULTS_JSON.relative_to(HERE.parent)}")
+    args = parser.parse_args(argv)
+    images = args.images if args.images is not None else (240 if args.quick else 2000)
+    shard_size = args.shard_size if args.shard_size is not None else (32 if args.quick else None)
+    if images < 8 or args.reps < 1:
+        parser.error("--images must be at least 8 and --reps at least 1")
+
+    run_started = time.perf_counter()
+    workdir = args.workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    folder = workdir / f"images_{images}"
+    print(f"# mmtok image tokenize benchmark\n\nworkdir: {workdir}", flush=True)
+    t0 = time.perf_counter()
+    files, reused = ensure_images(folder, images)
+    sizes = np.array([p.stat().st_size for p in files])
+    jpeg_sizes = np.array([p.stat().st_size for p in files if p.suffix == ".jpg"])
+    print(f"images: {len(files)} in {folder} "
+          f"({'reused' if reused else f'generated in {time.perf_counter() - t0:.0f} s'}; "
+          f"{np.sum(sizes) / 2**20:.0f} MiB, JPEG median {np.median(jpeg_sizes) / 1024:.0f} KiB, "
+          f"{len(files) - len(jpeg_sizes)} PNG)", flush=True)
+
+    # Import mmtok (and zarr) before any timing, and work out the shard plan.
+    from mmtok.modalities import create_tokenizer
+    from mmtok.pipeline import default_shard_size
+
+    specs = create_tokenizer("image").sample_arrays()
+    effective_shard = shard_size or default_shard_size(sum(s.sample_bytes for s in specs.values()))
+    shards = -(-images // effective_shard)
+    print(f"shard size: {effective_shard} ({'given' if shard_size else 'mmtok default'}) "
+          f"-> {shards} shards", flush=True)
+    if shards < 4:
+        print(f"WARNING: only {shards} shard(s); workers=2 cannot balance well "
+              "(use more --images or a smaller --shard-size)", flush=True)
+
+    machine = machine_info()
+    out = workdir / "bench_tokens.zarr"
+    floor_s, w1_s, w2_s = [], [], []
+    summaries = {}
+    for rep in range(args.reps):
+        floor_s.append(decode_resize_loop(files))
+        print(f"rep {rep + 1}: decode+resize loop {len(files) / floor_s[-1]:.1f} img/s", flush=True)
+        seconds, summaries["workers_1"] = mmtok_tokenize(folder, out, 1, shard_size, images)
+        w1_s.append(seconds)
+        print(f"rep {rep + 1}: mmtok workers=1 {images / seconds:.1f} img/s", flush=True)
+        seconds, summaries["workers_2"] = mmtok_tokenize(folder, out, 2, shard_size, images)
+        w2_s.append(seconds)
+        print(f"rep {rep + 1}: mmtok workers=2 {images / seconds:.1f} img/s", flush=True)
+
+    quarter = subset_folder(folder, files, 4, workdir / f"images_{images}_quarter")
+    n_quarter = len(_image_files(quarter))
+    rss_small = peak_rss(quarter, out, shard_size)
+    print(f"peak RSS, {n_quarter} images: {rss_small['self_maxrss_kb'] / 1024:.0f} MiB", flush=True)
+    rss_big = peak_rss(folder, out, shard_size)
+    print(f"peak RSS, {images} images: {rss_big['self_maxrss_kb'] / 1024:.0f} MiB", flush=True)
+
+    floor_ips = len(files) / min(floor_s)
+    w1_ips = images / min(w1_s)
+    w2_ips = images / min(w2_s)
+    r_w1 = w1_ips / floor_ips
+    r_w2 = w2_ips / w1_ips
+    rss_a, rss_b = rss_small["self_maxrss_kb"], rss_big["self_maxrss_kb"]
+    r_rss = rss_b / rss_a
+    ok_w1 = r_w1 >= GOAL_W1_VS_FLOOR
+    ok_w2 = r_w2 >= GOAL_W2_VS_W1
+    ok_rss = abs(r_rss - 1) <= GOAL_RSS_SPREAD
+
+    m = machine
+    lines = [
+        "",
+        f"## Results ({images} images, {shards} shards of {effective_shard}; "
+        f"throughput = best of {args.reps} interleaved repetitions, wall clock)",
+        "",
+        f"Machine: {m['cpu_model']}, {m['cpu_count']} cores ({m['cpus_usable']} usable), "
+        f"{m['mem_total_gib']} GiB RAM; Python {m['python']}, numpy {m['numpy']}, "
+        f"Pillow {m['pillow']} (libjpeg-turbo {m['libjpeg_turbo']}), zarr {m['zarr']}, "
+        f"mmtok {m['mmtok']}",
+        "",
+        "| Measurement | Value | Ratio | Goal | Result |",
+        "|---|---:|---:|---|---|",
+        f"| PIL decode + resize + crop loop (floor, 1 process) | {floor_ips:.1f} img/s "
+        f"| 1.00x | - | - |",
+        f"| mmtok tokenize, workers=1 (in-process) | {w1_ips:.1f} img/s "
+        f"| {r_w1:.2f}x vs floor | >= {GOAL_W1_VS_FLOOR}x floor | {verdict(ok_w1)} |",
+        f"| mmtok tokenize, workers=2 | {w2_ips:.1f} img/s "
+        f"| {r_w2:.2f}x vs workers=1 | >= {GOAL_W2_VS_W1}x workers=1 | {verdict(ok_w2)} |",
+        f"| peak RSS, workers=1, {n_quarter} images (subprocess) | {rss_a / 1024:.0f} MiB "
+        f"| 1.00x | - | - |",
+        f"| peak RSS, workers=1, {images} images (subprocess) | {rss_b / 1024:.0f} MiB "
+        f"| {r_rss:.2f}x vs {n_quarter} images | within {GOAL_RSS_SPREAD:.0%} | {verdict(ok_rss)} |",
+        "",
+        "Per repetition (s): "
+        f"floor {', '.join(f'{s:.2f}' for s in floor_s)}; "
+        f"workers=1 {', '.join(f'{s:.2f}' for s in w1_s)}; "
+        f"workers=2 {', '.join(f'{s:.2f}' for s in w2_s)}. "
+        f"RSS after importing mmtok: {rss_big['after_import_maxrss_kb'] / 1024:.0f} MiB "
+        f"(children: {rss_big['children_maxrss_kb'] / 1024:.0f} MiB).",
+        f"Total benchmark wall time: {time.perf_counter() - run_started:.0f} s.",
+    ]
+    print("\n".join(lines), flush=True)
+
+    if args.json:
+        RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "benchmark": "tokenize_image",
+            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "machine": machine,
+            "params": {"images": images, "shard_size": effective_shard, "shards": shards,
+                       "reps": args.reps, "size": SIZE, "images_reused": reused,
+                       "total_mib": round(float(np.sum(sizes)) / 2**20, 1),
+                       "png_files": int(len(files) - len(jpeg_sizes))},
+            "seconds": {"floor": floor_s, "workers_1": w1_s, "workers_2": w2_s},
+            "images_per_second": {"floor": round(floor_ips, 2), "workers_1": round(w1_ips, 2),
+                                  "workers_2": round(w2_ips, 2)},
+            "peak_rss_kb": {"quarter": rss_small, "full": rss_big, "quarter_images": n_quarter},
+            "ratios": {"workers_1_vs_floor": round(r_w1, 3),
+                       "workers_2_vs_workers_1": round(r_w2, 3),
+                       "rss_full_vs_quarter": round(r_rss, 3)},
+            "goals": {
+                "workers_1_vs_floor": {"goal": f">= {GOAL_W1_VS_FLOOR}", "pass": ok_w1},
+                "workers_2_vs_workers_1": {"goal": f">= {GOAL_W2_VS_W1}", "pass": ok_w2},
+                "rss_full_vs_quarter": {"goal": f"within {GOAL_RSS_SPREAD}", "pass": ok_rss},
+            },
+            "mmtok_summaries": summaries,
+            "wall_seconds": round(time.perf_counter() - run_started, 1),
+        }
+        RESULTS_JSON.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"\nwrote {RESULTS_JSON}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""`mmtok tokenize` end to end on real files: formats, workers, resume, errors, sources."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from imagefiles import jpeg_bytes, noise_image, write_class_tree, write_format_zoo
+
+import mmtok
+from mmtok.store.lock import StoreLock
+
+SMALL = ("--size", "32", "--patch", "16", "--no-progress")
+
+
+def tree_bytes(store: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(store)): p.read_bytes() for p in sorted(store.rglob("*"))
+            if p.is_file()}
+
+
+def summary(result) -> dict:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_every_format_tokenizes_and_bad_files_are_recorded(tmp_path, cli):
+    data = tmp_path / "data"
+    write_format_zoo(data / "good")
+    bad = data / "bad"
+    bad.mkdir()
+    (bad / "empty.png").write_bytes(b"")
+    (bad / "text.jpg").write_text("not an image")
+    (bad / "cut.jpg").write_bytes(jpeg_bytes()[:300])
+    out = summary(cli("tokenize", data, "-o", tmp_path / "t.zarr", "--json", *SMALL))
+    assert out["num_samples"] == 17 and out["num_valid"] == 14
+    assert out["errors_by_kind"] == {"empty_file": 1, "decode_error": 1, "truncated": 1}
+    store = mmtok.open_store(tmp_path / "t.zarr")
+    invalid = [store[i]["id"] for i in range(len(store)) if not store[i]["valid"]]
+    assert sorted(invalid) == ["bad/cut.jpg", "bad/empty.png", "bad/text.jpg"]
+    assert store.class_names == ["bad", "good"]
+
+
+def test_workers_one_and_two_write_byte_identical_stores(tmp_path, cli):
+    write_class_tree(tmp_path / "data", per_class=9)
+    (tmp_path / "data" / "cat" / "zz_bad.png").write_bytes(b"garbage")
+    for workers in ("1", "2"):
+        summary(cli("tokenize", tmp_path / "data", "-o", tmp_path / f"w{workers}.zarr",
+                    "--shard-size", "4", "-j", workers, "--json", *SMALL))
+    one, two = tree_bytes(tmp_path / "w1.zarr"), tree_bytes(tmp_path / "w2.zarr")
+    assert len(one) > 10 and one == two
+
+
+def test_sigkill_then_rerun_equals_an_uninterrupted_run(tmp_path):
+    data = tmp_path / "data"
+    for c in ("a", "b"):
+        (data / c).mkdir(parents=True)
+        for i in range(40):  # big enough that the run outlives the first commit
+            noise_image(data / c / f"{i:02d}.png", size=(640, 480), seed=i)
+    command = [sys.executable, "-m", "mmtok", "tokenize", str(data), "--shard-size", "4",
+               "--no-progress", "--size", "64"]
+    subprocess.run([*command, "-o", str(tmp_path / "ref.zarr")], check=True)
+    killed = tmp_path / "killed.zarr"
+    process = subprocess.Popen([*command, "-o", str(killed)])
+    first_marker = killed / "commits" / "c" / "0"
+    deadline = time.time() + 120
+    while not first_marker.exists() and time.time() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = len(list((killed / "commits" / "c").iterdir()))
+    assert 1 <= done_before < 20, "the kill must land part-way through the run"
+    subprocess.run([*command, "-o", str(killed)], check=True)
+    assert tree_bytes(killed) == tree_bytes(tmp_path / "ref.zarr")
+    store = mmtok.open_store(killed)
+    ids = [store[i]["id"] for i in range(len(store))]
+    assert len(ids) == len(set(ids)) == 80
+
+
+def test_rerun_skips_committed_shards_and_changed_config_is_refused(tmp_path, cli):
+    write_class_tree(tmp_path / "data", per_class=4)
+    out = tmp_path / "t.zarr"
+    first = summary(cli("tokenize", tmp_path / "data", "-o", out, "--shard-size", "4",
+                        "--json", *SMALL))
+    assert first["shards_written"] == 2
+    again = summary(cli("tokenize", tmp_path / "data", "-o", out, "--shard-size", "4",
+                        "--json", *SMALL))
+    assert (again["shards_written"], again["shards_skipped"]) == (0, 2)
+    changed = cli("tokenize", tmp_path / "data", "-o", out, "--shard-size", "4",
+                  "--size", "48", "--patch", "16", "--no-progress")
+    assert changed.exit_code == 4 and "differs in: size" in changed.stderr
+    noise_image(tmp_path / "data" / "cat" / "new.png")
+    grown = cli("tokenize", tmp_path / "data", "-o", out, "--shard-size", "4", *SMALL)
+    assert grown.exit_code == 4 and "another list of samples" in grown.stderr
+    replaced = summary(cli("tokenize", tmp_path / "data", "-o", out, "--shard-size", "4",
+                           "--overwrite", "--json", *SMALL))
+    assert replaced["num_samples"] == 9
+
+
+def test_refuses_to_overwrite_a_folder_that_is_not_a_store(tmp_path, cli):
+    write_class_tree(tmp_path / "data", per_class=1)
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    result = cli("tokenize", tmp_path / "data", "-o", precious, "--overwrite", *SMALL)
+    assert result.exit_code == 2 and "not an mmtok store" in result.stderr
+    assert (precious / "thesis.tex").exists()
+
+
+def test_a_second_writer_is_refused(tmp_path, cli):
+    write_class_tree(tmp_path / "data", per_class=1)
+    out = tmp_path / "t.zarr"
+    with StoreLock(out):
+        result = cli("tokenize", tmp_path / "data", "-o", out, *SMALL)
+    assert result.exit_code == 3 and "is being written by pid" in result.stderr
+    assert summary(cli("tokenize", tmp_path / "data", "-o", out, "--json", *SMALL))
+
+
+def test_strict_and_max_errors_stop_the_run(tmp_path, cli):
+    write_class_tree(tmp_path / "data", per_class=4)
+    for i in range(3):
+        (tmp_path / "data" / "cat" / f"bad{i}.png").write_bytes(b"x")
+    strict = cli("tokenize", tmp_path / "data", "-o", tmp_path / "s.zarr", "--strict", *SMALL)
+    assert strict.exit_code == 5 and "cat/bad0.png: decode_error" in strict.stderr
+    capped = cli("tokenize", tmp_path / "data", "-o", tmp_path / "m.zarr", "--max-errors", "1",
+                 "--shard-size", "2", *SMALL)
+    assert capped.exit_code == 5 and "more than --max-errors 1" in capped.stderr
+    lenient = summary(cli("tokenize", tmp_path / "data", "-o", tmp_path / "m.zarr",
+                          "--max-errors", "3", "--shard-size", "2", "--json", *SMALL))
+    assert lenient["num_invalid"] == 3 and lenient["status"] == "complete"
+
+
+def test_files_from_stdin_and_manifest(tmp_path, cli):
+    ids = write_class_tree(tmp_path / "data", per_class=3)
+    listing = "\0".join(str(tmp_path / "data" / i) for i in reversed(ids)).encode()
+    out = summary(cli("tokenize", "--files-from", "-", "-o", tmp_path / "l.zarr", "--json",
+                      *SMALL, input=listing))
+    assert out["num_valid"] == 6
+    store = mmtok.open_store(tmp_path / "l.zarr")
+    assert [store[i]["id"] for i in range(6)] == list(reversed(ids))
+    assert [store[i]["label"] for i in range(6)] == [1, 1, 1, 0, 0, 0]
+    (tmp_path / "data" / "m.csv").write_text("path,label\ncat/00.png,x\nmissing.png,y\n")
+    out = summary(cli("tokenize", "--manifest", tmp_path / "data" / "m.csv", "-o",
+                      tmp_path / "m.zarr", "--json", *SMALL))
+    assert out["num_valid"] == 1 and out["errors_by_kind"] == {"not_found": 1}
+
+
+def test_symlink_escape_is_recorded(tmp_path, cli):
+    write_class_tree(tmp_path / "data", per_class=1)
+    noise_image(tmp_path / "secret.png")
+    os.symlink(tmp_path / "secret.png", tmp_path / "data" / "cat" / "link.png")
+    out = summary(cli("tokenize", tmp_path / "data", "-o", tmp_path / "t.zarr", "--json", *SMALL))
+    assert out["errors_by_kind"] == {"symlink_escape": 1}
+    out = summary(cli("tokenize", tmp_path / "data", "-o", tmp_path / "f.zarr", "--json",
+                      "--follow-external-symlinks", *SMALL))
+    assert out["num_invalid"] == 0
+
+
+def test_python_api_dataset(tmp_path):
+    import torch
+
+    write_class_tree(tmp_path / "data", per_class=5)
+    result = mmtok.tokenize(tmp_path / "data", tmp_path / "t.zarr", "image", size=32, patch=16,
+                            shard_size=4, progress=False)
+    assert result.status == "complete"
+    store = mmtok.open_store(tmp_path / "t.zarr")
+    assert isinstance(store, torch.utils.data.Dataset) and len(store) == 10
+    item = store[-1]
+    assert item["id"] == "dog/04.png" and item["label"] == 1 and item["valid"]
+    assert item["tokens"].shape == (4, 768) and item["tokens"].dtype == np.uint8
+    np.testing.assert_array_equal(store.static("positions"), [[0, 0], [0, 1], [1, 0], [1, 1]])
+    batch = next(iter(torch.utils.data.DataLoader(store, batch_size=4)))
+    assert batch["tokens"].shape == (4, 4, 768) and batch["label"].tolist() == [0, 0, 0, 0]
+    with pytest.raises(IndexError):
+        store[10]
+
+
+def test_usage_errors_are_clear(tmp_path, cli):
+    result = cli("tokenize", tmp_path / "nowhere", "-o", tmp_path / "t.zarr", *SMALL)
+    assert result.exit_code == 2 and "is not a folder" in result.stderr
+    (tmp_path / "empty").mkdir()
+    result = cli("tokenize", tmp_path / "empty", "-o", tmp_path / "t.zarr", *SMALL)
+    assert result.exit_code == 2 and "no image files found" in result.stderr
