@@ -1,13 +1,10 @@
-"""Triton kernels and their CPU counterparts; imported as `mmtok.kernels`."""
+"""Triton kernels and their CPU counterparts; imported as ``mmtok.kernels``.
 
-from ._triton import interpreter_enabled, next_power_of_2, triton_available
-from .patchify import patch_grid, patchify, patchify_reference
+One file per op (``patchify.py``, ...), each holding the private Triton kernel, its launcher,
+a fast CPU path, a naive reference with the same signature, and a public function that picks
+the implementation by the input's device. Import from the op's module::
 
-__all__ = [
-    "patchify",
-    "patchify_reference",
-    "patch_grid",
-    "triton_available",
-    "interpreter_enabled",
-    "next_power_of_2",
-]
+    from mmtok.kernels.patchify import patchify, patchify_reference, patch_grid
+
+(Nothing is re-exported here, so ``mmtok.kernels.patchify`` is always the module.)
+"""

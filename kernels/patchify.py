@@ -28,6 +28,7 @@ imported only when the Triton path runs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from collections.abc import Sequence
@@ -363,15 +364,15 @@ def _patchify_numpy(x: np.ndarray, patch, stride, grid, norm, scale, out_name) -
         np.copyto(out, windows, casting="unsafe")
         return out.reshape(B, L, K)
 
-    if x.dtype == np.uint8:
-        # uint8 has 256 values per channel: look the normalised values up in a (C, 256)
-        # table (computed with the same float32 arithmetic, so bit-identical to the
-        # branch below) -- one gather per channel, and no slow float32->float16 cast.
-        lut = _uint8_lut(norm[0], norm[1], float(scale), out_name)
-        out = np.empty((B, gh, gw, C, ph, pw), dtype=out_dt)
-        for c in range(C):
-            out[:, :, :, c] = np.take(lut[c], windows[:, :, :, c])
-        return out.reshape(B, L, K)
+    if out_dt == np.float16 and x.dtype == np.uint8:
+        # The hot case (uint8 images -> float16 tokens). numpy's float32 -> float16 cast is
+        # a slow scalar loop (~4 ns/element, more than the rest of the op), so instead look
+        # the float16 results up in a (C*256,) table computed with the same float32
+        # arithmetic (bit-identical to the branch below): index = c*256 + value.
+        lut = _uint8_lut(norm[0], norm[1], float(scale), out_name).reshape(-1)
+        idx = np.empty((B, gh, gw, C, ph, pw), dtype=np.intp)
+        np.add(windows, _channel_offsets(C), out=idx, casting="unsafe")  # gather + widen
+        return np.take(lut, idx, mode="wrap").reshape(B, L, K)
 
     mean = np.asarray(norm[0], dtype=np.float32).reshape(C, 1, 1)
     std = np.asarray(norm[1], dtype=np.float32).reshape(C, 1, 1)
@@ -381,7 +382,24 @@ def _patchify_numpy(x: np.ndarray, patch, stride, grid, norm, scale, out_name) -
     np.multiply(windows, np.float32(scale), out=buf, casting="unsafe")
     np.subtract(buf, mean, out=buf)
     np.divide(buf, std, out=buf)
-    return _cast_float32(buf.reshape(B, L, K), out_dt)
+    buf = buf.reshape(B, L, K)
+    if out_dt == np.float32:
+        return buf
+    torch = _torch_module()
+    if out_dt == np.float16 and torch is not None:
+        # torch is already imported: its vectorised cast is much faster than numpy's and
+        # rounds the same way (to nearest even). (Not used for the uint8 case above: torch
+        # may run it on its thread pool, which contends badly with busy CPUs.)
+        return torch.from_numpy(buf).to(torch.float16).numpy()
+    return buf.astype(out_dt)
+
+
+@functools.lru_cache(maxsize=8)
+def _channel_offsets(channels: int) -> np.ndarray:
+    """(C, 1, 1) array of c*256, the row offsets into a flattened (C, 256) table."""
+    offsets = (np.arange(channels, dtype=np.intp) * 256).reshape(channels, 1, 1)
+    offsets.setflags(write=False)
+    return offsets
 
 
 @functools.lru_cache(maxsize=32)
@@ -392,21 +410,9 @@ def _uint8_lut(
     values = np.arange(256, dtype=np.float32)[None, :]
     m = np.asarray(mean, dtype=np.float32)[:, None]
     s = np.asarray(std, dtype=np.float32)[:, None]
-    table = _cast_float32((values * np.float32(scale) - m) / s, _np_dtype(out_name))
+    table = ((values * np.float32(scale) - m) / s).astype(_np_dtype(out_name))
     table.setflags(write=False)
     return table
-
-
-def _cast_float32(buf: np.ndarray, out_dt: np.dtype) -> np.ndarray:
-    """Casts a float32 array; float16 goes through torch when it is already imported
-    (numpy's float32->float16 cast is a slow scalar loop, ~30x slower than torch's; both
-    round to nearest even, so the result is the same)."""
-    if out_dt == buf.dtype:
-        return buf
-    torch = _torch_module()
-    if out_dt == np.float16 and torch is not None:
-        return torch.from_numpy(np.ascontiguousarray(buf)).to(torch.float16).numpy()
-    return buf.astype(out_dt)
 
 
 def _numpy_to_torch(x: np.ndarray):
@@ -444,8 +450,7 @@ def _patchify_torch(x, patch, stride, grid, norm, scale, out_name):
         out.copy_(windows)  # one strided gather (+ cast when out_dtype differs)
         return out.reshape(B, L, K)
 
-    mean = torch.tensor(norm[0], dtype=torch.float32, device=x.device).reshape(C, 1, 1)
-    std = torch.tensor(norm[1], dtype=torch.float32, device=x.device).reshape(C, 1, 1)
+    mean, std = (t.reshape(C, 1, 1) for t in _norm_tensors(norm[0], norm[1], str(x.device)))
     buf = torch.empty((B, gh, gw, C, ph, pw), dtype=torch.float32, device=x.device)
     buf.copy_(windows)
     buf.mul_(torch.tensor(scale, dtype=torch.float32)).sub_(mean).div_(std)
@@ -468,7 +473,11 @@ _MAX_BLOCK_K = 256
 
 @functools.lru_cache(maxsize=1)
 def _build_kernel():
-    """Imports triton and defines the kernel (lazily, so CPU users never import triton)."""
+    """Imports triton and defines the kernel (lazily, so CPU users never import triton).
+
+    ``triton.jit`` decides here, once per process, whether the kernel is compiled or run by
+    the interpreter (TRITON_INTERPRET=1 at the time of the first Triton call).
+    """
     global triton, tl
     import triton
     import triton.language as tl
@@ -574,26 +583,29 @@ def _patchify_triton(x, patch, stride, grid, norm, scale, out_name):
     else:
         mean_t, std_t = _norm_tensors(norm[0], norm[1], str(x.device))
     sB, sC, sH, sW = x.stride()
-    kernel[(B * n_lblocks,)](
-        x,
-        out,
-        mean_t,
-        std_t,
-        float(scale),
-        L,
-        K,
-        gw,
-        n_lblocks,
-        sB,
-        sC,
-        sH,
-        sW,
-        sh,
-        sw,
-        PH=ph,
-        PW=pw,
-        BLOCK_L=block_l,
-        BLOCK_K=block_k,
-        NORMALIZE=norm is not None,
-    )
+    # Launch on the input's GPU, whatever the current device is.
+    guard = torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
+    with guard:
+        kernel[(B * n_lblocks,)](
+            x,
+            out,
+            mean_t,
+            std_t,
+            float(scale),
+            L,
+            K,
+            gw,
+            n_lblocks,
+            sB,
+            sC,
+            sH,
+            sW,
+            sh,
+            sw,
+            PH=ph,
+            PW=pw,
+            BLOCK_L=block_l,
+            BLOCK_K=block_k,
+            NORMALIZE=norm is not None,
+        )
     return out
