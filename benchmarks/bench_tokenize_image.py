@@ -291,6 +291,22 @@ def machine_info() -> dict:
     }
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all CPUs have spent busy since boot (steal excluded), from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have been waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -347,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = machine_info()
     out = workdir / "bench_tokens.zarr"
+    busy0, own0, wall0 = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
     floor_s, floor2_s, w1_s, w2_s = [], [], [], []
     summaries = {}
     import multiprocessing
@@ -375,6 +392,14 @@ def main(argv: list[str] | None = None) -> int:
     rss_big = peak_rss(folder, out, shard_size)
     print(f"peak RSS, {images} images: {rss_big['peak_rss_kb'] / 1024:.0f} MiB", flush=True)
 
+    foreign = None
+    if busy0 is not None:
+        # CPU time other processes took while we measured (our pools are joined by now)
+        foreign = max(0.0, (machine_busy_seconds() - busy0) - (own_cpu_seconds() - own0))
+        capacity = (time.perf_counter() - wall0) * (os.cpu_count() or 1)
+        foreign_share = foreign / capacity
+        print(f"other processes used {foreign:.1f} CPU-s ({foreign_share:.1%} of the machine) "
+              "during the measurements", flush=True)
     floor_ips = len(files) / min(floor_s)
     floor2_ips = len(files) / min(floor2_s)
     w1_ips = images / min(w1_s)
@@ -426,6 +451,11 @@ def main(argv: list[str] | None = None) -> int:
         f"RUSAGE_CHILDREN {rss_big['ru_maxrss_children_kb'] / 1024:.0f} MiB, workers=1 has none.)",
         f"Total benchmark wall time: {time.perf_counter() - run_started:.0f} s.",
     ]
+    if foreign is not None:
+        lines.append(f"Other processes used {foreign:.1f} CPU-s ({foreign_share:.1%} of this "
+                     "machine's capacity) during the measurements"
+                     + ("; WARNING: the figures are disturbed, rerun on a quiet machine."
+                        if foreign_share > 0.03 else "."))
     print("\n".join(lines), flush=True)
 
     if args.json:
@@ -455,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rss_full_vs_quarter": {"goal": f"within {GOAL_RSS_SPREAD}", "pass": ok_rss},
             },
             "mmtok_summaries": summaries,
+            "foreign_cpu_seconds": None if foreign is None else round(foreign, 1),
             "wall_seconds": round(time.perf_counter() - run_started, 1),
         }
         RESULTS_JSON.write_text(json.dumps(payload, indent=2) + "\n")

@@ -185,3 +185,28 @@ def test_usage_errors_are_clear(tmp_path, cli):
     (tmp_path / "empty").mkdir()
     result = cli("tokenize", tmp_path / "empty", "-o", tmp_path / "t.zarr", *SMALL)
     assert result.exit_code == 2 and "no image files found" in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_cleanly_and_the_store_resumes(tmp_path, workers):
+    data = tmp_path / "data"
+    (data / "a").mkdir(parents=True)
+    for i in range(48):
+        noise_image(data / "a" / f"{i:02d}.png", size=(640, 480), seed=i)
+    out = tmp_path / "t.zarr"
+    command = [sys.executable, "-m", "mmtok", "tokenize", str(data), "-o", str(out),
+               "--shard-size", "2", "--no-progress", "--size", "64", "-j", workers]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "commits" / "c" / "0").exists() and time.time() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted; rerun the same command to resume" in stderr
+    assert "Traceback" not in stderr
+    assert len(list((out / "commits" / "c").iterdir())) < 24, "interrupt landed after the end"
+    with StoreLock(out):  # the lock was released
+        pass
+    assert subprocess.run(command).returncode == 0
+    assert mmtok.validate_store(out).ok
