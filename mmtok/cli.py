@@ -99,6 +99,7 @@ def tokenize(
     mean: Annotated[Optional[str], typer.Option(help="[image] Normalisation means recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
     std: Annotated[Optional[str], typer.Option(help="[image] Normalisation stds recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
     max_pixels: Annotated[Optional[int], typer.Option(help="[image] Larger images are recorded as too_large (default 100M).", rich_help_panel="Image options")] = None,
+    jpeg_draft: Annotated[Optional[bool], typer.Option(help="[image] Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
 ) -> None:
     """Tokenize raw files into a sharded Zarr v3 token store. Rerun to resume."""
     from .pipeline import tokenize as run_tokenize
@@ -118,6 +119,7 @@ def tokenize(
             size=size, patch=patch, resize=resize.value if resize else None, crop_pct=crop_pct,
             interpolation=interpolation, channels=channels, bit_depth=bit_depth,
             mean=_floats(mean, "--mean"), std=_floats(std, "--std"), max_pixels=max_pixels,
+            jpeg_draft=jpeg_draft,
         )
     except MmtokError as exc:
         _fail(exc)

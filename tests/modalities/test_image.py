@@ -129,3 +129,16 @@ def test_bad_configs_are_refused_with_a_reason():
         make_config("image", colour="red")
     with pytest.raises(UsageError, match="unknown modality"):
         make_config("smell")
+
+
+def test_jpeg_draft_decodes_big_photos_close_to_a_full_decode(tmp_path):
+    from PIL import Image
+
+    y, x = np.mgrid[0:1200, 0:1600]
+    smooth = np.stack([x % 256, y % 256, (x + y) // 12 % 256], axis=-1).astype(np.uint8)
+    Image.fromarray(smooth).save(tmp_path / "big.jpg", quality=95)
+    full = create_tokenizer("image").tokenize_file(str(tmp_path / "big.jpg"))
+    drafted = create_tokenizer("image", jpeg_draft=True).tokenize_file(str(tmp_path / "big.jpg"))
+    assert tuple(drafted["orig_size"]) == tuple(full["orig_size"]) == (1200, 1600)
+    difference = np.abs(full["tokens"].astype(int) - drafted["tokens"].astype(int))
+    assert 0 < difference.mean() < 4  # different pixels, same picture
