@@ -3,8 +3,8 @@
 Exit codes: 0 success; 1 validation found problems (``validate``) or an internal error;
 2 bad usage or an unusable store; 3 the store is locked by another writer; 4 the store was
 made with another config or sample list; 5 ``--strict``/``--max-errors`` exceeded;
-130 interrupted (Ctrl-C). A tokenize run that records invalid samples still exits 0: the
-summary (and ``mmtok info``) counts them by kind.
+6 a worker process died; 130 interrupted (Ctrl-C). A tokenize run that records invalid
+samples still exits 0: the summary (and ``mmtok info``) counts them by kind.
 """
 
 from __future__ import annotations
@@ -67,7 +67,21 @@ def main(
     """mmtok turns raw files into tokens for frozen-transformer learning."""
 
 
-@app.command()
+TOKENIZE_EPILOG = """Examples:
+
+  mmtok tokenize photos/ -o photos.zarr -j 2
+
+  find scans -name '*.png' | sort | mmtok tokenize --files-from - -m xray -o scans.zarr
+
+  mmtok tokenize --manifest labels.csv -o t.zarr --json
+
+Exit codes: 0 complete (invalid samples are recorded, see the summary), 1 internal error,
+2 bad usage, 3 store locked by another writer, 4 store made with another config or sample
+list (use --overwrite), 5 --strict/--max-errors exceeded, 6 a worker died, 130 interrupted (rerun to resume).
+"""
+
+
+@app.command(epilog=TOKENIZE_EPILOG)
 def tokenize(
     source: Annotated[Optional[Path], typer.Argument(
         help="Folder of raw files; the class is the first sub-folder (ImageFolder layout).",
@@ -78,28 +92,28 @@ def tokenize(
         help="Read the file list from FILE, or '-' for stdin (newline- or NUL-separated).")] = None,
     manifest: Annotated[Optional[Path], typer.Option(help="CSV/TSV/JSONL manifest with path and label columns.")] = None,
     root: Annotated[Optional[Path], typer.Option(help="With --files-from: ids and folder labels are relative to ROOT (default: the common folder).")] = None,
-    labels: Annotated[Labels, typer.Option(help="folder: first sub-folder is the class; none: unlabeled; manifest: the label column.")] = Labels.folder,
+    labels: Annotated[Labels, typer.Option(help="folder: the first sub-folder is the class; none: unlabeled; manifest: the manifest's label column (the default with --manifest).")] = Labels.folder,
     path_column: Annotated[str, typer.Option(help="Manifest column holding the file path.")] = "path",
     label_column: Annotated[str, typer.Option(help="Manifest column holding the label.")] = "label",
-    follow_external_symlinks: Annotated[bool, typer.Option(help="Read symlinks that point outside the root (refused and recorded otherwise).")] = False,
+    follow_external_symlinks: Annotated[bool, typer.Option("--follow-external-symlinks", help="Read symlinks that point outside the root (refused and recorded otherwise).")] = False,
     workers: Annotated[int, typer.Option("-j", "--workers", help="Worker processes, each writing whole shards.")] = 1,
     shard_size: Annotated[Optional[int], typer.Option(help="Samples per shard (default: about 64 MB of tokens).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace a store made with another config instead of refusing.")] = False,
-    strict: Annotated[bool, typer.Option(help="Stop at the first bad sample.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a store made with another config instead of refusing.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad sample.")] = False,
     max_errors: Annotated[Optional[int], typer.Option(help="Stop once more than N samples have failed.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
-    size: Annotated[Optional[int], typer.Option(help="[image] Output side in pixels (default 224).", rich_help_panel="Image options")] = None,
-    patch: Annotated[Optional[int], typer.Option(help="[image] Patch side in pixels (default 16).", rich_help_panel="Image options")] = None,
-    resize: Annotated[Optional[Resize], typer.Option(help="[image] shorter: shorter side + centre crop; plain: stretch.", rich_help_panel="Image options")] = None,
-    crop_pct: Annotated[Optional[float], typer.Option(help="[image] Centre-crop fraction of the shorter side (timm's crop_pct; default 1.0).", rich_help_panel="Image options")] = None,
-    interpolation: Annotated[Optional[str], typer.Option(help="[image] nearest, bilinear, bicubic or lanczos.", rich_help_panel="Image options")] = None,
-    channels: Annotated[Optional[int], typer.Option(help="[image] 1 or 3 (preset default).", rich_help_panel="Image options")] = None,
-    bit_depth: Annotated[Optional[int], typer.Option(help="[image] 8 or 16 bits per stored value (preset default).", rich_help_panel="Image options")] = None,
-    mean: Annotated[Optional[str], typer.Option(help="[image] Normalisation means recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
-    std: Annotated[Optional[str], typer.Option(help="[image] Normalisation stds recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
-    max_pixels: Annotated[Optional[int], typer.Option(help="[image] Larger images are recorded as too_large (default 100M).", rich_help_panel="Image options")] = None,
-    jpeg_draft: Annotated[Optional[bool], typer.Option(help="[image] Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
+    size: Annotated[Optional[int], typer.Option(help="Output side in pixels (default 224).", rich_help_panel="Image options")] = None,
+    patch: Annotated[Optional[int], typer.Option(help="Patch side in pixels (default 16).", rich_help_panel="Image options")] = None,
+    resize: Annotated[Optional[Resize], typer.Option(help="shorter: shorter side + centre crop; plain: stretch.", rich_help_panel="Image options")] = None,
+    crop_pct: Annotated[Optional[float], typer.Option(help="Centre-crop fraction of the shorter side (timm's crop_pct; default 1.0).", rich_help_panel="Image options")] = None,
+    interpolation: Annotated[Optional[str], typer.Option(help="nearest, bilinear, bicubic or lanczos.", rich_help_panel="Image options")] = None,
+    channels: Annotated[Optional[int], typer.Option(help="1 or 3 (preset default).", rich_help_panel="Image options")] = None,
+    bit_depth: Annotated[Optional[int], typer.Option(help="8 or 16 bits per stored value (preset default).", rich_help_panel="Image options")] = None,
+    mean: Annotated[Optional[str], typer.Option(help="Normalisation means recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
+    std: Annotated[Optional[str], typer.Option(help="Normalisation stds recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
+    max_pixels: Annotated[Optional[int], typer.Option(help="Larger images are recorded as too_large (default 100M).", rich_help_panel="Image options")] = None,
+    jpeg_draft: Annotated[Optional[bool], typer.Option(help="Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
 ) -> None:
     """Tokenize raw files into a sharded Zarr v3 token store. Rerun to resume."""
     from .pipeline import tokenize as run_tokenize

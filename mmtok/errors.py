@@ -47,6 +47,12 @@ class TooManyErrors(MmtokError):
     exit_code = 5
 
 
+class WorkerDied(MmtokError):
+    """A worker process vanished (OOM killer, a crashing native decoder)."""
+
+    exit_code = 6
+
+
 class SampleError(Exception):
     """One sample cannot be tokenized. ``kind`` is a short stable key used in summaries."""
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 import signal
 import sys
 import time
@@ -19,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import SampleError, TooManyErrors, UsageError
+from .errors import SampleError, TooManyErrors, UsageError, WorkerDied
 from .modalities import create_tokenizer, get_modality
 from .modalities.base import Tokenizer, config_to_dict
 from .sources import SampleList, from_file_list, from_folder, from_manifest
@@ -89,6 +91,9 @@ def build_sample_list(
         return from_manifest(manifest, path_column,
                              label_column if labels != "none" else None,
                              follow_external_symlinks)
+    if labels == "manifest":
+        raise UsageError("--labels manifest needs --manifest; folders and file lists take "
+                         "--labels folder or none")
     if isinstance(source, (str, os.PathLike)):
         return from_folder(source, extensions, labels, follow_external_symlinks)
     return from_file_list(list(source), root, labels, follow_external_symlinks)
@@ -250,32 +255,36 @@ def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_
 def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_errors) -> int:
     context = multiprocessing.get_context("spawn")
     counter = context.Value("q", 0)
-    pool = context.Pool(min(workers, len(pending)), _init_worker,
-                        (samples, tokenizer, output, strict, counter))
-    written = 0
+    pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=context,
+                               initializer=_init_worker,
+                               initargs=(samples, tokenizer, output, strict, counter))
+    written = shown = 0
     try:
-        results = [pool.apply_async(_pool_work, (shard,)) for shard in pending]
-        shown = 0
-        while results:
-            results[0].wait(0.2)
+        futures = {pool.submit(_pool_work, shard): shard for shard in pending}
+        remaining = set(futures)
+        while remaining:
+            finished, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
             with counter.get_lock():
                 bar.update(counter.value - shown)
                 shown = counter.value
-            still = []
-            for result in results:
-                if result.ready():
-                    marker = result.get()  # re-raises a worker's exception here
-                    written += marker["stop"] - marker["start"]
-                    check_errors(marker)
-                else:
-                    still.append(result)
-            results = still
-        pool.close()
+            for future in finished:
+                try:
+                    marker = future.result()  # re-raises a worker's exception here
+                except BrokenProcessPool:
+                    raise WorkerDied(
+                        f"a worker process died while writing shard {futures[future]} (killed "
+                        "by the system, out of memory, or a crashing decoder); committed shards "
+                        "are kept: rerun to resume, with -j 1 to see which sample fails"
+                    ) from None
+                written += marker["stop"] - marker["start"]
+                check_errors(marker)
     except BaseException:
-        pool.terminate()  # unfinished shards have no marker; a rerun redoes them
+        # Stop now: unfinished shards have no marker, and a rerun redoes them.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
-    finally:
-        pool.join()
+    pool.shutdown(wait=True)
     return written
 
 

@@ -210,3 +210,22 @@ def test_ctrl_c_stops_cleanly_and_the_store_resumes(tmp_path, workers):
         pass
     assert subprocess.run(command).returncode == 0
     assert mmtok.validate_store(out).ok
+
+
+def test_a_dying_worker_is_reported_and_the_store_resumes(tmp_path):
+    import crashing  # noqa: F401  (registers the crash-test modality)
+
+    from mmtok.errors import WorkerDied
+
+    write_class_tree(tmp_path / "data", per_class=6)
+    (tmp_path / "data" / "dog" / "crash.png").write_bytes(b"CRASH")
+    with pytest.raises(WorkerDied, match="worker process died while writing shard"):
+        mmtok.tokenize(tmp_path / "data", tmp_path / "t.zarr", "crash-test", workers=2,
+                       shard_size=2, progress=False)
+    with StoreLock(tmp_path / "t.zarr"):  # released
+        pass
+    (tmp_path / "data" / "dog" / "crash.png").write_bytes(b"now just a bad file")
+    # same ids, same config: the rerun resumes and records the file instead of dying
+    result = mmtok.tokenize(tmp_path / "data", tmp_path / "t.zarr", "crash-test", workers=2,
+                            shard_size=2, progress=False)
+    assert result.status == "complete" and result.errors_by_kind == {"decode_error": 1}
