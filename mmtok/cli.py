@@ -113,13 +113,23 @@ def tokenize(
     mean: Annotated[Optional[str], typer.Option(help="Normalisation means recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
     std: Annotated[Optional[str], typer.Option(help="Normalisation stds recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
     max_pixels: Annotated[Optional[int], typer.Option(help="Larger images are recorded as too_large (default 100M).", rich_help_panel="Image options")] = None,
+    settings: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any tokenizer option of the modality, e.g. --set size=256 (repeatable); see `mmtok modalities`.")] = None,
     jpeg_draft: Annotated[Optional[bool], typer.Option(help="Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
 ) -> None:
     """Tokenize raw files into a sharded Zarr v3 token store. Rerun to resume."""
+    from .modalities import parse_options
     from .pipeline import tokenize as run_tokenize
     from .sources import open_path_list
 
     try:
+        named = dict(
+            size=size, patch=patch, resize=resize.value if resize else None, crop_pct=crop_pct,
+            interpolation=interpolation, channels=channels, bit_depth=bit_depth,
+            mean=_floats(mean, "--mean"), std=_floats(std, "--std"), max_pixels=max_pixels,
+            jpeg_draft=jpeg_draft,
+        )
+        named = {k: v for k, v in named.items() if v is not None}
+        options = {**named, **parse_options(modality, settings or [])}
         if files_from is not None:
             if source is not None:
                 raise UsageError("give a folder or --files-from, not both")
@@ -129,11 +139,7 @@ def tokenize(
             root=str(root) if root else None, labels=labels.value, path_column=path_column,
             label_column=label_column, follow_external_symlinks=follow_external_symlinks,
             workers=workers, shard_size=shard_size, overwrite=overwrite, strict=strict,
-            max_errors=max_errors, progress=progress,
-            size=size, patch=patch, resize=resize.value if resize else None, crop_pct=crop_pct,
-            interpolation=interpolation, channels=channels, bit_depth=bit_depth,
-            mean=_floats(mean, "--mean"), std=_floats(std, "--std"), max_pixels=max_pixels,
-            jpeg_draft=jpeg_draft,
+            max_errors=max_errors, progress=progress, **options,
         )
     except MmtokError as exc:
         _fail(exc)
@@ -141,6 +147,27 @@ def tokenize(
         typer.echo("mmtok: interrupted; rerun the same command to resume", err=True)
         raise typer.Exit(130)
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
+
+
+@app.command()
+def modalities() -> None:
+    """List the modalities and their tokenizer options (defaults shown)."""
+    import dataclasses
+
+    from .modalities import make_config, modality_names
+    from .modalities.base import get_modality
+
+    for name in modality_names():
+        entry = get_modality(name)
+        typer.echo(f"{name}: {entry.help}")
+        typer.echo(f"  extensions: {' '.join(entry.extensions)}")
+        config = make_config(name)
+        for f in dataclasses.fields(config):
+            value = getattr(config, f.name)
+            if isinstance(value, tuple):
+                value = ",".join(str(v) for v in value)
+            if f.name != "modality":
+                typer.echo(f"  --set {f.name}={value}")
 
 
 @app.command()

@@ -229,3 +229,20 @@ def test_a_dying_worker_is_reported_and_the_store_resumes(tmp_path):
     result = mmtok.tokenize(tmp_path / "data", tmp_path / "t.zarr", "crash-test", workers=2,
                             shard_size=2, progress=False)
     assert result.status == "complete" and result.errors_by_kind == {"decode_error": 1}
+
+
+def test_set_reaches_every_tokenizer_option(tmp_path, cli):
+    write_class_tree(tmp_path / "data", per_class=1)
+    out = summary(cli("tokenize", tmp_path / "data", "-o", tmp_path / "t.zarr", "--json",
+                      "--no-progress", "--set", "size=48", "--set", "patch=16",
+                      "--set", "mean=0.1,0.2,0.3", "--set", "jpeg_draft=yes"))
+    assert out["status"] == "complete"
+    config = mmtok.open_store(tmp_path / "t.zarr").config
+    assert (config["size"], config["mean"], config["jpeg_draft"]) == (48, [0.1, 0.2, 0.3], True)
+    bad = cli("tokenize", tmp_path / "data", "-o", tmp_path / "u.zarr", "--set", "size=big")
+    assert bad.exit_code == 2 and "'big' is not a valid" in bad.stderr
+    unknown = cli("tokenize", tmp_path / "data", "-o", tmp_path / "u.zarr", "--set", "colour=1")
+    assert unknown.exit_code == 2 and "KEY one of:" in unknown.stderr
+    listing = cli("modalities").stdout
+    assert "xray: image family (1 channel(s), 16-bit)" in listing
+    assert "--set mean=0.48145466,0.4578275,0.40821073" in listing

@@ -7,8 +7,9 @@ from .base import (
     get_modality,
     make_config,
     modality_names,
+    parse_options,
     register_modality,
 )
 
 __all__ = ["Tokenizer", "create_tokenizer", "get_modality", "make_config", "modality_names",
-           "register_modality"]
+           "parse_options", "register_modality"]

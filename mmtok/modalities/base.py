@@ -8,6 +8,7 @@ named config defaults (``xray`` is the image tokenizer with one 16-bit channel, 
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -84,6 +85,39 @@ def make_config(modality: str, **overrides: Any) -> Any:
         raise UsageError(f"modality {modality!r} has no option(s) {', '.join(unknown)}; "
                          f"its options are: {', '.join(sorted(fields - {'modality'}))}")
     return entry.config_class(**{**entry.defaults, **given, "modality": modality})
+
+
+def parse_options(modality: str, assignments: list[str]) -> dict[str, Any]:
+    """``["size=256", "mean=0.5,0.5,0.5"]`` -> typed config overrides for ``modality``.
+
+    Values are converted with the config field's type, so every modality's options are
+    reachable from the CLI (``--set KEY=VALUE``) without modality-specific CLI code.
+    """
+    entry = get_modality(modality)
+    hints = typing.get_type_hints(entry.config_class)
+    options: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in hints or key == "modality":
+            known = ", ".join(sorted(k for k in hints if k != "modality"))
+            raise UsageError(f"--set {assignment!r}: expected KEY=VALUE with KEY one of: {known}")
+        options[key] = _convert(text.strip(), hints[key], assignment)
+    return options
+
+
+def _convert(text: str, hint: Any, assignment: str) -> Any:
+    try:
+        if hint is bool:
+            if text.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(text)
+            return text.lower() in ("1", "true", "yes", "on")
+        if typing.get_origin(hint) is tuple:
+            item = typing.get_args(hint)[0]
+            return tuple(item(v) for v in text.split(","))
+        return hint(text)
+    except ValueError:
+        raise UsageError(f"--set {assignment!r}: {text!r} is not a valid {hint}") from None
 
 
 def create_tokenizer(modality: str, **overrides: Any) -> Tokenizer:
