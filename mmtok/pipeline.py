@@ -24,7 +24,7 @@ import numpy as np
 from .errors import SampleError, TooManyErrors, UsageError, WorkerDied
 from .modalities import create_tokenizer, get_modality
 from .modalities.base import Tokenizer, config_to_dict
-from .sources import SampleList, from_file_list, from_folder, from_manifest
+from .sources import SampleList, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
 from .store.writer import ShardData, ShardWriter, StoreSpec, prepare_store, read_markers
@@ -118,7 +118,7 @@ def work_shard(
         try:
             if sample.problem is not None:
                 raise SampleError(*sample.problem, stage="source")
-            for name, values in tokenizer.tokenize_file(sample.path).items():
+            for name, values in tokenizer.tokenize_file(sample.path, sample.part).items():
                 arrays[name][row] = values
             valid[row] = True
         except SampleError as exc:
@@ -186,6 +186,8 @@ def tokenize(
         path_column=path_column, label_column=label_column,
         follow_external_symlinks=follow_external_symlinks,
     )
+    if tokenizer.list_parts is not None:
+        samples = expand_parts(samples, tokenizer.list_parts)
     if len(samples) == 0:
         raise UsageError(f"no {modality} files found in the source "
                          f"(extensions: {' '.join(get_modality(modality).extensions)})")

@@ -12,11 +12,11 @@ import hashlib
 import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Iterable, Sequence
+from typing import IO, Callable, Iterable, Sequence
 
-from .errors import UsageError
+from .errors import SampleError, UsageError
 
 UNLABELED = -1
 
@@ -27,13 +27,15 @@ class Sample:
 
     ``problem`` holds ``(kind, message)`` when listing already showed the sample cannot be
     read (a symlink escaping the root, a duplicate id); the sample keeps its slot and the
-    problem is recorded like any read error.
+    problem is recorded like any read error. ``part`` names one sample inside a file that
+    holds several (an HDF5 row, an audio window); its id is then ``FILE_ID#PART``.
     """
 
     id: str
     path: str
     label: int = UNLABELED
     problem: tuple[str, str] | None = None
+    part: str | None = None  # which part of a multi-sample file: "row=12", "t=0.00-10.24"
 
 
 @dataclass(frozen=True)
@@ -266,3 +268,29 @@ def open_path_list(spec: str) -> list[str]:
         raise UsageError(f"--files-from {spec}: no such file")
     with open(spec, "rb") as handle:
         return read_path_list(handle)
+
+
+def expand_parts(
+    samples: SampleList, list_parts: Callable[[str], list[str] | None]
+) -> SampleList:
+    """Replace each file by its parts (``list_parts(path)`` -> part names, or None to keep the
+    file as one sample). A file whose parts cannot be listed keeps one slot with the
+    :class:`SampleError` as its problem, so nothing is dropped without a record."""
+    expanded = []
+    for sample in samples.samples:
+        if sample.problem is not None:
+            expanded.append(sample)
+            continue
+        try:
+            parts = list_parts(sample.path)
+        except SampleError as exc:
+            expanded.append(replace(sample, problem=(exc.kind, exc.message)))
+            continue
+        if parts is None:
+            expanded.append(sample)
+            continue
+        if not parts:
+            expanded.append(replace(sample, problem=("empty_file", "the file holds no samples")))
+        for part in parts:
+            expanded.append(replace(sample, id=f"{sample.id}#{part}", part=part))
+    return SampleList(expanded, samples.class_names, samples.description)

@@ -8,11 +8,11 @@ from mmtok.modalities.image import EXTENSIONS, ImageConfig, ImageTokenizer
 
 
 class CrashingTokenizer(ImageTokenizer):
-    def tokenize_file(self, path):
+    def tokenize_file(self, path, part=None):
         with open(path, "rb") as handle:
             if handle.read(5) == b"CRASH":
                 os._exit(9)
-        return super().tokenize_file(path)
+        return super().tokenize_file(path, part)
 
 
 register_modality("crash-test", ImageConfig, CrashingTokenizer, EXTENSIONS, {"size": 32})

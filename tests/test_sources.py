@@ -107,3 +107,24 @@ def test_empty_or_missing_sources_say_so(tmp_path):
         from_folder(tmp_path / "nope", EXT)
     with pytest.raises(UsageError, match="empty"):
         from_file_list([])
+
+
+def test_multi_sample_files_expand_into_parts_with_ids(tmp_path):
+    from mmtok.errors import SampleError
+    from mmtok.sources import expand_parts
+
+    for name in ("a.h5", "b.h5", "c.h5", "d.h5"):
+        (tmp_path / name).write_text("x")
+
+    def list_parts(path):
+        name = os.path.basename(path)
+        if name == "b.h5":
+            raise SampleError("decode_error", "not HDF5")
+        return {"a.h5": ["row=0", "row=1"], "c.h5": None, "d.h5": []}[name]
+
+    samples = expand_parts(from_folder(tmp_path, (".h5",)), list_parts)
+    assert [(s.id, s.part) for s in samples.samples] == [
+        ("a.h5#row=0", "row=0"), ("a.h5#row=1", "row=1"), ("b.h5", None), ("c.h5", None),
+        ("d.h5", None)]
+    assert samples.samples[2].problem == ("decode_error", "not HDF5")
+    assert samples.samples[4].problem[0] == "empty_file"

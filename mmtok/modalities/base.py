@@ -36,8 +36,14 @@ class Tokenizer:
         """Arrays shared by every sample (e.g. the patch grid), written once."""
         return {}
 
-    def tokenize_file(self, path: str) -> dict[str, np.ndarray]:
+    def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
+        """Arrays for one sample: the whole file, or the ``part`` named by ``list_parts``."""
         raise NotImplementedError
+
+    # Files that hold several samples (ModelNet HDF5 rows, long audio split into windows)
+    # override this; it runs once per file while the sample list is built, so it must be
+    # cheap (read headers, not data).
+    list_parts: Callable[[str], list[str] | None] | None = None
 
 
 @dataclass(frozen=True)

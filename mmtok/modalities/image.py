@@ -217,7 +217,7 @@ class ImageTokenizer(Tokenizer):
                                      self.draft_request if c.jpeg_draft else None)
         return resize(to_target_mode(image, c.channels, c.bit_depth), c), original
 
-    def tokenize_file(self, path: str) -> dict[str, np.ndarray]:
+    def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
         pixels, original = self.load(path)
         channel_first = pixels[None].transpose(0, 3, 1, 2)
         tokens = patchify(channel_first, self.config.patch)[0]
