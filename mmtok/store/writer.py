@@ -205,12 +205,15 @@ class ShardWriter:
         checksums = {}
         columns = {**data.arrays, "label": data.labels, "valid": data.valid,
                    "id": np.array(data.ids, dtype=object)}
-        for name, values in columns.items():
-            if len(values) != stop - start:
-                raise StoreError(f"shard {shard}: {name} has {len(values)} rows, "
-                                 f"expected {stop - start}")
-            self.group[name][start:stop] = values
-            checksums[name] = array_checksum(values)
+        # Zarr skips chunks equal to the fill value by default; a shard of invalid samples
+        # must still exist on disk, or a deleted shard file could not be told from it.
+        with zarr.config.set({"array.write_empty_chunks": True}):
+            for name, values in columns.items():
+                if len(values) != stop - start:
+                    raise StoreError(f"shard {shard}: {name} has {len(values)} rows, "
+                                     f"expected {stop - start}")
+                self.group[name][start:stop] = values
+                checksums[name] = array_checksum(values)
         marker = {
             "shard": shard,
             "start": start,

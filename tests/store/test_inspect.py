@@ -88,3 +88,15 @@ def test_info_and_validate_refuse_what_is_not_a_store(tmp_path, cli):
     for command in ("info", "validate"):
         result = cli(command, tmp_path / "plain")
         assert result.exit_code == 2 and "not an mmtok store" in result.stderr
+
+
+def test_a_shard_of_only_invalid_unlabeled_samples_is_written_and_validates(tmp_path, cli):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(3):
+        (data / f"bad{i}.png").write_bytes(b"not an image")
+    out = tmp_path / "t.zarr"
+    assert cli("tokenize", data, "-o", out, *SMALL).exit_code == 0
+    assert (out / "tokens" / "c" / "0" / "0" / "0").exists()
+    assert (out / "label" / "c" / "0").exists()
+    assert cli("validate", out).exit_code == 0
