@@ -241,14 +241,16 @@ def demo(
     from .demo import run_demo
 
     try:
-        result = run_demo(workdir, workers=workers)
+        results = run_demo(workdir, workers=workers)
     except MmtokError as exc:
         _fail(exc)
-    info = result["info"]
-    typer.echo(result["tokenize"].line())
-    typer.echo(f"classes: {', '.join(info['class_names'])}; tokens "
-               f"{tuple(info['arrays']['tokens'])}; {info['bytes_on_disk'] / 1e6:.1f} MB")
-    report = result["validate"]
-    typer.echo(f"validate: {'ok' if report.ok else report.problems}")
-    if not report.ok:
+    failed = False
+    for modality, result in results.items():
+        info, report = result["info"], result["validate"]
+        typer.echo(result["tokenize"].line())
+        typer.echo(f"  {modality}: classes {', '.join(info['class_names'])}; tokens "
+                   f"{tuple(info['arrays']['tokens'])}; {info['bytes_on_disk'] / 1e6:.1f} MB; "
+                   f"validate: {'ok' if report.ok else report.problems}")
+        failed |= not report.ok
+    if failed:
         raise typer.Exit(1)

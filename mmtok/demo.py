@@ -1,8 +1,9 @@
 """The embedded default data set and the end-to-end demo run by ``make demo``.
 
-The data set is generated, not shipped: small images of three shape classes (circle,
-square, triangle) drawn with Pillow at random sizes, colours and positions, saved in a mix
-of formats. Same seed, same files.
+The data set is generated, not shipped, one folder per modality, same seed same files:
+images of three shape classes (circle, square, triangle) drawn with Pillow at random sizes,
+colours and positions in a mix of formats; point clouds of three solids (sphere, cube,
+cylinder) sampled with random scale, rotation and noise, saved as PLY and NPY.
 """
 
 from __future__ import annotations
@@ -47,14 +48,71 @@ def make_demo_images(folder: str | os.PathLike, per_class: int = 20, seed: int =
     return folder
 
 
+SOLIDS = ("sphere", "cube", "cylinder")
+
+
+def _solid_points(solid: str, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` points on the surface of a unit solid."""
+    if solid == "sphere":
+        points = rng.normal(size=(count, 3))
+        return points / np.linalg.norm(points, axis=1, keepdims=True)
+    if solid == "cube":
+        points = rng.uniform(-1, 1, size=(count, 3))
+        face = rng.integers(0, 3, size=count)
+        points[np.arange(count), face] = rng.choice([-1.0, 1.0], size=count)
+        return points
+    angle = rng.uniform(0, 2 * np.pi, size=count)
+    height = rng.uniform(-1, 1, size=count)
+    return np.stack([np.cos(angle), np.sin(angle), height], axis=1)
+
+
+def make_demo_points(folder: str | os.PathLike, per_class: int = 20, seed: int = 0,
+                     count: int = 2048) -> Path:
+    """Write ``per_class`` clouds of each solid under ``folder/<solid>/`` (PLY and NPY)."""
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    for solid in SOLIDS:
+        (folder / solid).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            points = _solid_points(solid, count, rng) * rng.uniform(0.5, 2.0, size=3)
+            rotation, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+            points = points @ rotation.T + rng.normal(scale=0.01, size=points.shape)
+            points = points.astype(np.float32)
+            if i % 2:
+                np.save(folder / solid / f"{i:03d}.npy", points)
+            else:
+                _write_ascii_ply(folder / solid / f"{i:03d}.ply", points)
+    return folder
+
+
+def _write_ascii_ply(path: Path, points: np.ndarray) -> None:
+    header = (f"ply\nformat ascii 1.0\nelement vertex {len(points)}\nproperty float x\n"
+              "property float y\nproperty float z\nend_header\n")
+    body = "\n".join(f"{x:.6f} {y:.6f} {z:.6f}" for x, y, z in points)
+    path.write_text(header + body + "\n")
+
+
+DEMO_MODALITIES = {
+    "image": (make_demo_images, {}),
+    "points": (make_demo_points, {}),
+}
+
+
 def run_demo(workdir: str | os.PathLike, workers: int = 2, progress: bool = True) -> dict:
-    """Generate the demo data, tokenize it, validate the store; returns a summary dict."""
+    """Generate each modality's demo data, tokenize it and validate the store.
+
+    Returns ``{modality: {"tokenize": RunSummary, "info": dict, "validate": report}}``.
+    """
     from .pipeline import tokenize
     from .store.inspect import store_info, validate_store
 
     workdir = Path(workdir)
-    data = make_demo_images(workdir / "data")
-    summary = tokenize(data, workdir / "tokens.zarr", "image", workers=workers,
-                       shard_size=16, progress=progress)
-    report = validate_store(workdir / "tokens.zarr")
-    return {"tokenize": summary, "info": store_info(workdir / "tokens.zarr"), "validate": report}
+    results = {}
+    for modality, (make_data, options) in DEMO_MODALITIES.items():
+        data = make_data(workdir / "data" / modality)
+        store = workdir / f"{modality}.zarr"
+        summary = tokenize(data, store, modality, workers=workers, shard_size=16,
+                           progress=progress, **options)
+        results[modality] = {"tokenize": summary, "info": store_info(store),
+                             "validate": validate_store(store)}
+    return results

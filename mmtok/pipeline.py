@@ -187,7 +187,7 @@ def tokenize(
         follow_external_symlinks=follow_external_symlinks,
     )
     if tokenizer.list_parts is not None:
-        samples = expand_parts(samples, tokenizer.list_parts)
+        samples = expand_parts(samples, tokenizer.list_parts, tokenizer.part_class_names)
     if len(samples) == 0:
         raise UsageError(f"no {modality} files found in the source "
                          f"(extensions: {' '.join(get_modality(modality).extensions)})")

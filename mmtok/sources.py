@@ -271,12 +271,21 @@ def open_path_list(spec: str) -> list[str]:
 
 
 def expand_parts(
-    samples: SampleList, list_parts: Callable[[str], list[str] | None]
+    samples: SampleList,
+    list_parts: Callable[[str], list[str] | list[tuple[str, int | None]] | None],
+    part_class_names: Callable[[str], list[str] | None] | None = None,
 ) -> SampleList:
     """Replace each file by its parts (``list_parts(path)`` -> part names, or None to keep the
     file as one sample). A file whose parts cannot be listed keeps one slot with the
-    :class:`SampleError` as its problem, so nothing is dropped without a record."""
+    :class:`SampleError` as its problem, so nothing is dropped without a record.
+
+    A part may carry its own label, ``(name, label)``: container files such as ModelNet HDF5
+    store integer labels per row. Those labels replace folder labels, and the class names
+    come from ``part_class_names(file)`` (e.g. a ``shape_names.txt`` beside it) or are the
+    label numbers.
+    """
     expanded = []
+    labelled_file = None
     for sample in samples.samples:
         if sample.problem is not None:
             expanded.append(sample)
@@ -292,5 +301,17 @@ def expand_parts(
         if not parts:
             expanded.append(replace(sample, problem=("empty_file", "the file holds no samples")))
         for part in parts:
-            expanded.append(replace(sample, id=f"{sample.id}#{part}", part=part))
-    return SampleList(expanded, samples.class_names, samples.description)
+            name, label = part if isinstance(part, tuple) else (part, None)
+            if label is not None:
+                labelled_file = labelled_file or sample.path
+                sample_label = label
+            else:
+                sample_label = sample.label
+            expanded.append(replace(sample, id=f"{sample.id}#{name}", part=name,
+                                    label=sample_label))
+    class_names = samples.class_names
+    if labelled_file is not None:
+        names = part_class_names(labelled_file) if part_class_names else None
+        top = max(s.label for s in expanded)
+        class_names = names if names and len(names) > top else [str(i) for i in range(top + 1)]
+    return SampleList(expanded, class_names, samples.description)

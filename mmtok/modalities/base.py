@@ -43,7 +43,10 @@ class Tokenizer:
     # Files that hold several samples (ModelNet HDF5 rows, long audio split into windows)
     # override this; it runs once per file while the sample list is built, so it must be
     # cheap (read headers, not data).
-    list_parts: Callable[[str], list[str] | None] | None = None
+    # Parts may be ``(name, label)`` pairs when the file stores labels (HDF5 rows); then
+    # ``part_class_names(path)`` may name the classes.
+    list_parts: Callable[[str], list[str] | list[tuple[str, int | None]] | None] | None = None
+    part_class_names: Callable[[str], list[str] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -86,11 +89,16 @@ def make_config(modality: str, **overrides: Any) -> Any:
     entry = get_modality(modality)
     fields = {f.name for f in dataclasses.fields(entry.config_class)}
     given = {k: v for k, v in overrides.items() if v is not None}
+    presets = getattr(entry.config_class, "PRESETS", {})
+    if "preset" in given and given["preset"] not in presets:
+        raise UsageError(f"modality {modality!r} has no preset {given['preset']!r}; "
+                         f"choose one of: {', '.join(sorted(presets))}")
+    preset = presets.get(given.get("preset", entry.defaults.get("preset")), {})
     unknown = sorted(set(given) - fields)
     if unknown:
         raise UsageError(f"modality {modality!r} has no option(s) {', '.join(unknown)}; "
                          f"its options are: {', '.join(sorted(fields - {'modality'}))}")
-    return entry.config_class(**{**entry.defaults, **given, "modality": modality})
+    return entry.config_class(**{**entry.defaults, **preset, **given, "modality": modality})
 
 
 def parse_options(modality: str, assignments: list[str]) -> dict[str, Any]:
@@ -100,7 +108,8 @@ def parse_options(modality: str, assignments: list[str]) -> dict[str, Any]:
     reachable from the CLI (``--set KEY=VALUE``) without modality-specific CLI code.
     """
     entry = get_modality(modality)
-    hints = typing.get_type_hints(entry.config_class)
+    fields = {f.name for f in dataclasses.fields(entry.config_class)}
+    hints = {k: v for k, v in typing.get_type_hints(entry.config_class).items() if k in fields}
     options: dict[str, Any] = {}
     for assignment in assignments:
         key, sep, text = assignment.partition("=")

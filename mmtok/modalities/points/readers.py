@@ -1,0 +1,199 @@
+"""Point-cloud readers: file -> :class:`Cloud` (float32 xyz plus optional normals/colours).
+
+| extension | reader |
+|---|---|
+| .ply, .pcd | Open3D ``read_point_cloud`` (ASCII and binary; normals and colours when present) |
+| .xyz, .txt, .pts | numpy text parser: columns x y z [nx ny nz [r g b]], space- or comma-separated; a leading point-count line (.pts) is skipped |
+| .npy, .npz | ``numpy.load`` without pickle; (n, 3+) arrays with the same column rule; .npz keys ``points``/``xyz`` (else the first array), ``normals``, ``colors`` |
+| .off, .obj, .stl | meshes: see ``mesh.py`` (points sampled on the surface) |
+| .h5, .hdf5 | ModelNet-style HDF5: ``data`` (N, P, 3+) and ``label``; one sample per row |
+
+Every failure becomes a :class:`SampleError` with a specific kind.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import SampleError
+
+POINT_EXTENSIONS = (".ply", ".pcd", ".xyz", ".txt", ".pts", ".npy", ".npz")
+MESH_EXTENSIONS = (".off", ".obj", ".stl")
+HDF5_EXTENSIONS = (".h5", ".hdf5")
+
+
+@dataclass
+class Cloud:
+    xyz: np.ndarray  # (n, 3) float32
+    normals: np.ndarray | None = None  # (n, 3) float32
+    colors: np.ndarray | None = None  # (n, 3) float32 in [0, 1]
+
+    def take(self, index: np.ndarray) -> "Cloud":
+        pick = lambda a: None if a is None else a[index]  # noqa: E731
+        return Cloud(self.xyz[index], pick(self.normals), pick(self.colors))
+
+    def __len__(self) -> int:
+        return len(self.xyz)
+
+
+def check_file(path: str) -> None:
+    """Turn missing, unreadable and empty files into SampleErrors before any parser runs."""
+    try:
+        size = os.path.getsize(path)
+        if os.path.isdir(path):
+            raise SampleError("unreadable", "is a folder, not a file")
+        if not os.access(path, os.R_OK):
+            raise SampleError("unreadable", "permission denied")
+    except FileNotFoundError:
+        raise SampleError("not_found", "no such file") from None
+    except OSError as exc:
+        raise SampleError("unreadable", f"cannot read: {exc.strerror}") from None
+    if size == 0:
+        raise SampleError("empty_file", "the file is empty (0 bytes)")
+
+
+def split_columns(array: np.ndarray, source: str) -> Cloud:
+    """(n, 3+) -> Cloud: columns 0-2 xyz, 3-5 normals, 6-8 colours (0-255 scaled to 0-1)."""
+    if array.ndim != 2 or array.shape[1] < 3:
+        raise SampleError("bad_shape", f"{source}: expected an (n, 3+) array of points, got "
+                          f"shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.number):
+        raise SampleError("bad_shape", f"{source}: points must be numbers, not {array.dtype}")
+    array = array.astype(np.float32, copy=False)
+    normals = array[:, 3:6] if array.shape[1] >= 6 else None
+    colors = None
+    if array.shape[1] >= 9:
+        colors = array[:, 6:9]
+        if colors.max(initial=0) > 1:
+            colors = colors / 255.0
+    return Cloud(np.ascontiguousarray(array[:, :3]), normals, colors)
+
+
+def read_text(path: str) -> Cloud:
+    with open(path, "rb") as handle:
+        text = handle.read().decode("utf-8", errors="replace")
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if lines and len(lines[0].split()) == 1 and lines[0].strip().isdigit():
+        lines = lines[1:]  # .pts point-count header
+    if not lines:
+        raise SampleError("empty_cloud", "no points in the file")
+    try:
+        rows = [line.replace(",", " ").split() for line in lines]
+        width = len(rows[0])
+        if any(len(row) != width for row in rows):
+            raise ValueError("rows have different numbers of columns")
+        array = np.array(rows, dtype=np.float64)
+    except ValueError as exc:
+        raise SampleError("decode_error", f"not a numeric point table: {exc}") from None
+    return split_columns(array, "text")
+
+
+def read_numpy(path: str) -> Cloud:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - numpy raises many types on corrupt files
+        raise SampleError("decode_error", f"not a readable .npy/.npz: {type(exc).__name__}: "
+                          f"{exc}") from None
+    if isinstance(loaded, np.ndarray):
+        return split_columns(loaded, "npy")
+    with loaded:
+        keys = list(loaded.keys())
+        if not keys:
+            raise SampleError("empty_cloud", "the .npz holds no arrays")
+        key = next((k for k in ("points", "xyz", "pos") if k in keys), keys[0])
+        cloud = split_columns(loaded[key], f"npz[{key}]")
+        for name in ("normals", "colors"):
+            if name in keys:
+                extra = np.asarray(loaded[name], dtype=np.float32)
+                if extra.shape != cloud.xyz.shape:
+                    raise SampleError("bad_shape", f"npz[{name}] has shape {extra.shape}, "
+                                      f"points have {cloud.xyz.shape}")
+                setattr(cloud, name, extra)
+    return cloud
+
+
+def _open3d():
+    import open3d
+
+    # Open3D reports unreadable files as printed warnings (on stdout, which would corrupt
+    # `--json` output); we detect failures ourselves.
+    open3d.utility.set_verbosity_level(open3d.utility.VerbosityLevel.Error)
+    return open3d
+
+
+def read_open3d(path: str) -> Cloud:
+    cloud = _open3d().io.read_point_cloud(path)
+    if not cloud.has_points():
+        raise SampleError("decode_error", "Open3D read no points (corrupt file, or a cloud "
+                          "with no vertices)")
+    xyz = np.asarray(cloud.points, dtype=np.float32)
+    normals = np.asarray(cloud.normals, dtype=np.float32) if cloud.has_normals() else None
+    colors = np.asarray(cloud.colors, dtype=np.float32) if cloud.has_colors() else None
+    return Cloud(xyz, normals, colors)
+
+
+def read_hdf5_row(path: str, row: int) -> tuple[Cloud, int | None]:
+    """Row ``row`` of a ModelNet-style file: ``data`` (N, P, 3+) and optional ``label``."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            data = handle["data"]
+            if data.ndim != 3 or data.shape[2] < 3:
+                raise SampleError("bad_shape", f"data has shape {data.shape}, expected (N, P, 3+)")
+            points = np.asarray(data[row])
+            label = None
+            if "label" in handle:
+                label = int(np.asarray(handle["label"][row]).reshape(-1)[0])
+    except SampleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError/KeyError/... on bad files
+        raise SampleError("decode_error", f"not a readable ModelNet HDF5 file: "
+                          f"{type(exc).__name__}: {exc}") from None
+    return split_columns(points, f"data[{row}]"), label
+
+
+def hdf5_rows(path: str) -> list[tuple[str, int | None]]:
+    """Parts of an HDF5 file: one per row of ``data``, with the row's label when present."""
+    import h5py
+
+    check_file(path)
+    try:
+        with h5py.File(path, "r") as handle:
+            if "data" not in handle:
+                raise SampleError("bad_shape", f"no 'data' dataset (found: {sorted(handle)})")
+            count = handle["data"].shape[0]
+            labels = np.asarray(handle["label"]).reshape(count, -1)[:, 0].astype(int) \
+                if "label" in handle else [None] * count
+    except SampleError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise SampleError("decode_error", f"not a readable ModelNet HDF5 file: "
+                          f"{type(exc).__name__}: {exc}") from None
+    return [(str(row), None if label is None else int(label)) for row, label in
+            zip(range(count), labels)]
+
+
+def read_cloud(path: str, part: str | None, mesh_points: int, seed: int) -> tuple[Cloud, int | None]:
+    """Any supported file -> (cloud, label from the file or None)."""
+    from .mesh import read_mesh, sample_surface
+
+    check_file(path)
+    extension = os.path.splitext(path)[1].lower()
+    if extension in HDF5_EXTENSIONS:
+        if part is None:
+            raise SampleError("bad_part", "an HDF5 sample needs a row (id FILE#ROW)")
+        return read_hdf5_row(path, int(part))
+    if extension in MESH_EXTENSIONS:
+        vertices, faces = read_mesh(path)
+        return sample_surface(vertices, faces, mesh_points, seed), None
+    if extension in (".npy", ".npz"):
+        return read_numpy(path), None
+    if extension in (".xyz", ".txt", ".pts"):
+        return read_text(path), None
+    if extension in (".ply", ".pcd"):
+        return read_open3d(path), None
+    raise SampleError("unsupported_format", f"no point-cloud reader for {extension!r} files")
