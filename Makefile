@@ -28,7 +28,10 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
+	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/bench_tokenize_image.py
+	$(BIN)/python benchmarks/bench_fps.py
+	$(BIN)/python benchmarks/bench_knn.py
 
 clean:
 	rm -rf demo .pytest_cache

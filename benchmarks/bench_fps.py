@@ -1,0 +1,200 @@
+#!/usr/bin/env python
+"""Farthest point sampling on the CPU: mmtok against fpsample, Open3D and numpy, one run.
+
+For (N, M) in (1024, 64), (1024, 256), (8192, 512), per cloud and for a batch of B clouds,
+times (median of ``--reps`` interleaved repetitions, after a warm-up call, so numba's JIT
+compile is not in the figures):
+
+* mmtok ``farthest_point_sample`` (auto: vanilla numba loop for tiny clouds, exact grid
+  buckets otherwise) and the forced numba vanilla loop;
+* fpsample ``fps_sampling`` (vanilla) and ``bucket_fps_kdline_sampling`` (h = 5), both
+  with ``start_idx=0``;
+* Open3D ``PointCloud.farthest_point_down_sample(M, 0)`` (the PointCloud is built outside
+  the timing; it returns points, mapped back to indices for the comparison);
+* the numpy vanilla reference (per cloud only; it is slow).
+
+Exactness columns: ``=ref`` says whether the output equals the numpy reference index for
+index (start 0, ties towards the lowest index); ``=mmtok`` whether a peer's output equals
+mmtok's ("same set" when only the order differs: Open3D returns its picks in index
+order). Peers are expected to differ where their rules differ (see the README).
+
+Goals (issue 3): 8192 -> 512 no slower than fpsample's kdline method; 1024 -> 64 no slower
+than the fastest peer. Single cloud = one thread everywhere. The batch row runs mmtok's
+batched call (numba ``prange`` over clouds, all cores) and, for reference, mmtok and the
+peers looping over clouds on one thread.
+
+    .venv/bin/python benchmarks/bench_fps.py              # ~1 minute on 2 cores
+    .venv/bin/python benchmarks/bench_fps.py --reps 5 --batch 8   # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SIZES = [(1024, 64), (1024, 256), (8192, 512)]
+
+
+def make_cloud(n: int, kind: str, rng: np.random.Generator) -> np.ndarray:
+    if kind == "gauss":
+        return rng.standard_normal((n, 3)).astype(np.float32)
+    if kind == "sphere":  # a surface, like a normalised object scan
+        v = rng.standard_normal((n, 3))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    return rng.random((n, 3)).astype(np.float32)  # uniform cube
+
+
+def timed(fns: dict, reps: int) -> dict:
+    """Median seconds per contestant; repetitions interleaved across contestants."""
+    times = {k: [] for k in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--cloud", choices=["gauss", "sphere", "uniform"], default="gauss")
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    from mmtok.kernels.fps import _fps_numba, farthest_point_sample, farthest_point_sample_reference
+
+    farthest_point_sample(np.zeros((4, 3), np.float32), 2)
+    cold = time.perf_counter() - t0
+
+    try:
+        import fpsample
+    except ImportError as e:
+        fpsample = None
+        print(f"fpsample skipped: {e}")
+    try:
+        import open3d as o3d
+    except ImportError as e:
+        o3d = None
+        print(f"Open3D skipped: {e}")
+
+    import numba
+
+    print(f"# FPS benchmark ({args.cloud} clouds, float32, start 0)")
+    print()
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
+        f"fpsample {getattr(fpsample, '__version__', '-') if fpsample else 'missing'}, "
+        f"open3d {o3d.__version__ if o3d else 'missing'}; reps {args.reps} (median)"
+    )
+    print(f"mmtok first call in a fresh process (numba import + JIT or cache load): {cold:.2f} s")
+    print()
+    rng = np.random.default_rng(0)
+    goals = []
+
+    def peers(cloud, m):
+        fns = {}
+        if fpsample is not None:
+            fns["fpsample vanilla"] = lambda: fpsample.fps_sampling(cloud, m, start_idx=0)
+            fns["fpsample kdline h=5"] = lambda: fpsample.bucket_fps_kdline_sampling(cloud, m, 5, start_idx=0)
+        if o3d is not None:
+            pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(cloud.astype(np.float64)))
+            fns["Open3D"] = lambda: pc.farthest_point_down_sample(m, 0)
+        return fns
+
+    def as_indices(name, result, cloud):
+        if name == "Open3D":  # points -> indices (clouds without duplicate points)
+            lookup = {tuple(p): i for i, p in enumerate(cloud.astype(np.float64).tolist())}
+            pts = np.asarray(result.points)
+            return np.array([lookup.get(tuple(p), -1) for p in pts.tolist()])
+        return np.asarray(result, dtype=np.int64)
+
+    def same(a, b):
+        if np.array_equal(a, b):
+            return "yes"
+        return "same set" if np.array_equal(np.sort(a), np.sort(b)) else "no"
+
+    for n, m in SIZES:
+        cloud = make_cloud(n, args.cloud, rng)
+        ref = farthest_point_sample_reference(cloud, m)
+        ours = farthest_point_sample(cloud, m)
+        fns = {
+            "mmtok": lambda: farthest_point_sample(cloud, m),
+            "mmtok numba vanilla": lambda: _fps_numba(cloud[None], m, 0, method=0),
+        }
+        fns.update(peers(cloud, m))
+        outs = {k: f() for k, f in fns.items()}  # warm-up (JIT) + outputs
+        ref_reps = max(1, min(args.reps, 3 if n > 2000 else args.reps))
+        times = timed(fns, args.reps)
+        times["numpy reference"] = timed({"r": lambda: farthest_point_sample_reference(cloud, m)}, ref_reps)["r"]
+        base = times["mmtok"]
+        print(f"## N = {n}, M = {m}, one cloud")
+        print()
+        print("| contestant | ms | time / mmtok | =ref | =mmtok |")
+        print("|---|---:|---:|:-:|:-:|")
+        for name, t in times.items():
+            if name == "numpy reference":
+                same_ref, same_ours = "yes", "yes" if np.array_equal(ours, ref) else "no"
+            else:
+                out = outs[name]
+                idx = out[0] if name == "mmtok numba vanilla" else as_indices(name, out, cloud)
+                same_ref, same_ours = same(idx, ref), same(idx, ours)
+            print(f"| {name} | {t * 1e3:.3f} | {t / base:.2f}x | {same_ref} | {same_ours} |")
+        print()
+        peer_times = {k: v for k, v in times.items() if k not in ("mmtok", "mmtok numba vanilla", "numpy reference")}
+        if (n, m) == (8192, 512) and "fpsample kdline h=5" in times:
+            goals.append(("8192 -> 512 <= fpsample kdline", base, times["fpsample kdline h=5"]))
+        if (n, m) == (1024, 64) and peer_times:
+            fastest = min(peer_times, key=peer_times.get)
+            goals.append((f"1024 -> 64 <= fastest peer ({fastest})", base, peer_times[fastest]))
+
+        # batch
+        batch = np.stack([make_cloud(n, args.cloud, rng) for _ in range(args.batch)])
+        bref = farthest_point_sample(batch, m)
+        bfns = {
+            f"mmtok batched (prange, {numba.get_num_threads()} threads)": lambda: farthest_point_sample(batch, m),
+            "mmtok loop over clouds": lambda: [farthest_point_sample(c, m) for c in batch],
+        }
+        if fpsample is not None:
+            bfns["fpsample vanilla loop"] = lambda: [fpsample.fps_sampling(c, m, start_idx=0) for c in batch]
+            bfns["fpsample kdline loop"] = lambda: [
+                fpsample.bucket_fps_kdline_sampling(c, m, 5, start_idx=0) for c in batch
+            ]
+        if o3d is not None:
+            pcs = [o3d.geometry.PointCloud(o3d.utility.Vector3dVector(c.astype(np.float64))) for c in batch]
+            bfns["Open3D loop"] = lambda: [pc.farthest_point_down_sample(m, 0) for pc in pcs]
+        for f in bfns.values():
+            f()
+        check = all(
+            np.array_equal(bref[b], farthest_point_sample_reference(batch[b], m)) for b in range(min(2, args.batch))
+        )
+        btimes = timed(bfns, max(1, args.reps // 3))
+        bbase = next(iter(btimes.values()))
+        print(f"## N = {n}, M = {m}, batch of B = {args.batch} (first 2 clouds checked against the reference: "
+              f"{'identical' if check else 'DIFFERENT'})")
+        print()
+        print("| contestant | ms per batch | ms per cloud | time / mmtok batched |")
+        print("|---|---:|---:|---:|")
+        for name, t in btimes.items():
+            print(f"| {name} | {t * 1e3:.2f} | {t * 1e3 / args.batch:.3f} | {t / bbase:.2f}x |")
+        print()
+
+    print("## Goals")
+    print()
+    for label, ours_t, peer_t in goals:
+        verdict = "PASS" if ours_t <= peer_t else "FAIL"
+        print(f"- {label}: mmtok {ours_t * 1e3:.3f} ms vs {peer_t * 1e3:.3f} ms ({peer_t / ours_t:.2f}x faster): {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+#!/usr/bin/env python
+"""k-NN grouping on the CPU: mmtok ``knn_group`` against scipy's cKDTree, one run.
+
+For (N, G) in (1024, 64), (1024, 256), (8192, 512) and k = 32 (centres: the FPS picks of
+the cloud, as Point-MAE groups them), per cloud and for a batch of B clouds, times the
+median of ``--reps`` interleaved repetitions after a warm-up call (numba's JIT compile is
+not in the figures):
+
+* mmtok ``knn_group(points, centre_indices, k)``: indices and centred neighbourhoods
+  (exact grid-bucket search), and the forced numba brute force for reference;
+* scipy ``cKDTree(points).query(centres, k)`` plus the gather ``points[idx] - centre``
+  (the same output), tree build included, ``workers=1``; and the query alone.
+
+Exactness: ``=ref`` says whether the indices equal the brute-force reference (stable
+argsort: distance ascending, ties by lowest index) and the neighbourhoods are
+bit-identical; ``=mmtok`` whether cKDTree's indices equal mmtok's (on random data there
+are no ties, so they should).
+
+Goal (issue 3): mmtok no slower than cKDTree (build + query + gather).
+
+    .venv/bin/python benchmarks/bench_knn.py            # ~30 s on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+
+SIZES = [(1024, 64), (1024, 256), (8192, 512)]
+K = 32
+
+
+def make_cloud(n: int, kind: str, rng: np.random.Generator) -> np.ndarray:
+    if kind == "gauss":
+        return rng.standard_normal((n, 3)).astype(np.float32)
+    if kind == "sphere":
+        v = rng.standard_normal((n, 3))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    return rng.random((n, 3)).astype(np.float32)
+
+
+def timed(fns: dict, reps: int) -> dict:
+    times = {k: [] for k in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--cloud", choices=["gauss", "sphere", "uniform"], default="gauss")
+    args = ap.parse_args()
+
+    import numba
+    import scipy
+    from scipy.spatial import cKDTree
+
+    t0 = time.perf_counter()
+    from mmtok.kernels.fps import farthest_point_sample
+    from mmtok.kernels.knn import _knn_numba, knn_group, knn_group_reference
+
+    knn_group(np.zeros((4, 3), np.float32), np.array([0]), 2)
+    cold = time.perf_counter() - t0
+
+    print(f"# KNN grouping benchmark ({args.cloud} clouds, float32, k = {K}, centres = FPS picks)")
+    print()
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
+        f"scipy {scipy.__version__}; reps {args.reps} (median)"
+    )
+    print(f"mmtok first call in this process (numba import + JIT or cache load): {cold:.2f} s")
+    print()
+    rng = np.random.default_rng(0)
+    goals = []
+
+    def kdtree_group(cloud, ctr):
+        _, idx = cKDTree(cloud).query(ctr, K, workers=1)
+        return idx, cloud[idx] - ctr[:, None, :]
+
+    for n, g in SIZES:
+        cloud = make_cloud(n, args.cloud, rng)
+        centres = farthest_point_sample(cloud, g)
+        ctr = cloud[centres]
+        ref = knn_group_reference(cloud, centres, K)
+        tree = cKDTree(cloud)
+        fns = {
+            "mmtok": lambda: knn_group(cloud, centres, K),
+            "mmtok numba brute force": lambda: _knn_numba(cloud[None], ctr[None], K, method=0),
+            "cKDTree build+query+gather": lambda: kdtree_group(cloud, ctr),
+            "cKDTree query only (prebuilt)": lambda: tree.query(ctr, K, workers=1),
+        }
+        outs = {k: f() for k, f in fns.items()}
+        times = timed(fns, args.reps)
+        base = times["mmtok"]
+        ours = outs["mmtok"]
+        print(f"## N = {n}, G = {g}, one cloud")
+        print()
+        print("| contestant | ms | time / mmtok | =ref | =mmtok |")
+        print("|---|---:|---:|:-:|:-:|")
+        for name, t in times.items():
+            out = outs[name]
+            if name == "mmtok numba brute force":
+                idx, nbh = out[0][0], out[1][0]
+            elif name == "cKDTree query only (prebuilt)":
+                idx, nbh = out[1], None
+            else:
+                idx, nbh = out
+            same_ref = np.array_equal(idx, ref[0]) and (nbh is None or np.array_equal(nbh, ref[1]))
+            same_ours = np.array_equal(idx, ours[0])
+            print(
+                f"| {name} | {t * 1e3:.3f} | {t / base:.2f}x | {'yes' if same_ref else 'no'} | "
+                f"{'yes' if same_ours else 'no'} |"
+            )
+        print()
+        goals.append((f"N = {n}, G = {g}", base, times["cKDTree build+query+gather"]))
+
+        batch = np.stack([make_cloud(n, args.cloud, rng) for _ in range(args.batch)])
+        bcent = farthest_point_sample(batch, g)
+        bctr = np.take_along_axis(batch, bcent[:, :, None], axis=1)
+        bfns = {
+            f"mmtok batched (prange, {numba.get_num_threads()} threads)": lambda: knn_group(batch, bcent, K),
+            "mmtok loop over clouds": lambda: [knn_group(batch[b], bcent[b], K) for b in range(args.batch)],
+            "cKDTree loop (build+query+gather)": lambda: [
+                kdtree_group(batch[b], bctr[b]) for b in range(args.batch)
+            ],
+        }
+        for f in bfns.values():
+            f()
+        bout = knn_group(batch, bcent, K)
+        check = all(
+            np.array_equal(bout[0][b], knn_group_reference(batch[b], bcent[b], K)[0]) for b in range(2)
+        )
+        btimes = timed(bfns, max(1, args.reps // 3))
+        bbase = next(iter(btimes.values()))
+        print(f"## N = {n}, G = {g}, batch of B = {args.batch} (first 2 clouds checked against the reference: "
+              f"{'identical' if check else 'DIFFERENT'})")
+        print()
+        print("| contestant | ms per batch | ms per cloud | time / mmtok batched |")
+        print("|---|---:|---:|---:|")
+        for name, t in btimes.items():
+            print(f"| {name} | {t * 1e3:.2f} | {t * 1e3 / args.batch:.3f} | {t / bbase:.2f}x |")
+        print()
+
+    print("## Goal: mmtok no slower than cKDTree (build + query + gather), one cloud")
+    print()
+    for label, ours_t, peer_t in goals:
+        verdict = "PASS" if ours_t <= peer_t else "FAIL"
+        print(f"- {label}: mmtok {ours_t * 1e3:.3f} ms vs cKDTree {peer_t * 1e3:.3f} ms "
+              f"({peer_t / ours_t:.2f}x faster): {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
