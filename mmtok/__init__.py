@@ -5,6 +5,8 @@ Python API (the CLI calls exactly these):
     import mmtok
     summary = mmtok.tokenize("data/", "tokens.zarr", modality="image", workers=2)
     store = mmtok.open_store("tokens.zarr")   # a torch Dataset of dicts
+    mmtok.embed("tokens.zarr", "feats.zarr", "vit_base_patch16_224", weights="vit.safetensors")
+    mmtok.export_features("feats.zarr", "feats.h5")
     mmtok.store_info("tokens.zarr"); mmtok.validate_store("tokens.zarr")
 """
 
@@ -14,15 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
-__all__ = ["__version__", "open_store", "store_info", "tokenize", "validate_store"]
+__all__ = ["__version__", "embed", "export_features", "open_store", "store_info", "tokenize",
+           "validate_store"]
 
 if TYPE_CHECKING:
+    from .embedding.export import export_features
+    from .embedding.pipeline import embed
     from .pipeline import tokenize
     from .store.inspect import store_info, validate_store
     from .store.reader import open_store
 
 _LAZY = {
     "tokenize": ".pipeline",
+    "embed": ".embedding.pipeline",
+    "export_features": ".embedding.export",
     "open_store": ".store.reader",
     "store_info": ".store.inspect",
     "validate_store": ".store.inspect",

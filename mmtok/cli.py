@@ -53,6 +53,22 @@ def _floats(text: Optional[str], name: str) -> Optional[tuple[float, ...]]:
         raise UsageError(f"{name} takes comma-separated numbers, e.g. 0.5,0.5,0.5") from None
 
 
+def _key_values(assignments: list[str]) -> dict:
+    """["img_size=384", "depth=2"] -> {"img_size": 384, "depth": 2} (ints, floats or text)."""
+    options: dict = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key:
+            raise UsageError(f"expected KEY=VALUE, got {assignment!r}")
+        for convert in (int, float, str):
+            try:
+                options[key.strip()] = convert(text)
+                break
+            except ValueError:
+                continue
+    return options
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"mmtok {__version__}")
@@ -147,6 +163,75 @@ def tokenize(
         typer.echo("mmtok: interrupted; rerun the same command to resume", err=True)
         raise typer.Exit(130)
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
+
+
+class Pool(StrEnum):
+    cls = "cls"
+    mean = "mean"
+    max = "max"
+    cls_mean_max = "cls+mean+max"
+    none = "none"
+
+
+EMBED_EPILOG = """Examples:
+
+  mmtok embed photos.zarr -o feats.zarr --encoder vit_base_patch16_224 --weights vit.safetensors
+
+  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 --weights Meta-Transformer_base_patch16_encoder.pth
+
+Rerun the same command to resume. Exit codes as for tokenize.
+"""
+
+
+@app.command(epilog=EMBED_EPILOG)
+def embed(
+    tokens: Annotated[Path, typer.Argument(help="A complete token store (from `mmtok tokenize`).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Feature store to create or resume.")] = ...,
+    encoder: Annotated[str, typer.Option(help="A timm ViT name, or metatransformer-b16 / metatransformer-l14.")] = "vit_base_patch16_224",
+    weights: Annotated[Optional[Path], typer.Option(help="Encoder weights: .safetensors, or a torch checkpoint (loaded with weights_only).")] = None,
+    pretrained: Annotated[bool, typer.Option("--pretrained", help="Download the timm model's pretrained weights from the hub.")] = False,
+    projector: Annotated[Optional[Path], typer.Option(help="Trained projector weights (.safetensors) for non-image modalities.")] = None,
+    pool: Annotated[Pool, typer.Option(help="Pooling of the encoder outputs; none keeps per-token features.")] = Pool.cls,
+    batch_size: Annotated[int, typer.Option(help="Samples per encoder batch.")] = 64,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    precision: Annotated[str, typer.Option(help="float32, bfloat16 or float16 (autocast).")] = "float32",
+    seed: Annotated[int, typer.Option(help="Seed for projectors without pretrained weights.")] = 0,
+    encoder_option: Annotated[Optional[list[str]], typer.Option("--encoder-option", metavar="KEY=VALUE", help="Passed to timm.create_model, e.g. img_size=384 (repeatable; ints, floats or text).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a feature store made with another config.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+) -> None:
+    """Run token shards through one frozen encoder into a feature store. Rerun to resume."""
+    from .embedding.pipeline import embed as run_embed
+
+    try:
+        summary = run_embed(tokens, output, encoder, weights=weights, pretrained=pretrained,
+                            projector=projector, pool_how=pool.value, batch_size=batch_size,
+                            device=device, precision=precision, seed=seed,
+                            encoder_options=_key_values(encoder_option or []),
+                            overwrite=overwrite, progress=progress)
+    except MmtokError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        typer.echo("mmtok: interrupted; rerun the same command to resume", err=True)
+        raise typer.Exit(130)
+    typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
+
+
+@app.command()
+def export(
+    features: Annotated[Path, typer.Argument(help="A complete feature store.")],
+    output: Annotated[Path, typer.Argument(help="Output file: .h5/.hdf5, .npz, .npy or .parquet.")],
+) -> None:
+    """Write a feature store's features, labels, valid flags and ids for other tools."""
+    from .embedding.export import export_features
+
+    try:
+        result = export_features(features, output)
+    except MmtokError as exc:
+        _fail(exc)
+    typer.echo(f"wrote {result['num_samples']} samples, features {tuple(result['shape'])}, "
+               f"to {result['output']}")
 
 
 @app.command()

@@ -1,0 +1,1 @@
+"""The embed step: projectors, the frozen shared encoder, pooling and the feature store."""

@@ -1,0 +1,86 @@
+"""``export``: a feature store -> a file other tools read.
+
+| suffix | content |
+|---|---|
+| ``.h5`` / ``.hdf5`` | datasets ``features``, ``label``, ``valid``, ``id`` (UTF-8 strings); attrs ``mmtok`` (the store's attrs as JSON) |
+| ``.npz`` | arrays ``features``, ``label``, ``valid``, ``id`` |
+| ``.npy`` | ``features`` only (N, ...); sample ``i`` is sample ``i`` of the store |
+| ``.parquet`` | columns ``id``, ``label``, ``valid``, ``features`` (a list per row); needs pyarrow |
+
+Invalid samples are kept (``valid = False``, zero features) so row ``i`` is always sample ``i``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import StoreError, UsageError
+from ..store.reader import Store
+
+FORMATS = (".h5", ".hdf5", ".npz", ".npy", ".parquet")
+
+
+def export_features(store_path: str | os.PathLike, output: str | os.PathLike) -> dict:
+    """Write the features of a complete feature store to ``output``; returns a summary."""
+    output = Path(output)
+    suffix = output.suffix.lower()
+    if suffix not in FORMATS:
+        raise UsageError(f"cannot export to {output.name}: choose a file ending in "
+                         f"{', '.join(FORMATS)}")
+    store = Store(store_path)
+    if store.attrs["kind"] != "features":
+        raise UsageError(f"{store_path} is a {store.attrs['kind']} store; export takes a "
+                         "feature store made by `mmtok embed`")
+    if not store.complete:
+        raise StoreError(f"{store_path} is not complete; rerun `mmtok embed` to finish it")
+    columns = {name: store.group[name][:] for name in ("features", "label", "valid", "id")}
+    columns["id"] = np.array([str(i) for i in columns["id"]], dtype=object)
+    writer = {".h5": _hdf5, ".hdf5": _hdf5, ".npz": _npz, ".npy": _npy,
+              ".parquet": _parquet}[suffix]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_name(output.name + ".partial" + suffix)
+    writer(temporary, columns, store.attrs)
+    os.replace(temporary, output)  # never leave a half-written export under the final name
+    return {"output": str(output), "num_samples": len(store),
+            "shape": list(columns["features"].shape), "format": suffix.lstrip(".")}
+
+
+def _hdf5(path: Path, columns: dict, attrs: dict) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("features", data=columns["features"])
+        handle.create_dataset("label", data=columns["label"])
+        handle.create_dataset("valid", data=columns["valid"])
+        handle.create_dataset("id", data=list(columns["id"]),
+                              dtype=h5py.string_dtype("utf-8"))
+        handle.attrs["mmtok"] = json.dumps(attrs)
+
+
+def _npz(path: Path, columns: dict, attrs: dict) -> None:
+    with open(path, "wb") as handle:
+        np.savez(handle, features=columns["features"], label=columns["label"],
+                 valid=columns["valid"], id=columns["id"].astype(str))
+
+
+def _npy(path: Path, columns: dict, attrs: dict) -> None:
+    with open(path, "wb") as handle:
+        np.save(handle, columns["features"])
+
+
+def _parquet(path: Path, columns: dict, attrs: dict) -> None:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError("Parquet export needs pyarrow: pip install pyarrow "
+                         "(or export to .h5 / .npz)") from None
+    features = columns["features"].reshape(len(columns["features"]), -1)
+    table = pa.table({"id": columns["id"].astype(str), "label": columns["label"],
+                      "valid": columns["valid"], "features": list(features)})
+    table = table.replace_schema_metadata({"mmtok": json.dumps(attrs)})
+    pq.write_table(table, path)

@@ -1,0 +1,225 @@
+"""``embed``: token store -> Projector -> frozen Encoder -> Pool -> feature store.
+
+The feature store mirrors the token store sample for sample (same N, ids, labels, valid
+flags and shard size), with one shard of features per shard of tokens. It follows the token
+store's contracts: a lock, a commit marker per shard written last, resume by default, and a
+config (encoder, weights sha256, projector, pooling, precision, the token store's config
+hash) that a resumed run must match. A background thread reads the next token shard while
+the encoder runs on the current one, so at most two shards are in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from ..errors import StoreError, UsageError
+from ..pipeline import RunSummary, _summarise
+from ..store.layout import ArraySpec, shard_bounds
+from ..store.lock import StoreLock
+from ..store.reader import Store
+from ..store.writer import ShardData, ShardWriter, StoreSpec, prepare_store
+from .encoders import load_encoder
+from .pooling import POOLS, pool, pooled_width
+from .projectors import build_projector, run_encoder
+
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+INPUT_ARRAYS = ("tokens", "centers", "length")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda asked for, but no CUDA device is available")
+    return torch.device(device)
+
+
+def _read_shards(tokens: Store, shards: list[int]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    size, n = tokens.attrs["shard_size"], len(tokens)
+    names = [name for name in INPUT_ARRAYS if name in tokens.array_names]
+    for shard in shards:
+        start, stop = shard_bounds(shard, n, size)
+        rows = {name: tokens.group[name][start:stop] for name in (*names, "label", "valid", "id")}
+        yield shard, rows
+
+
+def _prefetch(iterator: Iterator, depth: int = 1) -> Iterator:
+    """Run ``iterator`` on a thread, ``depth`` items ahead (bounded memory)."""
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                items.put(item)
+            items.put(done)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            items.put(exc)
+
+    threading.Thread(target=produce, daemon=True).start()
+    while True:
+        item = items.get()
+        if item is done:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def _token_errors(tokens: Store) -> dict[int, dict]:
+    from ..store.writer import read_markers
+
+    return {e["index"]: e for m in read_markers(tokens.path) if m for e in m["errors"]}
+
+
+class Embedder:
+    """Projector + frozen encoder + pooling on one device; ``__call__`` takes numpy rows."""
+
+    def __init__(self, projector, encoder, how: str, device: torch.device,
+                 precision: str, batch_size: int) -> None:
+        self.projector, self.encoder, self.how = projector, encoder, how
+        self.device, self.batch_size = device, batch_size
+        self.autocast = PRECISIONS[precision]
+
+    @torch.inference_mode()
+    def __call__(self, rows: dict[str, np.ndarray]) -> np.ndarray:
+        outputs = []
+        count = len(rows["tokens"])
+        for begin in range(0, count, self.batch_size):
+            batch = {name: torch.from_numpy(np.ascontiguousarray(values[begin:begin +
+                     self.batch_size])).to(self.device, non_blocking=True)
+                     for name, values in rows.items()}
+            with torch.autocast(self.device.type, dtype=self.autocast,
+                                enabled=self.autocast is not None):
+                projected = self.projector(batch)
+                x = run_encoder(self.encoder, projected)
+                length = batch.get("length")
+                if length is None or projected.mask is not None:
+                    length = torch.full((x.shape[0],), x.shape[1] - projected.prefix,
+                                        device=x.device)
+                pooled = pool(x, length.long(), projected.prefix, self.how)
+            outputs.append(pooled.float().cpu().numpy())
+        return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+
+
+def embed(
+    tokens: str | os.PathLike,
+    output: str | os.PathLike,
+    encoder: str = "vit_base_patch16_224",
+    *,
+    weights: str | os.PathLike | None = None,
+    pretrained: bool = False,
+    projector: str | os.PathLike | None = None,
+    pool_how: str = "cls",
+    batch_size: int = 64,
+    device: str = "auto",
+    precision: str = "float32",
+    seed: int = 0,
+    encoder_options: dict | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> RunSummary:
+    """Embed a complete token store into a feature store (resumes an existing one).
+
+    ``encoder_options`` go to ``timm.create_model`` (e.g. ``{"img_size": 384}``, or the depth
+    of a small test model) and are recorded in the feature store's config.
+    """
+    started = time.perf_counter()
+    if pool_how not in POOLS:
+        raise UsageError(f"--pool must be one of {', '.join(POOLS)}, not {pool_how!r}")
+    if precision not in PRECISIONS:
+        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
+    if batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    token_store = Store(tokens)
+    if token_store.attrs["kind"] != "tokens":
+        raise UsageError(f"{tokens} is a {token_store.attrs['kind']} store, not a token store")
+    if not token_store.complete:
+        raise StoreError(f"{tokens} is not complete; rerun `mmtok tokenize` to finish it first")
+    torch_device = resolve_device(device)
+    frozen = load_encoder(encoder, weights=weights, pretrained=pretrained, seed=seed,
+                          device=torch_device, model_kwargs=encoder_options)
+    projector_module, projector_record = build_projector(
+        token_store.modality, token_store.config, frozen, seed, projector)
+    projector_module.to(torch_device)
+    embedder = Embedder(projector_module, frozen, pool_how, torch_device, precision, batch_size)
+    spec = _feature_spec(token_store, frozen, projector_record, pool_how, precision, seed,
+                         _feature_shape(embedder, token_store), encoder_options or {})
+    output = os.fspath(output)
+    with StoreLock(output):
+        done = set(prepare_store(output, spec, overwrite))
+        pending = [s for s in range(spec.num_shards) if s not in done]
+        written = _run(token_store, embedder, output, pending, spec, progress, str(torch_device))
+    return _summarise(output, spec, written, len(done), time.perf_counter() - started)
+
+
+def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:
+    first = tokens.group["tokens"]
+    probe = {name: np.zeros((1, *tokens.group[name].shape[1:]), tokens.group[name].dtype)
+             for name in INPUT_ARRAYS if name in tokens.array_names}
+    probe["length"] = np.array([first.shape[1]], np.int32)
+    return embedder(probe).shape[1:]
+
+
+def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precision: str,
+                  seed: int, shape: tuple[int, ...], encoder_options: dict) -> StoreSpec:
+    attrs = tokens.attrs
+    config = {
+        "encoder": encoder.name, "encoder_options": encoder_options,
+        "adapted_keys": list(encoder.adapted), "weights_sha256": encoder.weights_sha256,
+        "weights_source": encoder.weights_source, "width": encoder.width,
+        "projector": projector, "pool": how, "precision": precision, "seed": seed,
+        "tokens_config_hash": attrs["config_hash"], "tokens_config": attrs["config"],
+    }
+    return StoreSpec(
+        kind="features", modality=attrs["modality"], config=config,
+        arrays={"features": ArraySpec(tuple(shape), "float32")}, static_arrays={},
+        num_samples=attrs["num_samples"], shard_size=attrs["shard_size"],
+        class_names=attrs["class_names"],
+        source={"tokens": os.path.abspath(tokens.path), **attrs["source"]},
+        source_hash=attrs["source_hash"],
+    )
+
+
+def _run(tokens: Store, embedder: Embedder, output: str, pending: list[int], spec: StoreSpec,
+         progress: bool, device: str) -> int:
+    from tqdm import tqdm
+
+    writer = ShardWriter(output)
+    errors = _token_errors(tokens)
+    shape = spec.arrays["features"].shape
+    bounds = [shard_bounds(s, spec.num_samples, spec.shard_size) for s in pending]
+    already = spec.num_samples - sum(stop - start for start, stop in bounds)
+    bar = tqdm(total=spec.num_samples, initial=already, unit="sample", desc=f"embed ({device})",
+               disable=not progress, dynamic_ncols=True)
+    written = 0
+    try:
+        for shard, rows in _prefetch(_read_shards(tokens, pending)):
+            start = shard * spec.shard_size
+            valid = rows["valid"].astype(bool)
+            features = np.zeros((len(valid), *shape), np.float32)
+            inputs = {k: v[valid] for k, v in rows.items() if k in INPUT_ARRAYS}
+            if valid.any():
+                features[valid] = embedder(inputs)
+            shard_errors = [_invalid_record(start + int(i), str(rows["id"][i]), errors)
+                            for i in np.flatnonzero(~valid)]
+            writer.write(shard, ShardData({"features": features}, rows["label"], valid,
+                                          [str(i) for i in rows["id"]], shard_errors))
+            written += len(valid)
+            bar.update(len(valid))
+    finally:
+        bar.close()
+    return written
+
+
+def _invalid_record(index: int, sample_id: str, token_errors: dict[int, dict]) -> dict:
+    origin = token_errors.get(index, {})
+    return {"index": index, "id": sample_id, "kind": "invalid_tokens", "stage": "tokenize",
+            "message": f"{origin.get('kind', 'unknown')}: {origin.get('message', '')}"}

@@ -1,0 +1,44 @@
+"""Pooling of encoder outputs into one feature per sample, masked by true length.
+
+``x`` is (B, P + T, D): P prefix tokens (the cls token) then T content tokens, of which
+the first ``length[b]`` are real and the rest padding. Padding never changes a feature.
+"""
+
+from __future__ import annotations
+
+import torch
+
+POOLS = ("cls", "mean", "max", "cls+mean+max", "none")
+
+
+def content_mask(length: torch.Tensor, tokens: int) -> torch.Tensor:
+    """(B, T) bool: True where a content token is real."""
+    return torch.arange(tokens, device=length.device)[None, :] < length[:, None]
+
+
+def pool(x: torch.Tensor, length: torch.Tensor, prefix: int, how: str) -> torch.Tensor:
+    if how == "none":
+        return x
+    content = x[:, prefix:]
+    mask = content_mask(length, content.shape[1]).unsqueeze(-1)
+    parts = []
+    for name in how.split("+"):
+        if name == "cls":
+            if prefix < 1:
+                raise ValueError("--pool cls needs an encoder path with a cls token")
+            parts.append(x[:, 0])
+        elif name == "mean":
+            count = mask.sum(dim=1).clamp(min=1)
+            parts.append((content * mask).sum(dim=1) / count)
+        elif name == "max":
+            parts.append(content.masked_fill(~mask, float("-inf")).amax(dim=1))
+        else:
+            raise ValueError(f"unknown pooling {name!r}; choose one of {', '.join(POOLS)}")
+    return torch.cat(parts, dim=-1)
+
+
+def pooled_width(width: int, how: str, tokens: int) -> tuple[int, ...]:
+    """Per-sample feature shape for ``how`` (``tokens`` includes the prefix tokens)."""
+    if how == "none":
+        return (tokens, width)
+    return (width * len(how.split("+")),)

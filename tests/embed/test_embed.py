@@ -1,0 +1,182 @@
+"""`mmtok embed` and `mmtok export`: exactness against timm, pooling, resume, export."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+import timm
+import torch
+from imagefiles import write_class_tree
+from pointfiles import random_cloud
+from safetensors.torch import save_file
+
+import mmtok
+from mmtok.embedding.pooling import pool
+from mmtok.embedding.projectors import Projected, run_encoder
+from mmtok.errors import ConfigMismatchError, StoreError
+from mmtok.modalities import create_tokenizer
+
+TINY = "vit_tiny_patch16_224"
+
+
+@pytest.fixture(scope="module")
+def tiny_vit(tmp_path_factory):
+    """A tiny timm ViT (32x32 input, 2 blocks) with random weights, saved to safetensors."""
+    torch.manual_seed(0)
+    model = timm.create_model(TINY, pretrained=False, num_classes=0, img_size=32, depth=2)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+    return model.eval(), path
+
+
+@pytest.fixture(scope="module")
+def image_tokens(tmp_path_factory):
+    root = tmp_path_factory.mktemp("images")
+    write_class_tree(root / "data", per_class=5, size=(48, 40))
+    (root / "data" / "cat" / "zz_broken.png").write_bytes(b"nope")
+    mmtok.tokenize(root / "data", root / "t.zarr", "image", size=32, patch=16, shard_size=4,
+                   progress=False)
+    return root
+
+
+TINY_OPTIONS = {"img_size": 32, "depth": 2}
+
+
+def embed_tiny(tokens, out, weights, **kwargs):
+    return mmtok.embed(tokens, out, TINY, weights=weights, progress=False,
+                       encoder_options=TINY_OPTIONS, **kwargs)
+
+
+def test_image_features_equal_timm_forward_features(image_tokens, tiny_vit, tmp_path):
+    model, weights = tiny_vit
+    summary = embed_tiny(image_tokens / "t.zarr", tmp_path / "f.zarr", weights,
+                         pool_how="cls+mean+max", batch_size=3)
+    assert summary.status == "complete" and summary.num_invalid == 1
+    feats = mmtok.open_store(tmp_path / "f.zarr")
+    tokens = mmtok.open_store(image_tokens / "t.zarr")
+    tokenizer = create_tokenizer("image", size=32, patch=16)
+    mean = torch.tensor(tokens.config["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(tokens.config["std"]).view(1, 3, 1, 1)
+    checked = 0
+    for i in range(len(tokens)):
+        item = feats[i]
+        assert item["id"] == tokens[i]["id"] and item["label"] == tokens[i]["label"]
+        if not item["valid"]:
+            assert not item["features"].any()
+            continue
+        pixels, _ = tokenizer.load(str(image_tokens / "data" / item["id"]))
+        image = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 255
+        with torch.no_grad():
+            x = model.forward_features((image - mean) / std)
+        expected = torch.cat([x[:, 0], x[:, 1:].mean(1), x[:, 1:].amax(1)], dim=1)[0]
+        np.testing.assert_allclose(item["features"], expected.numpy(), atol=1e-5, rtol=0)
+        checked += 1
+    assert checked == 10
+
+
+def test_padding_never_changes_a_pooled_feature():
+    from mmtok.embedding.encoders import load_encoder
+
+    encoder = load_encoder("metatransformer:depth=2,width=32,heads=4", seed=1)
+    torch.manual_seed(2)
+    content = torch.randn(1, 6, 32)
+    cls = torch.randn(1, 1, 32)
+    padded = torch.cat([cls, content, torch.randn(1, 5, 32) * 100], dim=1)
+    short = Projected(torch.cat([cls, content], dim=1), None, 1)
+    long = Projected(padded, torch.arange(11)[None] < 6, 1)
+    with torch.no_grad():
+        a = run_encoder(encoder, short)
+        b = run_encoder(encoder, long)
+    for how in ("cls", "mean", "max", "cls+mean+max"):
+        np.testing.assert_allclose(pool(a, torch.tensor([6]), 1, how),
+                                   pool(b, torch.tensor([6]), 1, how), atol=1e-5)
+
+
+def test_points_embed_through_a_metatransformer_layout(tmp_path):
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    for i in range(4):
+        np.save(tmp_path / "data" / "a" / f"{i}.npy", random_cloud(200, seed=i))
+    mmtok.tokenize(tmp_path / "data", tmp_path / "p.zarr", "points", num_points=128,
+                   num_groups=16, group_size=8, progress=False)
+    summary = mmtok.embed(tmp_path / "p.zarr", tmp_path / "f.zarr",
+                          "metatransformer:depth=2,width=32,heads=4", pool_how="cls+mean+max",
+                          progress=False)
+    assert summary.num_valid == 4
+    features = mmtok.open_store(tmp_path / "f.zarr")[0]["features"]
+    assert features.shape == (96,) and np.isfinite(features).all()
+    again = mmtok.embed(tmp_path / "p.zarr", tmp_path / "g.zarr",
+                        "metatransformer:depth=2,width=32,heads=4", pool_how="cls+mean+max",
+                        progress=False)
+    assert again.num_valid == 4
+    np.testing.assert_array_equal(mmtok.open_store(tmp_path / "g.zarr")[0]["features"], features)
+
+
+def test_killed_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_vit):
+    _, weights = tiny_vit
+    write_class_tree(tmp_path / "data", per_class=20, size=(40, 40))
+    mmtok.tokenize(tmp_path / "data", tmp_path / "t.zarr", "image", size=32, patch=16,
+                   shard_size=1, progress=False)
+    embed_tiny(tmp_path / "t.zarr", tmp_path / "ref.zarr", weights, batch_size=1)
+    command = [sys.executable, "-m", "mmtok", "embed", str(tmp_path / "t.zarr"), "-o",
+               str(tmp_path / "k.zarr"), "--encoder", TINY, "--weights", str(weights),
+               "--batch-size", "1", "--no-progress", "--encoder-option", "img_size=32",
+               "--encoder-option", "depth=2"]
+    process = subprocess.Popen(command)
+    first = tmp_path / "k.zarr" / "commits" / "c" / "0"
+    deadline = time.time() + 120
+    while not first.exists() and time.time() < deadline:
+        time.sleep(0.002)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(list(first.parent.iterdir())) < 40, "the kill must land part-way"
+    assert subprocess.run(command).returncode == 0
+    reference, resumed = mmtok.open_store(tmp_path / "ref.zarr"), mmtok.open_store(tmp_path / "k.zarr")
+    for name in ("features", "label", "valid", "id"):
+        np.testing.assert_array_equal(reference.group[name][:], resumed.group[name][:])
+    assert mmtok.validate_store(tmp_path / "k.zarr").ok
+
+
+def test_export_round_trips(image_tokens, tiny_vit, tmp_path, cli):
+    _, weights = tiny_vit
+    embed_tiny(image_tokens / "t.zarr", tmp_path / "f.zarr", weights)
+    store = mmtok.open_store(tmp_path / "f.zarr")
+    features = store.group["features"][:]
+    for name in ("out.h5", "out.npy", "out.npz"):
+        result = cli("export", tmp_path / "f.zarr", tmp_path / name)
+        assert result.exit_code == 0, result.output
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), features)
+    with h5py.File(tmp_path / "out.h5") as handle:
+        np.testing.assert_array_equal(handle["features"][:], features)
+        ids = [i.decode() for i in handle["id"][:]]
+        assert ids == [str(i) for i in store.group["id"][:]]
+        assert json.loads(handle.attrs["mmtok"])["config"]["encoder"] == TINY
+    with np.load(tmp_path / "out.npz") as archive:
+        np.testing.assert_array_equal(archive["valid"], store.group["valid"][:])
+    bad = cli("export", tmp_path / "f.zarr", tmp_path / "out.csv")
+    assert bad.exit_code == 2 and "choose a file ending in" in bad.stderr
+
+
+def test_feature_store_records_its_origin_and_refuses_another_config(image_tokens, tiny_vit,
+                                                                      tmp_path):
+    _, weights = tiny_vit
+    embed_tiny(image_tokens / "t.zarr", tmp_path / "f.zarr", weights)
+    config = mmtok.open_store(tmp_path / "f.zarr").config
+    assert config["encoder"] == TINY and len(config["weights_sha256"]) == 64
+    assert config["tokens_config_hash"] == mmtok.open_store(image_tokens / "t.zarr").attrs["config_hash"]
+    with pytest.raises(ConfigMismatchError, match="pool"):
+        embed_tiny(image_tokens / "t.zarr", tmp_path / "f.zarr", weights, pool_how="mean")
+
+
+def test_incomplete_token_store_is_refused(image_tokens, tiny_vit, tmp_path):
+    import shutil
+    import zarr
+
+    shutil.copytree(image_tokens / "t.zarr", tmp_path / "t.zarr")
+    zarr.open_array(tmp_path / "t.zarr" / "commits", mode="r+")[1] = ""
+    with pytest.raises(StoreError, match="not complete"):
+        embed_tiny(tmp_path / "t.zarr", tmp_path / "f.zarr", tiny_vit[1])
