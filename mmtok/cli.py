@@ -322,7 +322,7 @@ def demo(
     workdir: Annotated[Path, typer.Argument(help="Folder for the generated data and stores.")] = Path("demo"),
     workers: Annotated[int, typer.Option("-j", "--workers", help="Worker processes.")] = 2,
 ) -> None:
-    """Run the whole job on the embedded default data set (generated shape images)."""
+    """Run the main job end to end on generated demo data: tokenize, embed, validate."""
     from .demo import run_demo
 
     try:
@@ -333,8 +333,10 @@ def demo(
     for modality, result in results.items():
         info, report = result["info"], result["validate"]
         typer.echo(result["tokenize"].line())
+        typer.echo(result["embed"].line())
         typer.echo(f"  {modality}: classes {', '.join(info['class_names'])}; tokens "
-                   f"{tuple(info['arrays']['tokens'])}; {info['bytes_on_disk'] / 1e6:.1f} MB; "
+                   f"{tuple(info['arrays']['tokens'])}; features "
+                   f"{tuple(result['features']['arrays']['features'])}; "
                    f"validate: {'ok' if report.ok else report.problems}")
         failed |= not report.ok
     if failed:

@@ -3,7 +3,8 @@
 The data set is generated, not shipped, one folder per modality, same seed same files:
 images of three shape classes (circle, square, triangle) drawn with Pillow at random sizes,
 colours and positions in a mix of formats; point clouds of three solids (sphere, cube,
-cylinder) sampled with random scale, rotation and noise, saved as PLY and NPY.
+cylinder) sampled with random scale, rotation and noise, saved as PLY and NPY; one-second
+clips of three sound classes (low tones, high tones, noise) as WAV and FLAC.
 """
 
 from __future__ import annotations
@@ -92,17 +93,54 @@ def _write_ascii_ply(path: Path, points: np.ndarray) -> None:
     path.write_text(header + body + "\n")
 
 
+SOUNDS = ("low", "high", "noise")
+
+
+def make_demo_audio(folder: str | os.PathLike, per_class: int = 20, seed: int = 0,
+                    rate: int = 16000) -> Path:
+    """Write ``per_class`` one-second clips of each sound class (WAV and FLAC): low tones
+    (150-400 Hz), high tones (2-4 kHz) and white noise, at random levels."""
+    import soundfile
+
+    folder = Path(folder)
+    rng = np.random.default_rng(seed)
+    time = np.arange(rate) / rate
+    for sound in SOUNDS:
+        (folder / sound).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            level = rng.uniform(0.05, 0.5)
+            if sound == "noise":
+                clip = rng.normal(scale=level / 2, size=rate)
+            else:
+                low, high = (150, 400) if sound == "low" else (2000, 4000)
+                clip = level * np.sin(2 * np.pi * rng.uniform(low, high) * time)
+            extension = ".wav" if i % 2 else ".flac"
+            soundfile.write(folder / sound / f"{i:03d}{extension}", clip.astype(np.float32), rate)
+    return folder
+
+
 DEMO_MODALITIES = {
     "image": (make_demo_images, {}),
     "points": (make_demo_points, {}),
+    "audio": (make_demo_audio, {}),
+}
+# The tiny default encoders: random weights from a fixed seed, two blocks, width 192. The
+# image family needs a timm ViT (its patch embedding is the image projector); the other
+# modalities share bare Meta-Transformer-layout blocks.
+DEMO_ENCODERS = {
+    "image": ("vit_tiny_patch16_224", {"depth": 2}),
+    "points": ("metatransformer:depth=2,width=192,heads=3", None),
+    "audio": ("metatransformer:depth=2,width=192,heads=3", None),
 }
 
 
 def run_demo(workdir: str | os.PathLike, workers: int = 2, progress: bool = True) -> dict:
-    """Generate each modality's demo data, tokenize it and validate the store.
+    """Generate each modality's demo data, tokenize it, embed it with a tiny encoder, and
+    validate both stores.
 
-    Returns ``{modality: {"tokenize": RunSummary, "info": dict, "validate": report}}``.
+    Returns ``{modality: {"tokenize", "embed": RunSummary, "info": dict, "validate": report}}``.
     """
+    from .embedding.pipeline import embed
     from .pipeline import tokenize
     from .store.inspect import store_info, validate_store
 
@@ -110,9 +148,15 @@ def run_demo(workdir: str | os.PathLike, workers: int = 2, progress: bool = True
     results = {}
     for modality, (make_data, options) in DEMO_MODALITIES.items():
         data = make_data(workdir / "data" / modality)
-        store = workdir / f"{modality}.zarr"
-        summary = tokenize(data, store, modality, workers=workers, shard_size=16,
+        tokens = workdir / f"{modality}.zarr"
+        features = workdir / f"{modality}.features.zarr"
+        summary = tokenize(data, tokens, modality, workers=workers, shard_size=16,
                            progress=progress, **options)
-        results[modality] = {"tokenize": summary, "info": store_info(store),
-                             "validate": validate_store(store)}
+        encoder, encoder_options = DEMO_ENCODERS[modality]
+        embedded = embed(tokens, features, encoder, encoder_options=encoder_options,
+                         pool_how="cls+mean+max", progress=progress)
+        reports = [validate_store(tokens), validate_store(features)]
+        results[modality] = {"tokenize": summary, "embed": embedded, "info": store_info(tokens),
+                             "features": store_info(features),
+                             "validate": reports[0] if not reports[0].ok else reports[1]}
     return results

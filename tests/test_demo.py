@@ -8,7 +8,9 @@ def test_demo_runs_end_to_end(tmp_path, cli):
     assert result.exit_code == 0, result.output
     for modality in DEMO_MODALITIES:
         assert f"complete: {tmp_path / modality}.zarr: 60 samples, 60 valid" in result.stdout
-        assert "validate: ok" in result.stdout
+        assert (f"complete: {tmp_path / modality}.features.zarr: 60 samples, 60 valid"
+                in result.stdout)
+    assert result.stdout.count("validate: ok") == len(DEMO_MODALITIES)
 
 
 def test_demo_data_is_reproducible(tmp_path):

@@ -30,7 +30,7 @@ from .pooling import POOLS, pool, pooled_width
 from .projectors import build_projector, run_encoder
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
-INPUT_ARRAYS = ("tokens", "centers", "length")
+INPUT_ARRAYS = ("tokens", "centers", "length", "valid_columns")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -100,11 +100,7 @@ class Embedder:
                                 enabled=self.autocast is not None):
                 projected = self.projector(batch)
                 x = run_encoder(self.encoder, projected)
-                length = batch.get("length")
-                if length is None or projected.mask is not None:
-                    length = torch.full((x.shape[0],), x.shape[1] - projected.prefix,
-                                        device=x.device)
-                pooled = pool(x, length.long(), projected.prefix, self.how)
+                pooled = pool(x, projected.mask, projected.prefix, self.how)
             outputs.append(pooled.float().cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
 
@@ -146,8 +142,9 @@ def embed(
     torch_device = resolve_device(device)
     frozen = load_encoder(encoder, weights=weights, pretrained=pretrained, seed=seed,
                           device=torch_device, model_kwargs=encoder_options)
+    statics = {name: token_store.static(name) for name in token_store.attrs["static_arrays"]}
     projector_module, projector_record = build_projector(
-        token_store.modality, token_store.config, frozen, seed, projector)
+        token_store.modality, token_store.config, frozen, seed, projector, statics)
     projector_module.to(torch_device)
     embedder = Embedder(projector_module, frozen, pool_how, torch_device, precision, batch_size)
     spec = _feature_spec(token_store, frozen, projector_record, pool_how, precision, seed,
@@ -165,6 +162,8 @@ def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:
     probe = {name: np.zeros((1, *tokens.group[name].shape[1:]), tokens.group[name].dtype)
              for name in INPUT_ARRAYS if name in tokens.array_names}
     probe["length"] = np.array([first.shape[1]], np.int32)
+    if "valid_columns" in probe:
+        probe["valid_columns"] = np.array([1], np.int32)
     return embedder(probe).shape[1:]
 
 

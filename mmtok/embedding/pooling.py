@@ -1,7 +1,7 @@
 """Pooling of encoder outputs into one feature per sample, masked by true length.
 
-``x`` is (B, P + T, D): P prefix tokens (the cls token) then T content tokens, of which
-the first ``length[b]`` are real and the rest padding. Padding never changes a feature.
+``x`` is (B, P + T, D): P prefix tokens (the cls token) then T content tokens; ``mask``
+(B, T) marks the real content tokens (None: all are real). Padding never changes a feature.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ def content_mask(length: torch.Tensor, tokens: int) -> torch.Tensor:
     return torch.arange(tokens, device=length.device)[None, :] < length[:, None]
 
 
-def pool(x: torch.Tensor, length: torch.Tensor, prefix: int, how: str) -> torch.Tensor:
+def pool(x: torch.Tensor, mask: torch.Tensor | None, prefix: int, how: str) -> torch.Tensor:
     if how == "none":
         return x
     content = x[:, prefix:]
-    mask = content_mask(length, content.shape[1]).unsqueeze(-1)
+    if mask is None:
+        mask = torch.ones(content.shape[:2], dtype=torch.bool, device=x.device)
+    mask = mask.unsqueeze(-1)
     parts = []
     for name in how.split("+"):
         if name == "cls":

@@ -9,6 +9,9 @@ optionally a position embedding to add before every encoder block.
   equals timm's ``forward_features`` on the same normalised image;
 - points: Point-MAE's mini-PointNet over each group plus an MLP over the centres as position
   embedding, added before every block (Meta-Transformer's point model);
+- audio: AST's linear patch embedding and a cls token, with a fixed 2-D sine-cosine
+  (frequency, time) position embedding; patches beyond the clip's real length are masked out
+  of attention and pooling;
 - projectors without pretrained weights start from a recorded seed and can be loaded from a
   safetensors file.
 """
@@ -124,8 +127,48 @@ class PointsProjector(nn.Module):
         return Projected(torch.cat([cls, x], dim=1), None, self.prefix, block_position)
 
 
+def sincos_2d(positions: torch.Tensor, width: int) -> torch.Tensor:
+    """(L, 2) grid positions -> (L, width) fixed 2-D sine-cosine embedding (as MAE): half the
+    channels encode the row, half the column, so a patch's embedding depends only on where it
+    is, never on how large the grid is."""
+    if width % 4:
+        raise UsageError(f"a 2-D sine-cosine position embedding needs a width divisible by 4, "
+                         f"not {width}")
+    quarter = width // 4
+    omega = 1.0 / 10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter)
+    parts = []
+    for axis in range(2):
+        angle = positions[:, axis, None].double() * omega[None, :]
+        parts += [torch.sin(angle), torch.cos(angle)]
+    return torch.cat(parts, dim=1).float()
+
+
+class AudioProjector(nn.Module):
+    """AST-style: a linear patch embedding (the Conv2d(1, D, 16, stride 10) as a matmul) and a
+    cls token, with a fixed 2-D sine-cosine position embedding of each patch's (frequency,
+    time) cell. Patches whose time column starts beyond the clip's real frames are masked out,
+    so the same clip padded to any length gives the same feature."""
+
+    trainable = True
+
+    def __init__(self, config: dict, width: int, positions: torch.Tensor) -> None:
+        super().__init__()
+        self.patch_embed = nn.Linear(config["patch"] * config["patch"], width)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.register_buffer("pos_embed", sincos_2d(positions, width)[None], persistent=False)
+        self.register_buffer("time_column", positions[:, 1].long(), persistent=False)
+        self.prefix = 1
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> Projected:
+        x = self.patch_embed(batch["tokens"].float()) + self.pos_embed
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        mask = self.time_column[None, :] < batch["valid_columns"].long()[:, None]
+        return Projected(x, mask, self.prefix)
+
+
 def build_projector(modality: str, token_config: dict, encoder: Any, seed: int,
-                    weights: str | os.PathLike | None = None) -> tuple[nn.Module, dict]:
+                    weights: str | os.PathLike | None = None,
+                    statics: dict | None = None) -> tuple[nn.Module, dict]:
     """The projector for ``modality`` and the record of how it was made."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -135,6 +178,10 @@ def build_projector(modality: str, token_config: dict, encoder: Any, seed: int,
         elif modality == "points":
             projector = PointsProjector(token_config, encoder.width)
             record = {"kind": "mini-pointnet", "source": f"random(seed={seed})"}
+        elif modality == "audio":
+            positions = torch.from_numpy((statics or {})["positions"])
+            projector = AudioProjector(token_config, encoder.width, positions)
+            record = {"kind": "ast-linear-patch-embed", "source": f"random(seed={seed})"}
         else:
             raise UsageError(f"no projector for modality {modality!r} yet")
     if weights is not None:

@@ -1,0 +1,139 @@
+#!/usr/bin/env python
+"""Kaldi log-mel filterbank speed: mmtok's numpy fbank vs librosa's melspectrogram.
+
+Both run single-threaded (thread counts pinned to 1 before numpy is imported) on the same
+10.24 s, 16 kHz float32 clips (speech-like: chirps, a modulated harmonic stack, noise):
+
+* mmtok: ``mmtok.modalities.fbank.fbank(clip)`` (AST settings: 25 ms Hanning window, 10 ms
+  shift, 128 mel bins, 512-point FFT, pre-emphasis 0.97, DC removal, log with float32 eps);
+* librosa: ``librosa.feature.melspectrogram(y=clip, sr=16000, n_fft=512, win_length=400,
+  hop_length=160, n_mels=128, center=False, power=2.0)`` then ``log(max(S, eps))``, i.e. the
+  same window length, hop and mel count (librosa's filters are Slaney's, its window a
+  periodic Hann centred in 512 samples, and it has no pre-emphasis or DC removal: similar
+  work, not the same numbers).
+
+Throughput is clips per second, the best of ``--reps`` interleaved repetitions over all
+clips. The same run reports the largest difference between mmtok and the naive per-frame
+reference of tests/modalities/test_fbank.py on one clip (log domain), to show the speed is
+not bought with accuracy. Goal: mmtok >= 1.0x librosa.
+
+    .venv/bin/python benchmarks/bench_fbank.py            # 40 clips x 5 repetitions
+    .venv/bin/python benchmarks/bench_fbank.py --json     # also benchmarks/results/fbank.json
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
+             "VECLIB_MAXIMUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "modalities"))  # the naive reference
+RESULTS_JSON = HERE / "results" / "fbank.json"
+SR = 16000
+SAMPLES = 163840  # 10.24 s -> 1022 Kaldi frames
+EPS = float(np.finfo(np.float32).eps)
+GOAL = 1.0
+
+
+def clips(count: int) -> list[np.ndarray]:
+    from test_fbank import speech_like
+
+    return [speech_like(SAMPLES / SR, seed=i) for i in range(count)]
+
+
+def run_mmtok(batch: list[np.ndarray]) -> None:
+    from mmtok.modalities.fbank import fbank
+
+    for clip in batch:
+        fbank(clip)
+
+
+def run_librosa(batch: list[np.ndarray]) -> None:
+    import librosa
+
+    for clip in batch:
+        spec = librosa.feature.melspectrogram(y=clip, sr=SR, n_fft=512, win_length=400,
+                                              hop_length=160, n_mels=128, center=False,
+                                              power=2.0)
+        np.log(np.maximum(spec, EPS))
+
+
+def machine_info() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import librosa
+    import scipy
+
+    return {"cpu_model": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "librosa": librosa.__version__}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, default=40)
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--json", action="store_true", help=f"also write {RESULTS_JSON}")
+    args = parser.parse_args(argv)
+
+    batch = clips(args.clips)
+    contestants = {"mmtok fbank (Kaldi)": run_mmtok, "librosa melspectrogram + log": run_librosa}
+    for run in contestants.values():  # warm up: imports, caches, FFT plans
+        run(batch[:2])
+    times: dict[str, list[float]] = {name: [] for name in contestants}
+    for _ in range(args.reps):
+        for name, run in contestants.items():
+            start = time.perf_counter()
+            run(batch)
+            times[name].append(time.perf_counter() - start)
+    rate = {name: args.clips / min(t) for name, t in times.items()}
+    ratio = rate["mmtok fbank (Kaldi)"] / rate["librosa melspectrogram + log"]
+
+    from test_fbank import ref_fbank
+
+    from mmtok.modalities.fbank import fbank
+
+    exact = float(np.abs(fbank(batch[0]) - ref_fbank(batch[0])).max())
+
+    m = machine_info()
+    print(f"Machine: {m['cpu_model']}, {m['cpu_count']} cores; Python {m['python']}, numpy "
+          f"{m['numpy']}, scipy {m['scipy']}, librosa {m['librosa']}; single thread")
+    print(f"{args.clips} clips of 10.24 s at 16 kHz, best of {args.reps} repetitions\n")
+    print("| Row | clips/s | ms/clip | ratio to librosa | Goal |")
+    print("|---|---:|---:|---:|---|")
+    for name, r in rate.items():
+        mine = name.startswith("mmtok")
+        goal = f">= {GOAL:.1f}x: {'PASS' if ratio >= GOAL else 'FAIL'}" if mine else "-"
+        print(f"| {name} | {r:.1f} | {1000 / r:.2f} | {r / rate['librosa melspectrogram + log']:.2f}x "
+              f"| {goal} |")
+    print(f"\nmax |mmtok - naive Kaldi reference| on clip 0 (1022 x 128, log domain): {exact:.2e}")
+    if args.json:
+        RESULTS_JSON.parent.mkdir(exist_ok=True)
+        RESULTS_JSON.write_text(json.dumps({
+            "machine": m, "clips": args.clips, "reps": args.reps,
+            "clips_per_second": {k: round(v, 2) for k, v in rate.items()},
+            "ratio": round(ratio, 3), "goal": GOAL, "max_abs_diff_vs_reference": exact,
+            "times": times}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
