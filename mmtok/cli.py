@@ -129,6 +129,7 @@ def tokenize(
     mean: Annotated[Optional[str], typer.Option(help="Normalisation means recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
     std: Annotated[Optional[str], typer.Option(help="Normalisation stds recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
     max_pixels: Annotated[Optional[int], typer.Option(help="Larger images are recorded as too_large (default 100M).", rich_help_panel="Image options")] = None,
+    stats_from_data: Annotated[bool, typer.Option("--stats-from-data", help="First compute the normalisation statistics over the inputs (audio: fbank mean/std) and record them in the config.")] = False,
     settings: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any tokenizer option of the modality, e.g. --set size=256 (repeatable); see `mmtok modalities`.")] = None,
     jpeg_draft: Annotated[Optional[bool], typer.Option(help="Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
 ) -> None:
@@ -155,7 +156,8 @@ def tokenize(
             root=str(root) if root else None, labels=labels.value, path_column=path_column,
             label_column=label_column, follow_external_symlinks=follow_external_symlinks,
             workers=workers, shard_size=shard_size, overwrite=overwrite, strict=strict,
-            max_errors=max_errors, progress=progress, **options,
+            max_errors=max_errors, progress=progress, stats_from_data=stats_from_data,
+            **options,
         )
     except MmtokError as exc:
         _fail(exc)
@@ -284,7 +286,7 @@ def info(
         f"shards     {details['shards_done']}/{details['shards_total']} done "
         f"({details['shard_size']} samples each)" + ("" if details["complete"] else " - INCOMPLETE"),
         f"errors     {errors}",
-        f"arrays     " + ", ".join(f"{k} {tuple(v)}" for k, v in details["arrays"].items()),
+        "arrays     " + ", ".join(f"{k} {tuple(v)}" for k, v in details["arrays"].items()),
         f"size       {details['bytes_on_disk'] / 1e6:.1f} MB on disk",
     ]
     typer.echo("\n".join(lines))

@@ -15,8 +15,6 @@ from concurrent.futures.process import BrokenProcessPool
 import signal
 import sys
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -27,40 +25,10 @@ from .modalities.base import Tokenizer, config_to_dict
 from .sources import SampleList, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
+from .store.summary import RunSummary, summarise_run
 from .store.writer import ShardData, ShardWriter, StoreSpec, prepare_store, read_markers
 
 SHARD_TARGET_BYTES = 64 << 20
-
-
-@dataclass
-class RunSummary:
-    """What a run did; ``status`` is "complete" when every shard of the store is committed."""
-
-    store: str
-    modality: str
-    status: str
-    num_samples: int
-    num_valid: int
-    num_invalid: int
-    errors_by_kind: dict[str, int]
-    shards_total: int
-    shards_written: int
-    shards_skipped: int
-    samples_written: int
-    seconds: float
-    samples_per_second: float
-    errors: list[dict] = field(default_factory=list, repr=False)
-
-    def line(self) -> str:
-        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.errors_by_kind.items()))
-        invalid = f"{self.num_invalid} invalid" + (f" ({kinds})" if kinds else "")
-        skipped = f"; {self.shards_skipped} shard(s) were already done" if self.shards_skipped else ""
-        return (f"{self.status}: {self.store}: {self.num_samples} samples, {self.num_valid} valid, "
-                f"{invalid}; wrote {self.samples_written} samples in {self.seconds:.1f} s "
-                f"({self.samples_per_second:.1f} samples/s){skipped}")
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "errors"}
 
 
 def default_shard_size(sample_bytes: int) -> int:
@@ -171,6 +139,7 @@ def tokenize(
     strict: bool = False,
     max_errors: int | None = None,
     progress: bool = True,
+    stats_from_data: bool = False,
     **options: Any,
 ) -> RunSummary:
     """Tokenize raw files into a Zarr token store; resumes an existing store by default.
@@ -188,6 +157,12 @@ def tokenize(
     )
     if tokenizer.list_parts is not None:
         samples = expand_parts(samples, tokenizer.list_parts, tokenizer.part_class_names)
+    if stats_from_data:
+        # A deterministic pre-pass: a rerun computes the same values, so the config (and
+        # with it resume) is unchanged.
+        paths = list(dict.fromkeys(s.path for s in samples.samples if s.problem is None))
+        options = {**options, **tokenizer.statistics_from(paths)}
+        tokenizer = create_tokenizer(modality, **options)
     if len(samples) == 0:
         raise UsageError(f"no {modality} files found in the source "
                          f"(extensions: {' '.join(get_modality(modality).extensions)})")
@@ -212,7 +187,7 @@ def tokenize(
         pending = [s for s in range(spec.num_shards) if s not in done]
         written = _run_shards(pending, samples.samples, tokenizer, output, spec, workers,
                               strict, max_errors, progress, done)
-    return _summarise(output, spec, written, len(done), time.perf_counter() - started)
+    return summarise_run(output, spec, written, len(done), time.perf_counter() - started)
 
 
 def _errors_so_far(markers: list[dict | None]) -> int:
@@ -288,21 +263,3 @@ def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_e
         raise
     pool.shutdown(wait=True)
     return written
-
-
-def _summarise(output: str, spec: StoreSpec, written: int, skipped: int,
-               seconds: float) -> RunSummary:
-    markers = read_markers(output)
-    committed = [m for m in markers if m]
-    errors = [e for m in committed for e in m["errors"]]
-    num_valid = sum(m["num_valid"] for m in committed)
-    return RunSummary(
-        store=output, modality=spec.modality,
-        status="complete" if len(committed) == spec.num_shards else "incomplete",
-        num_samples=spec.num_samples, num_valid=num_valid,
-        num_invalid=sum(m["stop"] - m["start"] for m in committed) - num_valid,
-        errors_by_kind=dict(Counter(e["kind"] for e in errors)),
-        shards_total=spec.num_shards, shards_written=len(committed) - skipped,
-        shards_skipped=skipped, samples_written=written, seconds=round(seconds, 3),
-        samples_per_second=round(written / seconds, 1) if seconds > 0 else 0.0, errors=errors,
-    )

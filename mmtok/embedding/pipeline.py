@@ -20,13 +20,13 @@ import numpy as np
 import torch
 
 from ..errors import StoreError, UsageError
-from ..pipeline import RunSummary, _summarise
 from ..store.layout import ArraySpec, shard_bounds
 from ..store.lock import StoreLock
 from ..store.reader import Store
+from ..store.summary import RunSummary, summarise_run
 from ..store.writer import ShardData, ShardWriter, StoreSpec, prepare_store
 from .encoders import load_encoder
-from .pooling import POOLS, pool, pooled_width
+from .pooling import POOLS, pool
 from .projectors import build_projector, run_encoder
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -154,7 +154,7 @@ def embed(
         done = set(prepare_store(output, spec, overwrite))
         pending = [s for s in range(spec.num_shards) if s not in done]
         written = _run(token_store, embedder, output, pending, spec, progress, str(torch_device))
-    return _summarise(output, spec, written, len(done), time.perf_counter() - started)
+    return summarise_run(output, spec, written, len(done), time.perf_counter() - started)
 
 
 def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:

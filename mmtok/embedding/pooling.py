@@ -11,11 +11,6 @@ import torch
 POOLS = ("cls", "mean", "max", "cls+mean+max", "none")
 
 
-def content_mask(length: torch.Tensor, tokens: int) -> torch.Tensor:
-    """(B, T) bool: True where a content token is real."""
-    return torch.arange(tokens, device=length.device)[None, :] < length[:, None]
-
-
 def pool(x: torch.Tensor, mask: torch.Tensor | None, prefix: int, how: str) -> torch.Tensor:
     if how == "none":
         return x
@@ -37,10 +32,3 @@ def pool(x: torch.Tensor, mask: torch.Tensor | None, prefix: int, how: str) -> t
         else:
             raise ValueError(f"unknown pooling {name!r}; choose one of {', '.join(POOLS)}")
     return torch.cat(parts, dim=-1)
-
-
-def pooled_width(width: int, how: str, tokens: int) -> tuple[int, ...]:
-    """Per-sample feature shape for ``how`` (``tokens`` includes the prefix tokens)."""
-    if how == "none":
-        return (tokens, width)
-    return (width * len(how.split("+")),)

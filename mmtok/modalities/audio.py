@@ -222,6 +222,10 @@ def read_span(handle: sf.SoundFile, info: AudioInfo, start: int, stop: int, samp
 class AudioTokenizer(Tokenizer):
     extensions = EXTENSIONS
 
+    def statistics_from(self, paths: list[str]) -> dict:
+        """The data set's own fbank mean and std (``tokenize --stats-from-data``)."""
+        return statistics_overrides(self, paths)
+
     def __init__(self, config: AudioConfig) -> None:
         self.config = config
         self.size, self.shift, _ = config.geometry
@@ -339,6 +343,12 @@ def to_float16(x: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore"):
             out[other] = x[other].astype(np.float16)
     return out
+
+
+def statistics_overrides(tokenizer: "AudioTokenizer", paths: Iterable[str]) -> dict:
+    """Config overrides that normalise with the data set's own statistics."""
+    mean, std = dataset_statistics(paths, tokenizer.config)
+    return {"mean": mean, "std": std}
 
 
 def dataset_statistics(paths: Iterable[str], config: AudioConfig | None = None,

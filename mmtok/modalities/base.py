@@ -48,6 +48,11 @@ class Tokenizer:
     list_parts: Callable[[str], list[str] | list[tuple[str, int | None]] | None] | None = None
     part_class_names: Callable[[str], list[str] | None] | None = None
 
+    def statistics_from(self, paths: list[str]) -> dict[str, Any]:
+        """Config overrides computed from the data (``tokenize --stats-from-data``)."""
+        raise UsageError(f"modality {self.config.modality!r} cannot compute its normalisation "
+                         "statistics from the data; pass them with --set instead")
+
 
 @dataclass(frozen=True)
 class ModalityEntry:

@@ -11,7 +11,7 @@ import numpy as np
 import zarr
 
 from ..errors import StoreError
-from .layout import ATTRS_KEY, COMMITS, STANDARD_ARRAYS, array_checksum, shard_bounds
+from .layout import COMMITS, STANDARD_ARRAYS, array_checksum, shard_bounds
 from .writer import read_attrs, read_markers
 
 
@@ -81,7 +81,7 @@ def validate_store(path: str | os.PathLike) -> ValidationReport:
     path = Path(path)
     attrs = _require_attrs(path)
     report = ValidationReport(str(path))
-    n, size = attrs["num_samples"], attrs["shard_size"]
+    n = attrs["num_samples"]
     names = [*attrs["arrays"], *STANDARD_ARRAYS]
     arrays = {}
     for name in [*names, COMMITS, *attrs.get("static_arrays", [])]:

@@ -18,7 +18,7 @@ import zarr
 from torch.utils.data import Dataset
 
 from ..errors import StoreError
-from .layout import ATTRS_KEY, STANDARD_ARRAYS
+from .layout import STANDARD_ARRAYS
 from .writer import read_attrs, read_markers
 
 

@@ -383,3 +383,33 @@ def test_dataset_statistics_pool_the_real_frames(tmp_path):
     assert std == pytest.approx(values.astype(np.float64).std(), rel=1e-6)
     with pytest.raises(UsageError, match="no readable"):
         dataset_statistics([str(tmp_path / "data/engines/broken.wav")])
+
+
+def test_stats_from_data_records_the_data_sets_own_statistics(tmp_path, cli):
+    import soundfile
+
+    from mmtok.modalities.audio import dataset_statistics
+
+    rng = np.random.default_rng(4)
+    (tmp_path / "data" / "a").mkdir(parents=True)
+    paths = []
+    for i in range(3):
+        path = tmp_path / "data" / "a" / f"{i}.wav"
+        soundfile.write(path, (rng.normal(size=16000) * 0.05 * (i + 1)).astype(np.float32), 16000)
+        paths.append(str(path))
+    result = cli("tokenize", tmp_path / "data", "-m", "audio", "-o", tmp_path / "t.zarr",
+                 "--stats-from-data", "--no-progress", "--set", "target_frames=128")
+    assert result.exit_code == 0, result.output
+    config = mmtok.open_store(tmp_path / "t.zarr").config
+    mean, std = dataset_statistics(paths, target_frames=128)
+    assert (config["mean"], config["std"]) == (pytest.approx(mean), pytest.approx(std))
+    assert config["mean"] != -4.2677393
+    rerun = cli("tokenize", tmp_path / "data", "-m", "audio", "-o", tmp_path / "t.zarr",
+                "--stats-from-data", "--no-progress", "--set", "target_frames=128")
+    assert rerun.exit_code == 0 and "1 shard(s) were already done" in rerun.stdout
+    from PIL import Image
+
+    (tmp_path / "img").mkdir()
+    Image.new("RGB", (32, 32)).save(tmp_path / "img" / "x.png")
+    images = cli("tokenize", tmp_path / "img", "-o", tmp_path / "i.zarr", "--stats-from-data")
+    assert images.exit_code == 2 and "cannot compute its normalisation" in images.stderr

@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from ...errors import SampleError
-from .readers import Cloud, _open3d
+from .cloud import Cloud, open3d_quiet
 
 
 def _off_tokens(path: str) -> list[str]:
@@ -56,7 +56,7 @@ def read_mesh(path: str) -> tuple[np.ndarray, np.ndarray]:
     if os.path.splitext(path)[1].lower() == ".off":
         vertices, faces = read_off(path)
     else:
-        mesh = _open3d().io.read_triangle_mesh(path)
+        mesh = open3d_quiet().io.read_triangle_mesh(path)
         vertices = np.asarray(mesh.vertices, dtype=np.float32)
         faces = np.asarray(mesh.triangles, dtype=np.int64)
     if len(vertices) == 0:

@@ -14,29 +14,15 @@ Every failure becomes a :class:`SampleError` with a specific kind.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-
 import numpy as np
 
 from ...errors import SampleError
+from .cloud import Cloud, open3d_quiet
+from .mesh import read_mesh, sample_surface
 
 POINT_EXTENSIONS = (".ply", ".pcd", ".xyz", ".txt", ".pts", ".npy", ".npz")
 MESH_EXTENSIONS = (".off", ".obj", ".stl")
 HDF5_EXTENSIONS = (".h5", ".hdf5")
-
-
-@dataclass
-class Cloud:
-    xyz: np.ndarray  # (n, 3) float32
-    normals: np.ndarray | None = None  # (n, 3) float32
-    colors: np.ndarray | None = None  # (n, 3) float32 in [0, 1]
-
-    def take(self, index: np.ndarray) -> "Cloud":
-        pick = lambda a: None if a is None else a[index]  # noqa: E731
-        return Cloud(self.xyz[index], pick(self.normals), pick(self.colors))
-
-    def __len__(self) -> int:
-        return len(self.xyz)
 
 
 def check_file(path: str) -> None:
@@ -115,17 +101,8 @@ def read_numpy(path: str) -> Cloud:
     return cloud
 
 
-def _open3d():
-    import open3d
-
-    # Open3D reports unreadable files as printed warnings (on stdout, which would corrupt
-    # `--json` output); we detect failures ourselves.
-    open3d.utility.set_verbosity_level(open3d.utility.VerbosityLevel.Error)
-    return open3d
-
-
 def read_open3d(path: str) -> Cloud:
-    cloud = _open3d().io.read_point_cloud(path)
+    cloud = open3d_quiet().io.read_point_cloud(path)
     if not cloud.has_points():
         raise SampleError("decode_error", "Open3D read no points (corrupt file, or a cloud "
                           "with no vertices)")
@@ -179,8 +156,6 @@ def hdf5_rows(path: str) -> list[tuple[str, int | None]]:
 
 def read_cloud(path: str, part: str | None, mesh_points: int, seed: int) -> tuple[Cloud, int | None]:
     """Any supported file -> (cloud, label from the file or None)."""
-    from .mesh import read_mesh, sample_surface
-
     check_file(path)
     extension = os.path.splitext(path)[1].lower()
     if extension in HDF5_EXTENSIONS:

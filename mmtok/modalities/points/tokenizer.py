@@ -22,14 +22,8 @@ from ...kernels.fps import farthest_point_sample
 from ...kernels.knn import knn_group
 from ...store.layout import ArraySpec
 from ..base import Tokenizer, register_modality
-from .readers import (
-    HDF5_EXTENSIONS,
-    MESH_EXTENSIONS,
-    POINT_EXTENSIONS,
-    Cloud,
-    hdf5_rows,
-    read_cloud,
-)
+from .cloud import Cloud
+from .readers import HDF5_EXTENSIONS, MESH_EXTENSIONS, POINT_EXTENSIONS, hdf5_rows, read_cloud
 
 EXTENSIONS = POINT_EXTENSIONS + MESH_EXTENSIONS + HDF5_EXTENSIONS
 CHANNELS = ("normals", "colors")

@@ -1,0 +1,57 @@
+"""What a run did, read back from the store's commit markers."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from .writer import StoreSpec, read_markers
+
+
+@dataclass
+class RunSummary:
+    """What a run did; ``status`` is "complete" when every shard of the store is committed."""
+
+    store: str
+    modality: str
+    status: str
+    num_samples: int
+    num_valid: int
+    num_invalid: int
+    errors_by_kind: dict[str, int]
+    shards_total: int
+    shards_written: int
+    shards_skipped: int
+    samples_written: int
+    seconds: float
+    samples_per_second: float
+    errors: list[dict] = field(default_factory=list, repr=False)
+
+    def line(self) -> str:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.errors_by_kind.items()))
+        invalid = f"{self.num_invalid} invalid" + (f" ({kinds})" if kinds else "")
+        skipped = f"; {self.shards_skipped} shard(s) were already done" if self.shards_skipped else ""
+        return (f"{self.status}: {self.store}: {self.num_samples} samples, {self.num_valid} valid, "
+                f"{invalid}; wrote {self.samples_written} samples in {self.seconds:.1f} s "
+                f"({self.samples_per_second:.1f} samples/s){skipped}")
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "errors"}
+
+
+def summarise_run(output: str, spec: StoreSpec, written: int, skipped: int,
+               seconds: float) -> RunSummary:
+    markers = read_markers(output)
+    committed = [m for m in markers if m]
+    errors = [e for m in committed for e in m["errors"]]
+    num_valid = sum(m["num_valid"] for m in committed)
+    return RunSummary(
+        store=output, modality=spec.modality,
+        status="complete" if len(committed) == spec.num_shards else "incomplete",
+        num_samples=spec.num_samples, num_valid=num_valid,
+        num_invalid=sum(m["stop"] - m["start"] for m in committed) - num_valid,
+        errors_by_kind=dict(Counter(e["kind"] for e in errors)),
+        shards_total=spec.num_shards, shards_written=len(committed) - skipped,
+        shards_skipped=skipped, samples_written=written, seconds=round(seconds, 3),
+        samples_per_second=round(written / seconds, 1) if seconds > 0 else 0.0, errors=errors,
+    )
