@@ -88,13 +88,18 @@ class Embedder:
         self.device, self.batch_size = device, batch_size
         self.autocast = PRECISIONS[precision]
 
+    def _to_device(self, values: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(np.ascontiguousarray(values))
+        if self.device.type == "cuda":  # pinned host memory makes the copy asynchronous
+            tensor = tensor.pin_memory()
+        return tensor.to(self.device, non_blocking=True)
+
     @torch.inference_mode()
     def __call__(self, rows: dict[str, np.ndarray]) -> np.ndarray:
         outputs = []
         count = len(rows["tokens"])
         for begin in range(0, count, self.batch_size):
-            batch = {name: torch.from_numpy(np.ascontiguousarray(values[begin:begin +
-                     self.batch_size])).to(self.device, non_blocking=True)
+            batch = {name: self._to_device(values[begin:begin + self.batch_size])
                      for name, values in rows.items()}
             with torch.autocast(self.device.type, dtype=self.autocast,
                                 enabled=self.autocast is not None):
