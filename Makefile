@@ -32,6 +32,9 @@ bench: setup
 	$(BIN)/python benchmarks/bench_tokenize_image.py
 	$(BIN)/python benchmarks/bench_fps.py
 	$(BIN)/python benchmarks/bench_knn.py
+	$(BIN)/python benchmarks/bench_fbank.py
+	$(BIN)/python benchmarks/bench_tokenize_audio.py
+	$(BIN)/python benchmarks/bench_embed.py
 
 clean:
 	rm -rf demo .pytest_cache

@@ -194,7 +194,7 @@ def embed(
     pretrained: Annotated[bool, typer.Option("--pretrained", help="Download the timm model's pretrained weights from the hub.")] = False,
     projector: Annotated[Optional[Path], typer.Option(help="Trained projector weights (.safetensors) for non-image modalities.")] = None,
     pool: Annotated[Pool, typer.Option(help="Pooling of the encoder outputs; none keeps per-token features.")] = Pool.cls,
-    batch_size: Annotated[int, typer.Option(help="Samples per encoder batch.")] = 64,
+    batch_size: Annotated[Optional[int], typer.Option(help="Samples per encoder batch (default: auto; on CPU the largest batch whose activations stay under 32 MiB, on CUDA 128).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     precision: Annotated[str, typer.Option(help="float32, bfloat16 or float16 (autocast).")] = "float32",
     seed: Annotated[int, typer.Option(help="Seed for projectors without pretrained weights.")] = 0,

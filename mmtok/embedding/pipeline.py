@@ -41,6 +41,19 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+CPU_ACTIVATION_BYTES = 32 << 20  # glibc's largest size it reuses instead of mapping anew
+
+
+def auto_batch_size(device: torch.device, tokens: int, width: int) -> int:
+    """On CPU, the largest batch whose MLP activation (B x T x 4D floats) stays under 32 MiB:
+    bigger ones are mapped fresh from the kernel on every block, costing page faults; on
+    CUDA, 128."""
+    if device.type == "cuda":
+        return 128
+    per_sample = (tokens + 1) * 4 * width * 4
+    return max(1, min(64, CPU_ACTIVATION_BYTES // per_sample))
+
+
 def _read_shards(tokens: Store, shards: list[int]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     size, n = tokens.attrs["shard_size"], len(tokens)
     names = [name for name in INPUT_ARRAYS if name in tokens.array_names]
@@ -119,7 +132,7 @@ def embed(
     pretrained: bool = False,
     projector: str | os.PathLike | None = None,
     pool_how: str = "cls",
-    batch_size: int = 64,
+    batch_size: int | None = None,
     device: str = "auto",
     precision: str = "float32",
     seed: int = 0,
@@ -137,7 +150,7 @@ def embed(
         raise UsageError(f"--pool must be one of {', '.join(POOLS)}, not {pool_how!r}")
     if precision not in PRECISIONS:
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     token_store = Store(tokens)
     if token_store.attrs["kind"] != "tokens":
@@ -151,6 +164,9 @@ def embed(
     projector_module, projector_record = build_projector(
         token_store.modality, token_store.config, frozen, seed, projector, statics)
     projector_module.to(torch_device)
+    if batch_size is None:
+        batch_size = auto_batch_size(torch_device, token_store.group["tokens"].shape[1],
+                                     frozen.width)
     embedder = Embedder(projector_module, frozen, pool_how, torch_device, precision, batch_size)
     spec = _feature_spec(token_store, frozen, projector_record, pool_how, precision, seed,
                          _feature_shape(embedder, token_store), encoder_options or {})
