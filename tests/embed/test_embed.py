@@ -156,6 +156,16 @@ def test_export_round_trips(image_tokens, tiny_vit, tmp_path, cli):
         assert json.loads(handle.attrs["mmtok"])["config"]["encoder"] == TINY
     with np.load(tmp_path / "out.npz") as archive:
         np.testing.assert_array_equal(archive["valid"], store.group["valid"][:])
+    parquet = cli("export", tmp_path / "f.zarr", tmp_path / "out.parquet")
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        assert parquet.exit_code == 2 and "needs pyarrow" in parquet.stderr
+        assert not (tmp_path / "out.parquet").exists()
+    else:
+        table = pq.read_table(tmp_path / "out.parquet")
+        np.testing.assert_allclose(np.stack(table["features"].to_numpy(zero_copy_only=False)),
+                                   features.reshape(len(features), -1))
     bad = cli("export", tmp_path / "f.zarr", tmp_path / "out.csv")
     assert bad.exit_code == 2 and "choose a file ending in" in bad.stderr
 
