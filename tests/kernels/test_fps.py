@@ -3,13 +3,13 @@ numpy vanilla reference, index for index, on random and adversarial clouds."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from pyrun import run_interpreted, subprocess_env
 import torch
 
 from mmtok.kernels import _numba
@@ -255,13 +255,6 @@ def test_bad_impl_and_triton_without_interpreter(monkeypatch):
         farthest_point_sample(torch.zeros(10, 3), 2, impl="triton")
 
 
-def _subprocess_env(**extra):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    env.update(extra)
-    return env
-
-
 def test_cpu_use_does_not_import_torch_or_triton():
     code = textwrap.dedent(
         """
@@ -278,7 +271,7 @@ def test_cpu_use_does_not_import_torch_or_triton():
         assert "torch" not in sys.modules, "CPU FPS/KNN imported torch"
         """
     )
-    env = _subprocess_env()
+    env = subprocess_env()
     env.pop("TRITON_INTERPRET", None)
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -319,10 +312,7 @@ def check(points, m, start=0):
 
 
 def _run_interpreted(body: str) -> None:
-    code = _INTERPRET_PRELUDE + textwrap.dedent(body)
-    env = _subprocess_env(TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"interpreted Triton check failed:\n{proc.stderr[-6000:]}"
+    run_interpreted(_INTERPRET_PRELUDE, body)
 
 
 @pytest.mark.interpret

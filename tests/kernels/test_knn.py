@@ -3,13 +3,10 @@ stable-argsort brute-force reference (exactly, ties included) and scipy's cKDTre
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
+from pyrun import run_interpreted
 import torch
 from scipy.spatial import cKDTree
 
@@ -202,18 +199,8 @@ def check(points, centres, k):
 """
 
 
-def _subprocess_env(**extra):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    env.update(extra)
-    return env
-
-
 def _run_interpreted(body: str) -> None:
-    code = _INTERPRET_PRELUDE + textwrap.dedent(body)
-    env = _subprocess_env(TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"interpreted Triton check failed:\n{proc.stderr[-6000:]}"
+    run_interpreted(_INTERPRET_PRELUDE, body)
 
 
 @pytest.mark.interpret

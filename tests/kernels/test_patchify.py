@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
+from pyrun import run_interpreted, subprocess_env
 import torch
 
 from mmtok.kernels.patchify import patch_grid, patchify, patchify_reference
@@ -307,13 +307,6 @@ def test_dispatch_returns_input_container_type():
     assert isinstance(out, torch.Tensor) and out.device.type == "cpu"
 
 
-def _subprocess_env(**extra):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    env.update(extra)
-    return env
-
-
 def test_cpu_use_does_not_import_triton():
     code = textwrap.dedent(
         """
@@ -329,7 +322,7 @@ def test_cpu_use_does_not_import_triton():
         assert "torch" not in sys.modules, "CPU tokenization imported torch"
         """
     )
-    env = _subprocess_env()
+    env = subprocess_env()
     env.pop("TRITON_INTERPRET", None)
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -371,10 +364,7 @@ def check(x, patch, stride=None, atol=0.0, rtol=0.0, **kw):
 
 
 def _run_interpreted(body: str) -> None:
-    code = _INTERPRET_PRELUDE + textwrap.dedent(body)
-    env = _subprocess_env(TRITON_INTERPRET="1")
-    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"interpreted Triton check failed:\n{proc.stderr[-6000:]}"
+    run_interpreted(_INTERPRET_PRELUDE, body)
 
 
 @pytest.mark.interpret
