@@ -120,6 +120,25 @@ def _check_finite_tensor(t: Any, name: str) -> None:
         raise ValueError(f"{name} contains NaN or infinite coordinates")
 
 
+def _triton_input(points: Any, is_tensor: bool):
+    """The points as a float32 torch tensor the Triton kernels can take, or a clear error."""
+    if not triton_available():
+        raise RuntimeError(
+            "impl='triton' was requested but triton cannot be imported; "
+            "install triton or use impl='numba'"
+        )
+    import torch
+
+    _float_dtype_ok(points, "points")
+    tensor = points if is_tensor else torch.from_numpy(np.ascontiguousarray(points))
+    if tensor.device.type == "cpu" and not interpreter_enabled():
+        raise RuntimeError(
+            "impl='triton' on CPU data needs the Triton interpreter: set TRITON_INTERPRET=1 "
+            "before triton is first imported, or move the input to CUDA"
+        )
+    return tensor.to(torch.float32)
+
+
 def _check_counts(num_samples: Any, n: int, start: Any) -> tuple[int, int]:
     if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)):
         raise TypeError(f"num_samples must be an int, got {num_samples!r}")
@@ -208,22 +227,7 @@ def farthest_point_sample(
         return out
 
     # impl == "triton"
-    if not triton_available():
-        raise RuntimeError(
-            "impl='triton' was requested but triton cannot be imported; "
-            "install triton or use impl='numba'"
-        )
-    import torch
-
-    _float_dtype_ok(points, "points")
-    tensor = points if is_tensor else torch.from_numpy(np.ascontiguousarray(points))
-    if tensor.device.type == "cpu" and not interpreter_enabled():
-        raise RuntimeError(
-            "impl='triton' on CPU data needs the Triton interpreter: set TRITON_INTERPRET=1 "
-            "before triton is first imported, or move the input to CUDA"
-        )
-    if tensor.dtype != torch.float32:
-        tensor = tensor.to(torch.float32)
+    tensor = _triton_input(points, is_tensor)
     if check_finite:
         _check_finite_tensor(tensor, "points")
     out = _fps_triton(tensor.reshape(nb, n, 3), m, s)

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ._triton import interpreter_enabled, next_power_of_2, triton_available
+from ._triton import next_power_of_2, triton_available
 from .fps import (
     _as_numpy_f32,
     _check_finite_tensor,
@@ -44,6 +44,7 @@ from .fps import (
     _float_dtype_ok,
     _is_torch,
     _points_shape,
+    _triton_input,
 )
 
 __all__ = ["knn_group", "knn_group_reference"]
@@ -168,21 +169,9 @@ def knn_group(points, centers, k: int, *, impl: str = "auto", check_finite: bool
         return idx, nbh
 
     # impl == "triton"
-    if not triton_available():
-        raise RuntimeError(
-            "impl='triton' was requested but triton cannot be imported; "
-            "install triton or use impl='numba'"
-        )
     import torch
 
-    _float_dtype_ok(points, "points")
-    tensor = points if is_tensor else torch.from_numpy(np.ascontiguousarray(points))
-    if tensor.device.type == "cpu" and not interpreter_enabled():
-        raise RuntimeError(
-            "impl='triton' on CPU data needs the Triton interpreter: set TRITON_INTERPRET=1 "
-            "before triton is first imported, or move the input to CUDA"
-        )
-    tensor = tensor.to(torch.float32).reshape(nb, n, 3)
+    tensor = _triton_input(points, is_tensor).reshape(nb, n, 3)
     if check_finite:
         _check_finite_tensor(tensor, "points")
     c = centers if _is_torch(centers) else torch.from_numpy(np.ascontiguousarray(centers))
