@@ -33,9 +33,6 @@ import argparse
 import contextlib
 import cProfile
 import io
-import json
-import os
-import platform
 import pstats
 import shutil
 import sys
@@ -45,6 +42,19 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+from _common import (
+    cpu_snapshot,
+    describe_machine,
+    fmt_seconds,
+    foreign_cpu,
+    foreign_cpu_line,
+    fresh_class_folders,
+    reusable_files,
+    utc_now,
+    verdict,
+    write_results_json,
+    write_stamp,
+)
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
@@ -90,25 +100,16 @@ def _image_files(folder: Path) -> list[Path]:
 
 def ensure_images(folder: Path, count: int) -> tuple[list[Path], bool]:
     """``count`` generated PNGs in ``NUM_CLASSES`` class folders (reused if present)."""
-    stamp = folder / ".bench_images.json"
     wanted = {"count": count, "seed": SEED, "classes": NUM_CLASSES, "side": IMAGE_SIDE,
               "version": GEN_VERSION}
-    if stamp.is_file():
-        try:
-            same = json.loads(stamp.read_text()) == wanted
-        except (OSError, json.JSONDecodeError):
-            same = False
-        files = _image_files(folder)
-        if same and len(files) == count:
-            return files, True
-    if folder.exists():
-        shutil.rmtree(folder)
-    for c in range(NUM_CLASSES):
-        (folder / f"class_{c}").mkdir(parents=True)
+    files = reusable_files(folder, wanted, count, _image_files)
+    if files is not None:
+        return files, True
+    fresh_class_folders(folder, NUM_CLASSES)
     for index in range(count):
         path = folder / f"class_{index % NUM_CLASSES}" / f"img_{index:05d}.png"
         _photo_like(index).save(path, "PNG", compress_level=1)
-    stamp.write_text(json.dumps(wanted))
+    write_stamp(folder, wanted)
     return _image_files(folder), False
 
 
@@ -277,38 +278,14 @@ def profile_embed(tokens: Path, out: Path, encoder: str, weights: Path, batch_si
 
 
 def machine_info() -> dict:
+    """The machine and the versions that matter here (for the report and the JSON)."""
     import timm
     import torch
     import zarr
 
     import mmtok
 
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_gib = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    return {
-        "cpu_model": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "mem_total_gib": mem_gib,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
+    return describe_machine({
         "numpy": np.__version__,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -316,30 +293,7 @@ def machine_info() -> dict:
         "timm": timm.__version__,
         "zarr": zarr.__version__,
         "mmtok": mmtok.__version__,
-    }
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU seconds all CPUs have spent busy since boot (steal excluded), from /proc/stat."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def _secs(values: list[float]) -> str:
-    return ", ".join(f"{s:.2f}" for s in values)
+    })
 
 
 # --------------------------------------------------------------------------------------
@@ -433,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     n = len(all_tokens)
     out = workdir / "features.zarr"
-    busy0, own0, wall0 = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+    cpu_start = cpu_snapshot()
     floor_s, wall_s, summary_s, excl_s, run_s = [], [], [], [], []
     phases_all, summary = [], {}
     floor_features = None
@@ -452,10 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rep {rep + 1}: mmtok embed {n / seconds:.2f} samples/s wall ({seconds:.2f} s; "
               f"{n / excl_s[-1]:.2f} samples/s without model construction)", flush=True)
 
-    foreign = foreign_share = None
-    if busy0 is not None:
-        foreign = max(0.0, (machine_busy_seconds() - busy0) - (own_cpu_seconds() - own0))
-        foreign_share = foreign / ((time.perf_counter() - wall0) * (os.cpu_count() or 1))
+    foreign, foreign_share = foreign_cpu(cpu_start)
 
     # the two sides computed the same thing?
     mm_features = mmtok.open_store(out).group["features"][:]
@@ -508,9 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         f"| mmtok embed, streaming loop `_run` only (info) | {run_sps:.2f} samples/s "
         f"| {run_sps / floor_sps:.3f}x vs floor | - | - |",
         "",
-        f"Per repetition (s): floor {_secs(floor_s)}; mmtok wall {_secs(wall_s)}; summary "
-        f"seconds {_secs(summary_s)}; wall less model construction {_secs(excl_s)}; `_run` "
-        f"{_secs(run_s)}.",
+        f"Per repetition (s): floor {fmt_seconds(floor_s)}; mmtok wall {fmt_seconds(wall_s)}; summary "
+        f"seconds {fmt_seconds(summary_s)}; wall less model construction {fmt_seconds(excl_s)}; `_run` "
+        f"{fmt_seconds(run_s)}.",
         f"Best mmtok repetition, by phase (s): model construction + 1-sample probe {setup:.2f}; "
         f"in the streaming loop: encoder compute {compute:.2f}, shard write + marker "
         f"{write:.2f}, waiting for reads + rest {rest:.2f}; outside both "
@@ -521,10 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Total benchmark wall time: {time.perf_counter() - run_started:.0f} s.",
     ]
     if foreign is not None:
-        lines.append(f"Other processes used {foreign:.1f} CPU-s ({foreign_share:.1%} of this "
-                     "machine's capacity) during the measurements"
-                     + ("; WARNING: the figures are disturbed, rerun on a quiet machine."
-                        if foreign_share > 0.03 else "."))
+        lines.append(foreign_cpu_line(foreign, foreign_share))
     print("\n".join(lines), flush=True)
 
     profile_text = None
@@ -535,10 +483,9 @@ def main(argv: list[str] | None = None) -> int:
               + profile_text.strip() + "\n```", flush=True)
 
     if args.json:
-        RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "benchmark": "embed",
-            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "date_utc": utc_now(),
             "machine": machine,
             "params": {"images": n, "encoder": args.encoder, "encoder_options": options,
                        "batch_size": args.batch_size, "shard_size": shard_size,
@@ -565,8 +512,7 @@ def main(argv: list[str] | None = None) -> int:
             "foreign_cpu_seconds": None if foreign is None else round(foreign, 1),
             "wall_seconds": round(time.perf_counter() - run_started, 1),
         }
-        RESULTS_JSON.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"\nwrote {RESULTS_JSON}")
+        write_results_json(RESULTS_JSON, payload)
     return 0
 
 

@@ -23,20 +23,17 @@ not bought with accuracy. Goal: mmtok >= 1.0x librosa.
 
 from __future__ import annotations
 
-import os
+from _common import pin_single_thread
 
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
-             "VECLIB_MAXIMUM_THREADS"):
-    os.environ[_var] = "1"
+pin_single_thread()  # before numpy is imported
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
+from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _common import describe_machine, interleaved_times, verdict, write_results_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "modalities"))  # the naive reference
@@ -71,20 +68,12 @@ def run_librosa(batch: list[np.ndarray]) -> None:
 
 
 def machine_info() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The machine and the versions that matter here (for the report and the JSON)."""
     import librosa
     import scipy
 
-    return {"cpu_model": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "librosa": librosa.__version__}
+    return describe_machine({"numpy": np.__version__, "scipy": scipy.__version__,
+                             "librosa": librosa.__version__}, detailed=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,12 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     contestants = {"mmtok fbank (Kaldi)": run_mmtok, "librosa melspectrogram + log": run_librosa}
     for run in contestants.values():  # warm up: imports, caches, FFT plans
         run(batch[:2])
-    times: dict[str, list[float]] = {name: [] for name in contestants}
-    for _ in range(args.reps):
-        for name, run in contestants.items():
-            start = time.perf_counter()
-            run(batch)
-            times[name].append(time.perf_counter() - start)
+    times = interleaved_times({name: partial(run, batch) for name, run in contestants.items()},
+                              args.reps)
     rate = {name: args.clips / min(t) for name, t in times.items()}
     ratio = rate["mmtok fbank (Kaldi)"] / rate["librosa melspectrogram + log"]
 
@@ -121,17 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---|")
     for name, r in rate.items():
         mine = name.startswith("mmtok")
-        goal = f">= {GOAL:.1f}x: {'PASS' if ratio >= GOAL else 'FAIL'}" if mine else "-"
+        goal = f">= {GOAL:.1f}x: {verdict(ratio >= GOAL)}" if mine else "-"
         print(f"| {name} | {r:.1f} | {1000 / r:.2f} | {r / rate['librosa melspectrogram + log']:.2f}x "
               f"| {goal} |")
     print(f"\nmax |mmtok - naive Kaldi reference| on clip 0 (1022 x 128, log domain): {exact:.2e}")
     if args.json:
-        RESULTS_JSON.parent.mkdir(exist_ok=True)
-        RESULTS_JSON.write_text(json.dumps({
+        write_results_json(RESULTS_JSON, {
             "machine": m, "clips": args.clips, "reps": args.reps,
             "clips_per_second": {k: round(v, 2) for k, v in rate.items()},
             "ratio": round(ratio, 3), "goal": GOAL, "max_abs_diff_vs_reference": exact,
-            "times": times}, indent=2))
+            "times": times}, announce=False)
     return 0
 
 

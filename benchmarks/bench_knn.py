@@ -23,44 +23,20 @@ Goal (issue 3): mmtok no slower than cKDTree (build + query + gather).
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 
 import numpy as np
+from _common import make_cloud, parse_point_args, print_batch_table, print_goals, timed
 
 SIZES = [(1024, 64), (1024, 256), (8192, 512)]
 K = 32
 
 
-def make_cloud(n: int, kind: str, rng: np.random.Generator) -> np.ndarray:
-    if kind == "gauss":
-        return rng.standard_normal((n, 3)).astype(np.float32)
-    if kind == "sphere":
-        v = rng.standard_normal((n, 3))
-        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
-    return rng.random((n, 3)).astype(np.float32)
-
-
-def timed(fns: dict, reps: int) -> dict:
-    times = {k: [] for k in fns}
-    for _ in range(reps):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=15)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--cloud", choices=["gauss", "sphere", "uniform"], default="gauss")
-    args = ap.parse_args()
+    args = parse_point_args(__doc__)
 
     import numba
     import scipy
@@ -143,22 +119,12 @@ def main() -> int:
             np.array_equal(bout[0][b], knn_group_reference(batch[b], bcent[b], K)[0]) for b in range(2)
         )
         btimes = timed(bfns, max(1, args.reps // 3))
-        bbase = next(iter(btimes.values()))
-        print(f"## N = {n}, G = {g}, batch of B = {args.batch} (first 2 clouds checked against the reference: "
-              f"{'identical' if check else 'DIFFERENT'})")
-        print()
-        print("| contestant | ms per batch | ms per cloud | time / mmtok batched |")
-        print("|---|---:|---:|---:|")
-        for name, t in btimes.items():
-            print(f"| {name} | {t * 1e3:.2f} | {t * 1e3 / args.batch:.3f} | {t / bbase:.2f}x |")
-        print()
+        print_batch_table(f"## N = {n}, G = {g}, batch of B = {args.batch} (first 2 clouds checked "
+                          f"against the reference: {'identical' if check else 'DIFFERENT'})",
+                          btimes, args.batch)
 
-    print("## Goal: mmtok no slower than cKDTree (build + query + gather), one cloud")
-    print()
-    for label, ours_t, peer_t in goals:
-        verdict = "PASS" if ours_t <= peer_t else "FAIL"
-        print(f"- {label}: mmtok {ours_t * 1e3:.3f} ms vs cKDTree {peer_t * 1e3:.3f} ms "
-              f"({peer_t / ours_t:.2f}x faster): {verdict}")
+    print_goals("## Goal: mmtok no slower than cKDTree (build + query + gather), one cloud", goals,
+                "cKDTree")
     return 0
 
 

@@ -24,22 +24,18 @@ mmtok are both single-threaded). Generation is not timed; the folders are reused
 
 from __future__ import annotations
 
-import os
+from _common import pin_single_thread
 
-for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS",
-             "VECLIB_MAXIMUM_THREADS"):
-    os.environ[_var] = "1"
+pin_single_thread()  # before numpy is imported
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from _common import describe_machine, interleaved_times, verdict, write_results_json  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "results" / "tokenize_audio.json"
@@ -107,22 +103,14 @@ def run_mmtok(folder: Path, store: Path, count: int) -> None:
 
 
 def machine_info() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    """The machine and the versions that matter here (for the report and the JSON)."""
     import librosa
     import soundfile
     import soxr
 
-    return {"cpu_model": cpu, "cpu_count": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "librosa": librosa.__version__, "soxr": soxr.__version__,
-            "libsndfile": soundfile.__libsndfile_version__}
+    return describe_machine({"numpy": np.__version__, "librosa": librosa.__version__,
+                             "soxr": soxr.__version__,
+                             "libsndfile": soundfile.__libsndfile_version__}, detailed=False)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,12 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 "mmtok": lambda: run_mmtok(folder, store, count)}
         run_floor(paths[:4])  # warm up imports and the page cache
         run_peer(paths[:4])
-        times: dict[str, list[float]] = {k: [] for k in runs}
-        for _ in range(reps):
-            for key, run in runs.items():
-                start = time.perf_counter()
-                run()
-                times[key].append(time.perf_counter() - start)
+        times = interleaved_times(runs, reps)
         rate = {k: count / min(v) for k, v in times.items()}
         ratio = rate["mmtok"] / rate["floor"]
         results[name] = {"files_per_second": {k: round(v, 2) for k, v in rate.items()},
@@ -168,11 +151,10 @@ def main(argv: list[str] | None = None) -> int:
                          "times": times}
         print(f"| {name} | {rate['floor']:.1f} | {rate['peer']:.1f} | {rate['mmtok']:.1f} | "
               f"{ratio:.2f}x | {rate['mmtok'] / rate['peer']:.2f}x | "
-              f"{'PASS' if ratio >= GOAL else 'FAIL'} |")
+              f"{verdict(ratio >= GOAL)} |")
     if args.json:
-        RESULTS_JSON.parent.mkdir(exist_ok=True)
-        RESULTS_JSON.write_text(json.dumps({"machine": m, "clips": count, "reps": reps,
-                                            "goal": GOAL, "sets": results}, indent=2))
+        write_results_json(RESULTS_JSON, {"machine": m, "clips": count, "reps": reps,
+                                          "goal": GOAL, "sets": results}, announce=False)
     return 0
 
 

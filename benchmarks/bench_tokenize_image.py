@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -39,6 +38,19 @@ from pathlib import Path
 
 import numpy as np
 import PIL
+from _common import (
+    cpu_snapshot,
+    describe_machine,
+    fmt_seconds,
+    foreign_cpu,
+    foreign_cpu_line,
+    fresh_class_folders,
+    reusable_files,
+    utc_now,
+    verdict,
+    write_results_json,
+    write_stamp,
+)
 from PIL import Image
 
 HERE = Path(__file__).resolve().parent
@@ -101,20 +113,11 @@ def _image_files(folder: Path) -> list[Path]:
 
 def ensure_images(folder: Path, count: int) -> tuple[list[Path], bool]:
     """The ``count`` generated files under ``folder`` (reused if present); (files, reused)."""
-    stamp = folder / ".bench_images.json"
     wanted = {"count": count, "seed": SEED, "classes": NUM_CLASSES, "version": GEN_VERSION}
-    if stamp.is_file():
-        try:
-            same = json.loads(stamp.read_text()) == wanted
-        except (OSError, json.JSONDecodeError):
-            same = False
-        files = _image_files(folder)
-        if same and len(files) == count:
-            return files, True
-    if folder.exists():
-        shutil.rmtree(folder)
-    for c in range(NUM_CLASSES):
-        (folder / f"class_{c}").mkdir(parents=True)
+    files = reusable_files(folder, wanted, count, _image_files)
+    if files is not None:
+        return files, True
+    fresh_class_folders(folder, NUM_CLASSES)
     import multiprocessing
 
     jobs = [(str(folder), i) for i in range(count)]
@@ -122,7 +125,7 @@ def ensure_images(folder: Path, count: int) -> tuple[list[Path], bool]:
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         for _ in pool.imap_unordered(_write_one, jobs, chunksize=16):
             pass
-    stamp.write_text(json.dumps(wanted))
+    write_stamp(folder, wanted)
     return _image_files(folder), False
 
 
@@ -251,64 +254,19 @@ def peak_rss(folder: Path, out: Path, shard_size: int | None) -> dict:
 
 
 def machine_info() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_gib = round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    from PIL import features
-
+    """The machine and the versions that matter here (for the report and the JSON)."""
     import zarr
+    from PIL import features
 
     import mmtok
 
-    return {
-        "cpu_model": cpu,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "mem_total_gib": mem_gib,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
+    return describe_machine({
         "numpy": np.__version__,
         "pillow": PIL.__version__,
         "libjpeg_turbo": features.version("libjpeg_turbo"),
         "zarr": zarr.__version__,
         "mmtok": mmtok.__version__,
-    }
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU seconds all CPUs have spent busy since boot (steal excluded), from /proc/stat."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    """CPU seconds of this process and of its children that have been waited for."""
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
+    })
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -363,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = machine_info()
     out = workdir / "bench_tokens.zarr"
-    busy0, own0, wall0 = machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+    cpu_start = cpu_snapshot()
     floor_s, floor2_s, w1_s, w2_s, draft_s = [], [], [], [], []
     summaries = {}
     import multiprocessing
@@ -396,12 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     rss_big = peak_rss(folder, out, shard_size)
     print(f"peak RSS, {images} images: {rss_big['peak_rss_kb'] / 1024:.0f} MiB", flush=True)
 
-    foreign = None
-    if busy0 is not None:
-        # CPU time other processes took while we measured (our pools are joined by now)
-        foreign = max(0.0, (machine_busy_seconds() - busy0) - (own_cpu_seconds() - own0))
-        capacity = (time.perf_counter() - wall0) * (os.cpu_count() or 1)
-        foreign_share = foreign / capacity
+    # CPU time other processes took while we measured (our pools are joined by now)
+    foreign, foreign_share = foreign_cpu(cpu_start)
+    if foreign is not None:
         print(f"other processes used {foreign:.1f} CPU-s ({foreign_share:.1%} of the machine) "
               "during the measurements", flush=True)
     floor_ips = len(files) / min(floor_s)
@@ -447,11 +402,11 @@ def main(argv: list[str] | None = None) -> int:
         f"| {verdict(ok_rss)} |",
         "",
         "Per repetition (s): "
-        f"floor {', '.join(f'{s:.2f}' for s in floor_s)}; "
-        f"floor x2 processes {', '.join(f'{s:.2f}' for s in floor2_s)}; "
-        f"workers=1 {', '.join(f'{s:.2f}' for s in w1_s)}; "
-        f"workers=2 {', '.join(f'{s:.2f}' for s in w2_s)}; "
-        f"workers=1 --jpeg-draft {', '.join(f'{s:.2f}' for s in draft_s)}. "
+        f"floor {fmt_seconds(floor_s)}; "
+        f"floor x2 processes {fmt_seconds(floor2_s)}; "
+        f"workers=1 {fmt_seconds(w1_s)}; "
+        f"workers=2 {fmt_seconds(w2_s)}; "
+        f"workers=1 --jpeg-draft {fmt_seconds(draft_s)}. "
         f"Peak RSS is the child's VmHWM; of it, {rss_big['after_import_peak_rss_kb'] / 1024:.0f} "
         f"MiB is reached just by importing mmtok. (The child's getrusage ru_maxrss reads "
         f"{rss_small['ru_maxrss_self_kb'] / 1024:.0f} / {rss_big['ru_maxrss_self_kb'] / 1024:.0f} "
@@ -460,17 +415,13 @@ def main(argv: list[str] | None = None) -> int:
         f"Total benchmark wall time: {time.perf_counter() - run_started:.0f} s.",
     ]
     if foreign is not None:
-        lines.append(f"Other processes used {foreign:.1f} CPU-s ({foreign_share:.1%} of this "
-                     "machine's capacity) during the measurements"
-                     + ("; WARNING: the figures are disturbed, rerun on a quiet machine."
-                        if foreign_share > 0.03 else "."))
+        lines.append(foreign_cpu_line(foreign, foreign_share))
     print("\n".join(lines), flush=True)
 
     if args.json:
-        RESULTS_JSON.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "benchmark": "tokenize_image",
-            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "date_utc": utc_now(),
             "machine": machine,
             "params": {"images": images, "shard_size": effective_shard, "shards": shards,
                        "reps": args.reps, "size": SIZE, "images_reused": reused,
@@ -497,8 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             "foreign_cpu_seconds": None if foreign is None else round(foreign, 1),
             "wall_seconds": round(time.perf_counter() - run_started, 1),
         }
-        RESULTS_JSON.write_text(json.dumps(payload, indent=2) + "\n")
-        print(f"\nwrote {RESULTS_JSON}")
+        write_results_json(RESULTS_JSON, payload)
     return 0
 
 

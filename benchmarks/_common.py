@@ -1,0 +1,281 @@
+"""Helpers shared by the benchmark scripts in this folder.
+
+The scripts are run as ``python benchmarks/bench_x.py`` (from any working directory), so
+this folder is ``sys.path[0]`` and they import from here with ``from _common import ...``.
+
+Only the standard library is imported at module level: ``bench_fbank.py`` and
+``bench_tokenize_audio.py`` import this module and call :func:`pin_single_thread` before
+numpy is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+               "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+# --------------------------------------------------------------------------------------
+# environment
+# --------------------------------------------------------------------------------------
+
+
+def pin_single_thread() -> None:
+    """Set the thread-count variables of OpenMP, MKL, OpenBLAS, numba and vecLib to 1.
+
+    Takes effect only when called before numpy (or numba, scipy, ...) is first imported.
+    """
+    for var in THREAD_VARS:
+        os.environ[var] = "1"
+
+
+# --------------------------------------------------------------------------------------
+# machine description
+# --------------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    """The first ``model name`` in /proc/cpuinfo, or ``"unknown"``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def mem_total_gib() -> float | None:
+    """Total memory in GiB (one decimal) from /proc/meminfo ``MemTotal``, or None."""
+    mem_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gib = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return mem_gib
+
+
+def cpus_usable() -> int | None:
+    """CPUs this process may run on (its affinity mask), else ``os.cpu_count()``."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count()
+
+
+def describe_machine(versions: dict, *, detailed: bool = True) -> dict:
+    """The machine and software description kept in the results JSON.
+
+    Keys, in order: ``cpu_model``, ``cpu_count``, (with ``detailed``) ``cpus_usable`` and
+    ``mem_total_gib``, ``platform``, ``python``, then ``versions`` as given (library name ->
+    version or setting).
+    """
+    info = {"cpu_model": cpu_model(), "cpu_count": os.cpu_count()}
+    if detailed:
+        info["cpus_usable"] = cpus_usable()
+        info["mem_total_gib"] = mem_total_gib()
+    info["platform"] = platform.platform()
+    info["python"] = platform.python_version()
+    info.update(versions)
+    return info
+
+
+# --------------------------------------------------------------------------------------
+# CPU time taken by other processes
+# --------------------------------------------------------------------------------------
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds all CPUs have spent busy since boot (steal excluded), from /proc/stat."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its children that have been waited for."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def cpu_snapshot() -> tuple[float | None, float, float]:
+    """(machine busy CPU-s, own CPU-s, wall clock) now; the start for :func:`foreign_cpu`."""
+    return machine_busy_seconds(), own_cpu_seconds(), time.perf_counter()
+
+
+def foreign_cpu(start: tuple[float | None, float, float]) -> tuple[float | None, float | None]:
+    """CPU time other processes used since ``start`` (a :func:`cpu_snapshot`).
+
+    Returns (CPU seconds, share of the machine's capacity over that wall time), or
+    (None, None) where /proc/stat cannot be read. Child processes count as ours only once
+    they have been waited for (join pools before calling this).
+    """
+    busy0, own0, wall0 = start
+    if busy0 is None:
+        return None, None
+    foreign = max(0.0, (machine_busy_seconds() - busy0) - (own_cpu_seconds() - own0))
+    share = foreign / ((time.perf_counter() - wall0) * (os.cpu_count() or 1))
+    return foreign, share
+
+
+def foreign_cpu_line(foreign: float, share: float, threshold: float = 0.03) -> str:
+    """The report line on other processes' CPU use, with a warning above ``threshold``."""
+    return (f"Other processes used {foreign:.1f} CPU-s ({share:.1%} of this "
+            "machine's capacity) during the measurements"
+            + ("; WARNING: the figures are disturbed, rerun on a quiet machine."
+               if share > threshold else "."))
+
+
+# --------------------------------------------------------------------------------------
+# timing and formatting
+# --------------------------------------------------------------------------------------
+
+
+def interleaved_times(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, list[float]]:
+    """Wall seconds of every call, per contestant; repetitions interleaved across contestants
+    (a, b, c, a, b, c, ...) so that machine drift hits every contestant alike."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def timed(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
+    """Median seconds per contestant; repetitions interleaved across contestants."""
+    return {k: statistics.median(v) for k, v in interleaved_times(fns, reps).items()}
+
+
+def verdict(ok: bool) -> str:
+    """``"PASS"`` or ``"FAIL"``."""
+    return "PASS" if ok else "FAIL"
+
+
+def fmt_seconds(values: list[float]) -> str:
+    """Seconds as ``"1.23, 4.56"`` (two decimals, comma-separated)."""
+    return ", ".join(f"{s:.2f}" for s in values)
+
+
+# --------------------------------------------------------------------------------------
+# generated data folders
+# --------------------------------------------------------------------------------------
+
+
+def reusable_files(folder: Path, wanted: dict, count: int,
+                   list_files: Callable[[Path], list[Path]]) -> list[Path] | None:
+    """The files of a generated folder if its ``.bench_images.json`` stamp equals ``wanted``
+    and ``list_files(folder)`` finds ``count`` of them; None when it must be regenerated."""
+    stamp = folder / ".bench_images.json"
+    if stamp.is_file():
+        try:
+            same = json.loads(stamp.read_text()) == wanted
+        except (OSError, json.JSONDecodeError):
+            same = False
+        files = list_files(folder)
+        if same and len(files) == count:
+            return files
+    return None
+
+
+def fresh_class_folders(folder: Path, classes: int) -> None:
+    """Delete ``folder`` if present and create empty ``class_0`` .. ``class_{classes-1}``."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    for c in range(classes):
+        (folder / f"class_{c}").mkdir(parents=True)
+
+
+def write_stamp(folder: Path, wanted: dict) -> None:
+    """Mark a generated folder complete (see :func:`reusable_files`)."""
+    (folder / ".bench_images.json").write_text(json.dumps(wanted))
+
+
+# --------------------------------------------------------------------------------------
+# point clouds (bench_fps.py, bench_knn.py)
+# --------------------------------------------------------------------------------------
+
+
+def make_cloud(n: int, kind: str, rng):
+    """``n`` float32 3-D points: ``gauss`` (standard normal), ``sphere`` (on the unit sphere,
+    a surface like a normalised object scan) or anything else (uniform in the unit cube)."""
+    import numpy as np
+
+    if kind == "gauss":
+        return rng.standard_normal((n, 3)).astype(np.float32)
+    if kind == "sphere":
+        v = rng.standard_normal((n, 3))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    return rng.random((n, 3)).astype(np.float32)
+
+
+def parse_point_args(doc: str):
+    """The command line of the point-cloud benchmarks: ``--reps``, ``--batch``, ``--cloud``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--cloud", choices=["gauss", "sphere", "uniform"], default="gauss")
+    return ap.parse_args()
+
+
+def print_batch_table(heading: str, btimes: dict[str, float], batch: int) -> None:
+    """A batch section: ``heading``, then per contestant ms per batch, ms per cloud and time
+    relative to the first contestant."""
+    bbase = next(iter(btimes.values()))
+    print(heading)
+    print()
+    print("| contestant | ms per batch | ms per cloud | time / mmtok batched |")
+    print("|---|---:|---:|---:|")
+    for name, t in btimes.items():
+        print(f"| {name} | {t * 1e3:.2f} | {t * 1e3 / batch:.3f} | {t / bbase:.2f}x |")
+    print()
+
+
+def print_goals(heading: str, goals: list[tuple[str, float, float]], peer: str = "") -> None:
+    """A goals section: ``heading``, then per (label, mmtok seconds, peer seconds) both times
+    in ms, the speed-up and PASS when mmtok is no slower; ``peer`` names the peer's time."""
+    print(heading)
+    print()
+    vs = f"vs {peer} " if peer else "vs "
+    for label, ours_t, peer_t in goals:
+        print(f"- {label}: mmtok {ours_t * 1e3:.3f} ms {vs}{peer_t * 1e3:.3f} ms "
+              f"({peer_t / ours_t:.2f}x faster): {verdict(ours_t <= peer_t)}")
+
+
+# --------------------------------------------------------------------------------------
+# results JSON
+# --------------------------------------------------------------------------------------
+
+
+def utc_now() -> str:
+    """The current UTC time as ``YYYY-MM-DDTHH:MM:SSZ``."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write_results_json(path: Path, payload: dict, *, announce: bool = True) -> None:
+    """Write ``payload`` to ``path`` as indented JSON, creating the folder.
+
+    With ``announce`` the file ends with a newline and ``wrote PATH`` is printed after a
+    blank line; without, the file has no final newline and nothing is printed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(payload, indent=2)
+    path.write_text(text + "\n" if announce else text)
+    if announce:
+        print(f"\nwrote {path}")
