@@ -10,9 +10,10 @@ samples still exits 0: the summary (and ``mmtok info``) counts them by kind.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 
@@ -39,9 +40,17 @@ class Resize(StrEnum):
     plain = "plain"
 
 
-def _fail(exc: MmtokError) -> None:
-    typer.echo(f"mmtok: error: {exc}", err=True)
-    raise typer.Exit(exc.exit_code)
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn mmtok's errors and Ctrl-C into a one-line message and the documented exit code."""
+    try:
+        yield
+    except MmtokError as exc:
+        typer.echo(f"mmtok: error: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        typer.echo("mmtok: interrupted; rerun the same command to resume", err=True)
+        raise typer.Exit(130) from None
 
 
 def _floats(text: Optional[str], name: str) -> Optional[tuple[float, ...]]:
@@ -138,7 +147,7 @@ def tokenize(
     from .pipeline import tokenize as run_tokenize
     from .sources import open_path_list
 
-    try:
+    with _reported():
         named = dict(
             size=size, patch=patch, resize=resize.value if resize else None, crop_pct=crop_pct,
             interpolation=interpolation, channels=channels, bit_depth=bit_depth,
@@ -159,11 +168,6 @@ def tokenize(
             max_errors=max_errors, progress=progress, stats_from_data=stats_from_data,
             **options,
         )
-    except MmtokError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        typer.echo("mmtok: interrupted; rerun the same command to resume", err=True)
-        raise typer.Exit(130)
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
 
 
@@ -206,17 +210,12 @@ def embed(
     """Run token shards through one frozen encoder into a feature store. Rerun to resume."""
     from .embedding.pipeline import embed as run_embed
 
-    try:
+    with _reported():
         summary = run_embed(tokens, output, encoder, weights=weights, pretrained=pretrained,
                             projector=projector, pool_how=pool.value, batch_size=batch_size,
                             device=device, precision=precision, seed=seed,
                             encoder_options=_key_values(encoder_option or []),
                             overwrite=overwrite, progress=progress)
-    except MmtokError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        typer.echo("mmtok: interrupted; rerun the same command to resume", err=True)
-        raise typer.Exit(130)
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
 
 
@@ -228,10 +227,8 @@ def export(
     """Write a feature store's features, labels, valid flags and ids for other tools."""
     from .embedding.export import export_features
 
-    try:
+    with _reported():
         result = export_features(features, output)
-    except MmtokError as exc:
-        _fail(exc)
     typer.echo(f"wrote {result['num_samples']} samples, features {tuple(result['shape'])}, "
                f"to {result['output']}")
 
@@ -265,10 +262,8 @@ def info(
     """What a store holds: modality, config, samples, classes, shards, errors, size."""
     from .store.inspect import store_info
 
-    try:
+    with _reported():
         details = store_info(store)
-    except MmtokError as exc:
-        _fail(exc)
     if json_output:
         typer.echo(json.dumps(details, indent=2))
         return
@@ -300,10 +295,8 @@ def validate(
     """Check that markers, shapes, counts and checksums agree. Exit 1 on any problem."""
     from .store.inspect import validate_store
 
-    try:
+    with _reported():
         report = validate_store(store)
-    except MmtokError as exc:
-        _fail(exc)
     if json_output:
         typer.echo(json.dumps({"path": report.path, "ok": report.ok, "problems": report.problems,
                                "warnings": report.warnings,
@@ -327,10 +320,8 @@ def demo(
     """Run the main job end to end on generated demo data: tokenize, embed, validate."""
     from .demo import run_demo
 
-    try:
+    with _reported():
         results = run_demo(workdir, workers=workers)
-    except MmtokError as exc:
-        _fail(exc)
     failed = False
     for modality, result in results.items():
         info, report = result["info"], result["validate"]
