@@ -107,12 +107,8 @@ _WORKER: dict[str, Any] = {}
 
 def _init_worker(samples, tokenizer, store_path, strict, counter) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
-    _WORKER.update(samples=samples, tokenizer=tokenizer, store_path=store_path,
+    _WORKER.update(samples=samples, tokenizer=tokenizer, writer=ShardWriter(store_path),
                    strict=strict, counter=counter)
-
-
-def _ready() -> None:
-    """A no-op task: submitting one per worker starts the processes early."""
 
 
 def _count_one() -> None:
@@ -123,8 +119,6 @@ def _count_one() -> None:
 
 def _pool_work(shard: int) -> dict:
     w = _WORKER
-    if "writer" not in w:  # the store did not exist yet when this worker started
-        w["writer"] = ShardWriter(w["store_path"])
     return work_shard(shard, w["samples"], w["tokenizer"], w["writer"], w["strict"], _count_one)
 
 
@@ -188,23 +182,11 @@ def tokenize(
         source_hash=samples.fingerprint(),
     )
     output = os.fspath(output)
-    # Workers start (and spend their ~0.5 s of imports) while the store is being prepared.
-    pool = None
-    if workers > 1 and spec.num_shards > 1:
-        pool = WorkerPool(min(workers, spec.num_shards), samples.samples, tokenizer, output,
-                          strict)
-    try:
-        with StoreLock(output):
-            done = set(prepare_store(output, spec, overwrite))
-            pending = [s for s in range(spec.num_shards) if s not in done]
-            written = _run_shards(pending, samples.samples, tokenizer, output, spec, pool,
-                                  strict, max_errors, progress, done)
-    except BaseException:
-        if pool is not None:
-            pool.close(kill=True)  # unfinished shards have no marker; a rerun redoes them
-        raise
-    if pool is not None:
-        pool.close()
+    with StoreLock(output):
+        done = set(prepare_store(output, spec, overwrite))
+        pending = [s for s in range(spec.num_shards) if s not in done]
+        written = _run_shards(pending, samples.samples, tokenizer, output, spec, workers,
+                              strict, max_errors, progress, done)
     return summarise_run(output, spec, written, len(done), time.perf_counter() - started)
 
 
@@ -212,7 +194,7 @@ def _errors_so_far(markers: list[dict | None]) -> int:
     return sum(len(m["errors"]) for m in markers if m)
 
 
-def _run_shards(pending, samples, tokenizer, output, spec, pool, strict, max_errors,
+def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_errors,
                 progress, done) -> int:
     """Run the pending shards; returns how many samples were written."""
     from tqdm import tqdm
@@ -232,7 +214,7 @@ def _run_shards(pending, samples, tokenizer, output, spec, pool, strict, max_err
 
     written = 0
     try:
-        if pool is None or len(pending) <= 1:
+        if workers == 1 or len(pending) <= 1:
             writer = ShardWriter(output)
             for shard in pending:
                 marker = work_shard(shard, samples, tokenizer, writer, strict,
@@ -240,34 +222,28 @@ def _run_shards(pending, samples, tokenizer, output, spec, pool, strict, max_err
                 written += marker["stop"] - marker["start"]
                 check_errors(marker)
         else:
-            written = pool.run(pending, bar, check_errors)
+            written = _run_pool(pending, samples, tokenizer, output, workers, strict, bar,
+                                check_errors)
     finally:
         bar.close()
     return written
 
 
-class WorkerPool:
-    """A spawn-started process pool whose workers each write whole shards."""
-
-    def __init__(self, workers: int, samples, tokenizer, output: str, strict: bool) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.counter = context.Value("q", 0)
-        self.executor = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker,
-            initargs=(samples, tokenizer, output, strict, self.counter))
-        for _ in range(workers):
-            self.executor.submit(_ready)
-
-    def run(self, pending: list[int], bar, check_errors) -> int:
-        """Run the shards; returns how many samples were written."""
-        written = shown = 0
-        futures = {self.executor.submit(_pool_work, shard): shard for shard in pending}
+def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_errors) -> int:
+    context = multiprocessing.get_context("spawn")
+    counter = context.Value("q", 0)
+    pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=context,
+                               initializer=_init_worker,
+                               initargs=(samples, tokenizer, output, strict, counter))
+    written = shown = 0
+    try:
+        futures = {pool.submit(_pool_work, shard): shard for shard in pending}
         remaining = set(futures)
         while remaining:
             finished, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
-            with self.counter.get_lock():
-                bar.update(self.counter.value - shown)
-                shown = self.counter.value
+            with counter.get_lock():
+                bar.update(counter.value - shown)
+                shown = counter.value
             for future in finished:
                 try:
                     marker = future.result()  # re-raises a worker's exception here
@@ -279,10 +255,11 @@ class WorkerPool:
                     ) from None
                 written += marker["stop"] - marker["start"]
                 check_errors(marker)
-        return written
-
-    def close(self, kill: bool = False) -> None:
-        if kill:
-            for process in list(getattr(self.executor, "_processes", {}).values()):
-                process.kill()
-        self.executor.shutdown(wait=True, cancel_futures=kill)
+    except BaseException:
+        # Stop now: unfinished shards have no marker, and a rerun redoes them.
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return written
