@@ -317,6 +317,13 @@ def _shape(shape: Any) -> str:
     return "[" + ", ".join(str(int(s)) for s in shape) + "]"
 
 
+def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], *, what: str) -> None:
+    """Load ``state`` into ``module`` after checking every key and shape (see check_state_dict)."""
+    expected = {k: v.shape for k, v in module.state_dict().items()}
+    check_state_dict(expected, state, what=what)
+    module.load_state_dict(state, strict=True)
+
+
 def check_state_dict(
     expected: Mapping[str, torch.Size | tuple[int, ...]],
     found: Mapping[str, torch.Tensor],
@@ -415,10 +422,7 @@ def _load_metatransformer(name: str, weights: str | os.PathLike | None, seed: in
     sha = None
     source = _random_source(seed)
     if weights is not None:
-        state = read_state_dict(weights)
-        expected = {k: v.shape for k, v in blocks.state_dict().items()}
-        check_state_dict(expected, state, what=f"encoder {name!r}")
-        blocks.load_state_dict(state, strict=True)
+        load_strict(blocks, read_state_dict(weights), what=f"encoder {name!r}")
         sha = file_sha256(weights)
         source = f"file:{Path(weights).resolve()}"
     return Encoder(
@@ -516,11 +520,9 @@ def _load_timm(
             adapted = tuple(
                 sorted(k for k, v in state.items() if k in raw and tuple(raw[k].shape) != tuple(v.shape))
             )
-            expected = {k: v.shape for k, v in model.state_dict().items()}
-            if not any(k.startswith("head.") for k in expected):  # num_classes=0: no classifier
+            if not any(k.startswith("head.") for k in model.state_dict()):  # num_classes=0
                 state = {k: v for k, v in state.items() if not k.startswith("head.")}
-            check_state_dict(expected, state, what=f"timm model {name!r}")
-            model.load_state_dict(state, strict=True)
+            load_strict(model, state, what=f"timm model {name!r}")
             sha = file_sha256(weights)
             source = f"file:{Path(weights).resolve()}"
     return Encoder(

@@ -18,7 +18,6 @@ optionally a position embedding to add before every encoder block.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -196,14 +195,10 @@ def build_projector(modality: str, token_config: dict, encoder: Any, seed: int,
 def load_projector_weights(projector: nn.Module, path: str | os.PathLike) -> dict:
     from safetensors.torch import load_file
 
-    from .encoders import check_state_dict
+    from .encoders import file_sha256, load_strict
 
-    state = load_file(os.fspath(path))
-    expected = {k: v.shape for k, v in projector.state_dict().items()}
-    check_state_dict(expected, state)
-    projector.load_state_dict(state)
-    digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
-    return {"source": f"file:{os.path.basename(path)}", "sha256": digest}
+    load_strict(projector, load_file(os.fspath(path)), what="the projector")
+    return {"source": f"file:{os.path.basename(path)}", "sha256": file_sha256(path)}
 
 
 def run_encoder(encoder: Any, projected: Projected) -> torch.Tensor:

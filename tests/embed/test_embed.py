@@ -210,3 +210,23 @@ def test_audio_clips_padded_differently_give_the_same_feature(tmp_path):
         features.append(mmtok.open_store(tmp_path / f"f{frames}.zarr")[0]["features"])
     assert np.abs(features[0]).sum() > 0
     np.testing.assert_allclose(features[0], features[1], atol=1e-5)
+
+
+def test_a_saved_projector_loads_strictly(tmp_path):
+    from mmtok.embedding.encoders import EncoderWeightsError, load_encoder
+    from mmtok.embedding.projectors import build_projector
+
+    config = {"channels": []}
+    encoder = load_encoder("metatransformer:depth=1,width=32,heads=4")
+    projector, _ = build_projector("points", config, encoder, seed=3)
+    state = {k: v.contiguous() for k, v in projector.state_dict().items()}
+    save_file(state, str(tmp_path / "p.safetensors"))
+    loaded, record = build_projector("points", config, encoder, seed=9,
+                                     weights=tmp_path / "p.safetensors")
+    assert len(record["sha256"]) == 64
+    for key, value in loaded.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    state.pop("position.0.weight")
+    save_file(state, str(tmp_path / "bad.safetensors"))
+    with pytest.raises(EncoderWeightsError, match="position.0.weight"):
+        build_projector("points", config, encoder, seed=9, weights=tmp_path / "bad.safetensors")
