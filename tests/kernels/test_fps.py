@@ -9,7 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from pyrun import run_interpreted, subprocess_env
+from pyrun import ADVERSARIAL_CLOUDS, run_interpreted, subprocess_env
 import torch
 
 from mmtok.kernels import _numba
@@ -290,18 +290,7 @@ from mmtok.kernels.fps import farthest_point_sample, farthest_point_sample_refer
 
 rng = np.random.default_rng(5)
 
-def lattice(side):
-    g = np.arange(side, dtype=np.float32)
-    return np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
-
-def clouds(n):
-    pos = rng.integers(-2, 3, size=(5, 3)).astype(np.float32)
-    yield "random", rng.standard_normal((2, n, 3)).astype(np.float32)
-    yield "duplicates", pos[rng.integers(0, 5, size=(2, n))]
-    yield "collinear", np.stack([np.arange(n)[:, None] * np.float32([1, 2, 3])] * 2).astype(np.float32)
-    yield "identical", np.zeros((2, n, 3), np.float32)
-    yield "lattice", np.stack([lattice(5)[:n], lattice(5)[::-1][:n]]).astype(np.float32)
-
+""" + ADVERSARIAL_CLOUDS + """
 def check(points, m, start=0):
     t = torch.from_numpy(np.ascontiguousarray(points))
     out = farthest_point_sample(t, m, start=start, impl="triton")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pyrun import run_interpreted
+from pyrun import ADVERSARIAL_CLOUDS, run_interpreted
 import torch
 from scipy.spatial import cKDTree
 
@@ -175,18 +175,7 @@ from mmtok.kernels.knn import knn_group, knn_group_reference
 
 rng = np.random.default_rng(6)
 
-def lattice(side):
-    g = np.arange(side, dtype=np.float32)
-    return np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 3)
-
-def clouds(n):
-    pos = rng.integers(-2, 3, size=(5, 3)).astype(np.float32)
-    yield "random", rng.standard_normal((2, n, 3)).astype(np.float32)
-    yield "duplicates", pos[rng.integers(0, 5, size=(2, n))]
-    yield "collinear", np.stack([np.arange(n)[:, None] * np.float32([1, 2, 3])] * 2).astype(np.float32)
-    yield "identical", np.zeros((2, n, 3), np.float32)
-    yield "lattice", np.stack([lattice(5)[:n], lattice(5)[::-1][:n]]).astype(np.float32)
-
+""" + ADVERSARIAL_CLOUDS + """
 def check(points, centres, k):
     t = torch.from_numpy(np.ascontiguousarray(points))
     c = torch.from_numpy(np.ascontiguousarray(centres))
