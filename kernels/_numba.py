@@ -37,6 +37,22 @@ _INF = np.float32(np.inf)
 _KNN_BLOCK = 32  # points per block of the k-NN candidate test
 
 
+@nb.njit(**_OPTS)
+def _columns(xyz, order):
+    """Rows ``order`` of an (n, 3) array as three contiguous float32 columns (structure of
+    arrays: the distance loops then read unit-stride memory)."""
+    n = order.shape[0]
+    x = np.empty(n, _F32)
+    y = np.empty(n, _F32)
+    z = np.empty(n, _F32)
+    for i in range(n):
+        p = order[i]
+        x[i] = xyz[p, 0]
+        y[i] = xyz[p, 1]
+        z[i] = xyz[p, 2]
+    return x, y, z
+
+
 # --------------------------------------------------------------------------------------
 # FPS: vanilla O(N*M) loop
 # --------------------------------------------------------------------------------------
@@ -52,13 +68,7 @@ def fps_vanilla(xyz, m, start, out):
     n = xyz.shape[0]
     if m <= 0:
         return
-    x = np.empty(n, _F32)
-    y = np.empty(n, _F32)
-    z = np.empty(n, _F32)
-    for i in range(n):
-        x[i] = xyz[i, 0]
-        y[i] = xyz[i, 1]
-        z[i] = xyz[i, 2]
+    x, y, z = _columns(xyz, np.arange(n))
     dist = np.full(n, _INF, _F32)
     # Distances are >= +0.0 (or +inf), and for such floats the int32 bit patterns order
     # the same way as the values: an integer max reduction vectorises without fast-math.
@@ -214,14 +224,7 @@ def _bucket_arrays(xyz, perm, bstart):
     """Points in bucket order as float32 x, y, z arrays, and each bucket's tight box."""
     n = xyz.shape[0]
     nbk = bstart.shape[0] - 1
-    px = np.empty(n, _F32)
-    py = np.empty(n, _F32)
-    pz = np.empty(n, _F32)
-    for i in range(n):
-        p = perm[i]
-        px[i] = xyz[p, 0]
-        py[i] = xyz[p, 1]
-        pz[i] = xyz[p, 2]
+    px, py, pz = _columns(xyz, perm)
     lox = np.empty(nbk, _F32)
     loy = np.empty(nbk, _F32)
     loz = np.empty(nbk, _F32)
@@ -386,13 +389,7 @@ def knn_brute(xyz, centres, k, out_idx, out_nb):
     """
     n = xyz.shape[0]
     g_count = centres.shape[0]
-    x = np.empty(n, _F32)
-    y = np.empty(n, _F32)
-    z = np.empty(n, _F32)
-    for i in range(n):
-        x[i] = xyz[i, 0]
-        y[i] = xyz[i, 1]
-        z[i] = xyz[i, 2]
+    x, y, z = _columns(xyz, np.arange(n))
     d = np.empty(n, _F32)
     topd = np.empty(k, _F32)
     topi = np.empty(k, np.int64)
