@@ -324,13 +324,13 @@ def demo(
         results = run_demo(workdir, workers=workers)
     failed = False
     for modality, result in results.items():
-        info, report = result["info"], result["validate"]
+        info, problems = result["info"], result["problems"]
         typer.echo(result["tokenize"].line())
         typer.echo(result["embed"].line())
         typer.echo(f"  {modality}: classes {', '.join(info['class_names'])}; tokens "
                    f"{tuple(info['arrays']['tokens'])}; features "
                    f"{tuple(result['features']['arrays']['features'])}; "
-                   f"validate: {'ok' if report.ok else report.problems}")
-        failed |= not report.ok
+                   f"validate: {'ok' if not problems else problems}")
+        failed |= bool(problems)
     if failed:
         raise typer.Exit(1)

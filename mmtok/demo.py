@@ -138,7 +138,8 @@ def run_demo(workdir: str | os.PathLike, workers: int = 2, progress: bool = True
     """Generate each modality's demo data, tokenize it, embed it with a tiny encoder, and
     validate both stores.
 
-    Returns ``{modality: {"tokenize", "embed": RunSummary, "info": dict, "validate": report}}``.
+    Returns ``{modality: {"tokenize", "embed": RunSummary, "info", "features": dict,
+    "problems": list[str]}}``; ``problems`` gathers both stores' validation problems.
     """
     from .embedding.pipeline import embed
     from .pipeline import tokenize
@@ -155,8 +156,8 @@ def run_demo(workdir: str | os.PathLike, workers: int = 2, progress: bool = True
         encoder, encoder_options = DEMO_ENCODERS[modality]
         embedded = embed(tokens, features, encoder, encoder_options=encoder_options,
                          pool_how="cls+mean+max", progress=progress)
-        reports = [validate_store(tokens), validate_store(features)]
         results[modality] = {"tokenize": summary, "embed": embedded, "info": store_info(tokens),
                              "features": store_info(features),
-                             "validate": reports[0] if not reports[0].ok else reports[1]}
+                             "problems": [p for store in (tokens, features)
+                                          for p in validate_store(store).problems]}
     return results
