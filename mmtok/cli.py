@@ -233,6 +233,85 @@ def export(
                f"to {result['output']}")
 
 
+class HeadKind(StrEnum):
+    linear = "linear"
+    mlp = "mlp"
+
+
+TRAIN_HEAD_EPILOG = """Examples:
+
+  mmtok train-head feats.zarr -o head/                       # linear probe, 20 % validation
+  mmtok train-head train.zarr --val val.zarr --test test.zarr -o head/ --json
+  mmtok train-head feats.zarr -o mlp/ --head mlp --epochs 50
+
+The probe is multinomial logistic regression (L-BFGS, full batch) with CLIP's sweep of the
+L2 strength on the validation split, then a refit on train + val. Writes head.safetensors,
+head.json, metrics.json, confusion.png (and learning_curve.png for --head mlp).
+"""
+
+
+@app.command("train-head", epilog=TRAIN_HEAD_EPILOG)
+def train_head(
+    train: Annotated[Path, typer.Argument(help="Training feature store (from `mmtok embed`).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the head, metrics and plots.")] = ...,
+    val: Annotated[Optional[Path], typer.Option(help="Validation feature store (default: a split of TRAIN).")] = None,
+    val_split: Annotated[float, typer.Option(help="Fraction of TRAIN held out for validation when --val is not given (stratified, seeded).")] = 0.2,
+    test: Annotated[Optional[Path], typer.Option(help="Test feature store, scored once at the end.")] = None,
+    head: Annotated[HeadKind, typer.Option(help="linear (logistic regression probe) or mlp (one hidden layer).")] = HeadKind.linear,
+    standardize: Annotated[bool, typer.Option("--standardize", help="Standardise each feature with the training mean and std (kept in the head).")] = False,
+    l2: Annotated[Optional[float], typer.Option(help="Fixed L2 strength for the probe (skips the sweep). sklearn's C = 1 / (l2 * n).")] = None,
+    refit: Annotated[bool, typer.Option(help="Refit the probe on train + val at the chosen strength.")] = True,
+    epochs: Annotated[int, typer.Option(help="MLP: most epochs (early stopping on validation).")] = 100,
+    hidden: Annotated[int, typer.Option(help="MLP: hidden width.")] = 512,
+    lr: Annotated[float, typer.Option(help="MLP: peak learning rate (AdamW, warm-up + cosine).")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option(help="MLP: AdamW weight decay.")] = 0.05,
+    patience: Annotated[int, typer.Option(help="MLP: epochs without validation gain before stopping.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed for the split and the MLP.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a head already in OUTPUT.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the run as one JSON object.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
+) -> None:
+    """Train a linear probe (or small MLP) on cached features; write metrics and plots."""
+    from .heads.mlp import MlpSettings
+    from .heads.train import train_head as run_train_head
+
+    mlp = MlpSettings(hidden=hidden, lr=lr, weight_decay=weight_decay, epochs=epochs,
+                      patience=patience)
+    with _reported():
+        run = run_train_head(train, output, val=val, val_split=val_split, test=test,
+                             head=head.value, standardize=standardize, l2=l2, refit=refit,
+                             mlp=mlp, seed=seed, device=device, overwrite=overwrite,
+                             progress=progress)
+    typer.echo(json.dumps(run.to_json()) if json_output else run.line())
+
+
+class PredictFormat(StrEnum):
+    csv = "csv"
+    jsonl = "jsonl"
+
+
+@app.command()
+def predict(
+    head: Annotated[Path, typer.Argument(help="A head folder written by `mmtok train-head`.")],
+    features: Annotated[Path, typer.Argument(help="A feature store made like the head's training features.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Output file (.csv or .jsonl), or - for stdout.")] = "-",
+    output_format: Annotated[Optional[PredictFormat], typer.Option("--format", help="csv or jsonl (default: from the file name; csv on stdout).")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    allow_other_features: Annotated[bool, typer.Option("--allow-other-features", help="Apply the head even to features another encoder, projector or pooling made.")] = False,
+) -> None:
+    """Predict a class for every sample: index, id, valid, label, predicted, probabilities."""
+    from .heads.predict import predict as run_predict
+
+    with _reported():
+        result = run_predict(head, features, output,
+                             output_format=output_format.value if output_format else None,
+                             device=device, allow_other_features=allow_other_features)
+    if output != "-":
+        typer.echo(f"predicted {result['predicted']} of {result['samples']} samples -> "
+                   f"{result['output']} ({result['format']})", err=True)
+
+
 @app.command()
 def modalities() -> None:
     """List the modalities and their tokenizer options (defaults shown)."""

@@ -1,0 +1,1 @@
+"""Heads on cached features: the linear probe (default), a small MLP, and prediction."""

@@ -1,0 +1,94 @@
+"""A compact L-BFGS for smooth convex objectives on one flat torch tensor.
+
+Why not ``torch.optim.LBFGS``: its first ``step`` imports ``torch._dynamo`` (over two seconds
+on a laptop CPU, longer than most probes take to train), and it insists on autograd's
+``.grad`` bookkeeping. The probe's objective has a closed-form gradient, so this minimiser
+takes ``objective(params) -> (loss, gradient)`` and runs the standard two-loop recursion
+(Nocedal & Wright, algorithm 7.4) with a backtracking Armijo line search. Parameters stay
+on their device; only the loss and two dot products per iteration cross to the host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+Objective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+Pairs = list[tuple[torch.Tensor, torch.Tensor, float]]  # (s, y, 1 / y.s), oldest first
+
+
+@dataclass
+class Minimum:
+    params: torch.Tensor
+    loss: float
+    iterations: int
+    converged: bool
+    pairs: Pairs
+
+
+def minimize(objective: Objective, start: torch.Tensor, *, max_iter: int = 1000,
+             tolerance: float = 1e-4, history: int = 20, pairs: Pairs | None = None) -> Minimum:
+    """Minimise from ``start`` until the largest gradient entry is at most ``tolerance``,
+    the loss stops changing (relative 1e-10), or ``max_iter`` iterations.
+
+    ``pairs`` seeds the curvature memory (from a previous, related problem: a warm start
+    that keeps its curvature converges in a few iterations instead of re-learning it).
+    """
+    params = start.clone()
+    loss, gradient = objective(params)
+    steps: Pairs = list(pairs or [])[-history:]
+    for iteration in range(max_iter):
+        if gradient.abs().max().item() <= tolerance:
+            return Minimum(params, float(loss), iteration, True, steps)
+        direction = _direction(gradient, steps)
+        slope = torch.dot(gradient, direction).item()
+        if slope >= 0:  # not a descent direction (numerical trouble): restart from steepest
+            steps.clear()
+            direction, slope = -gradient, -torch.dot(gradient, gradient).item()
+        first = 1.0 if steps else min(1.0, 1.0 / gradient.abs().sum().item())
+        found = _backtrack(objective, params, float(loss), direction, slope, first)
+        if found is None:
+            return Minimum(params, float(loss), iteration, False, steps)
+        step_size, new_loss, new_gradient = found
+        change = direction * step_size
+        grad_change = new_gradient - gradient
+        curvature = torch.dot(grad_change, change).item()
+        if curvature > 1e-10:
+            steps.append((change, grad_change, 1.0 / curvature))
+            del steps[:-history]
+        params += change
+        if abs(float(loss) - float(new_loss)) <= 1e-10 * max(1.0, abs(float(loss))):
+            return Minimum(params, float(new_loss), iteration + 1, True, steps)
+        loss, gradient = new_loss, new_gradient
+    return Minimum(params, float(loss), max_iter, False, steps)
+
+
+def _direction(gradient: torch.Tensor, steps: list) -> torch.Tensor:
+    """-H g by the two-loop recursion over the stored (s, y) pairs."""
+    q = gradient.clone()
+    alphas = []
+    for s, y, rho in reversed(steps):
+        alpha = rho * torch.dot(s, q)
+        q -= alpha * y
+        alphas.append(alpha)
+    if steps:
+        s, y, rho = steps[-1]
+        q *= 1.0 / (rho * torch.dot(y, y))  # the usual initial scaling s.y / y.y
+    for (s, y, rho), alpha in zip(steps, reversed(alphas)):
+        q += (alpha - rho * torch.dot(y, q)) * s
+    return -q
+
+
+def _backtrack(objective: Objective, params: torch.Tensor, loss: float, direction: torch.Tensor,
+               slope: float, step: float, shrink: float = 0.5, armijo: float = 1e-4,
+               tries: int = 40) -> tuple[float, torch.Tensor, torch.Tensor] | None:
+    for _ in range(tries):
+        new_loss, new_gradient = objective(params + step * direction)
+        if float(new_loss) <= loss + armijo * step * slope:
+            return step, new_loss, new_gradient
+        step *= shrink
+    return None
