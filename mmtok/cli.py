@@ -238,15 +238,25 @@ class HeadKind(StrEnum):
     mlp = "mlp"
 
 
+class Tune(StrEnum):
+    tokenizer = "tokenizer"
+
+
 TRAIN_HEAD_EPILOG = """Examples:
 
   mmtok train-head feats.zarr -o head/                       # linear probe, 20 % validation
   mmtok train-head train.zarr --val val.zarr --test test.zarr -o head/ --json
   mmtok train-head feats.zarr -o mlp/ --head mlp --epochs 50
+  mmtok train-head clouds.zarr -o tuned/ --tune tokenizer --encoder metatransformer-b16 --weights mt.pth
+  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 --weights mt.pth --projector tuned/projector.safetensors --pool cls+mean+max
 
 The probe is multinomial logistic regression (L-BFGS, full batch) with CLIP's sweep of the
 L2 strength on the validation split, then a refit on train + val. Writes head.safetensors,
 head.json, metrics.json, confusion.png (and learning_curve.png for --head mlp).
+
+--tune tokenizer reads a TOKEN store instead and trains the projector and a linear head
+through the frozen encoder (which is checked bit-identical afterwards); it also writes
+projector.safetensors for `mmtok embed --projector`.
 """
 
 
@@ -261,28 +271,50 @@ def train_head(
     standardize: Annotated[bool, typer.Option("--standardize", help="Standardise each feature with the training mean and std (kept in the head).")] = False,
     l2: Annotated[Optional[float], typer.Option(help="Fixed L2 strength for the probe (skips the sweep). sklearn's C = 1 / (l2 * n).")] = None,
     refit: Annotated[bool, typer.Option(help="Refit the probe on train + val at the chosen strength.")] = True,
-    epochs: Annotated[int, typer.Option(help="MLP: most epochs (early stopping on validation).")] = 100,
+    epochs: Annotated[Optional[int], typer.Option(help="MLP: most epochs, early stopping on validation (default 100); --tune: epochs (default 20).")] = None,
     hidden: Annotated[int, typer.Option(help="MLP: hidden width.")] = 512,
-    lr: Annotated[float, typer.Option(help="MLP: peak learning rate (AdamW, warm-up + cosine).")] = 1e-3,
-    weight_decay: Annotated[float, typer.Option(help="MLP: AdamW weight decay.")] = 0.05,
+    lr: Annotated[float, typer.Option(help="MLP and --tune: peak learning rate (AdamW, warm-up + cosine).")] = 1e-3,
+    weight_decay: Annotated[float, typer.Option(help="MLP and --tune: AdamW weight decay.")] = 0.05,
     patience: Annotated[int, typer.Option(help="MLP: epochs without validation gain before stopping.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed for the split and the MLP.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a head already in OUTPUT.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the run as one JSON object.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress on stderr.")] = True,
+    tune: Annotated[Optional[Tune], typer.Option(help="tokenizer: TRAIN is a token store; train its projector and a linear head through the frozen encoder.", rich_help_panel="Tokenizer tuning")] = None,
+    encoder: Annotated[str, typer.Option(help="--tune: the frozen encoder (as for `mmtok embed`).", rich_help_panel="Tokenizer tuning")] = "vit_base_patch16_224",
+    weights: Annotated[Optional[Path], typer.Option(help="--tune: encoder weights file.", rich_help_panel="Tokenizer tuning")] = None,
+    pretrained: Annotated[bool, typer.Option("--pretrained", help="--tune: the timm model's hub weights.", rich_help_panel="Tokenizer tuning")] = False,
+    encoder_option: Annotated[Optional[list[str]], typer.Option("--encoder-option", metavar="KEY=VALUE", help="--tune: passed to timm.create_model (repeatable).", rich_help_panel="Tokenizer tuning")] = None,
+    projector: Annotated[Optional[Path], typer.Option(help="--tune: start from these projector weights instead of the seed's.", rich_help_panel="Tokenizer tuning")] = None,
+    pool: Annotated[str, typer.Option(help="--tune: pooling before the head: cls, mean, max or cls+mean+max.", rich_help_panel="Tokenizer tuning")] = "cls+mean+max",
+    batch_size: Annotated[int, typer.Option(help="--tune: samples per step.", rich_help_panel="Tokenizer tuning")] = 32,
+    precision: Annotated[str, typer.Option(help="--tune on CUDA: float32, bfloat16 or float16 autocast.", rich_help_panel="Tokenizer tuning")] = "float32",
 ) -> None:
     """Train a linear probe (or small MLP) on cached features; write metrics and plots."""
     from .heads.mlp import MlpSettings
     from .heads.train import train_head as run_train_head
 
-    mlp = MlpSettings(hidden=hidden, lr=lr, weight_decay=weight_decay, epochs=epochs,
-                      patience=patience)
     with _reported():
-        run = run_train_head(train, output, val=val, val_split=val_split, test=test,
-                             head=head.value, standardize=standardize, l2=l2, refit=refit,
-                             mlp=mlp, seed=seed, device=device, overwrite=overwrite,
-                             progress=progress)
+        if tune is not None:
+            from .heads.tune import TuneSettings, tune_tokenizer
+
+            settings = TuneSettings(epochs=epochs or 20, batch_size=batch_size, lr=lr,
+                                    weight_decay=weight_decay)
+            run = tune_tokenizer(train, output, encoder=encoder, weights=weights,
+                                 pretrained=pretrained,
+                                 encoder_options=_key_values(encoder_option or []) or None,
+                                 projector=projector, pool_how=pool, val=val,
+                                 val_split=val_split, test=test, settings=settings,
+                                 device=device, precision=precision, seed=seed,
+                                 overwrite=overwrite, progress=progress)
+        else:
+            mlp = MlpSettings(hidden=hidden, lr=lr, weight_decay=weight_decay,
+                              epochs=epochs or 100, patience=patience)
+            run = run_train_head(train, output, val=val, val_split=val_split, test=test,
+                                 head=head.value, standardize=standardize, l2=l2, refit=refit,
+                                 mlp=mlp, seed=seed, device=device, overwrite=overwrite,
+                                 progress=progress)
     typer.echo(json.dumps(run.to_json()) if json_output else run.line())
 
 

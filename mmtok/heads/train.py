@@ -68,8 +68,8 @@ class HeadRun:
     def line(self) -> str:
         """One human line: what was trained, on how much, and how well."""
         what = "linear probe" if self.head == "linear" else f"{self.head} head"
-        parts = [f"train-head: {what} on {self.samples['train']} train / "
-                 f"{self.samples['val']} val samples"]
+        parts = [(f"train-head: {what} on {self.samples['train']} train / "
+                 f"{self.samples['val']} val samples")]
         if self.regularisation is not None:
             parts.append(f"l2 {self.regularisation['l2']:.3g} "
                          f"(sklearn C {self.regularisation['sklearn_C']:.3g})")
@@ -269,28 +269,49 @@ def _sample_counts(splits: Splits, head: str, refit: bool) -> dict[str, int | No
     return counts
 
 
+@dataclass
+class TrainedOn:
+    """What head.json records about the data a head learnt from."""
+
+    class_names: list[str]
+    input_dim: int
+    provenance: dict[str, Any]
+    sources: dict[str, str]
+
+
+def _trained_on(splits: Splits) -> TrainedOn:
+    return TrainedOn(splits.train.class_names, splits.train.dim, splits.train.provenance,
+                     {"train": splits.train.source, "val": splits.val_source})
+
+
 def _write_outputs(model: Head, run: HeadRun, splits: Splits, standardize: bool,
                    mlp: MlpSettings | None, seed: int, output: Path) -> None:
+    settings = mlp or MlpSettings()
+    extra = ({"hidden": settings.hidden, "dropout": settings.dropout, "mlp": asdict(settings)}
+             if run.head == "mlp" else {})
+    write_head_outputs(model, run, _trained_on(splits), output,
+                       {"standardize": standardize, "seed": seed, **extra})
+
+
+def write_head_outputs(model: Head, run: HeadRun, trained_on: TrainedOn, output: Path,
+                       config_extra: dict[str, Any]) -> None:
+    """head.safetensors + head.json, metrics.json and confusion.png."""
     config = {
-        "kind": run.head, "input_dim": splits.train.dim,
-        "class_names": splits.train.class_names, "standardize": standardize,
-        "features": splits.train.provenance, "seed": seed,
-        "trained_on": {"train": splits.train.source, "val": splits.val_source,
-                       "samples": run.samples},
+        "kind": run.head, "input_dim": trained_on.input_dim,
+        "class_names": trained_on.class_names, "features": trained_on.provenance,
+        "trained_on": {**trained_on.sources, "samples": run.samples},
         "regularisation": ({k: v for k, v in run.regularisation.items() if k != "sweep"}
                            if run.regularisation else None),
+        **config_extra,
     }
-    if run.head == "mlp":
-        config.update(hidden=(mlp or MlpSettings()).hidden, dropout=(mlp or MlpSettings()).dropout,
-                      mlp=asdict(mlp or MlpSettings()))
     save_head(model.cpu(), config, output)
-    metrics = {"head": run.head, "class_names": splits.train.class_names,
-               "feature_dim": splits.train.dim, "standardize": standardize,
-               "samples": run.samples, "validation": splits.val_source,
+    metrics = {"head": run.head, "class_names": trained_on.class_names,
+               "feature_dim": trained_on.input_dim, **config_extra,
+               "samples": run.samples, "validation": trained_on.sources.get("val"),
                "regularisation": run.regularisation, "epochs": run.epochs,
                "val": run.val, "test": run.test, "seconds": run.seconds, **run.extra}
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     shown, name = (run.test, "test") if run.test is not None else (run.val, "validation")
-    plot_confusion(np.array(shown["confusion_matrix"]), splits.train.class_names,
+    plot_confusion(np.array(shown["confusion_matrix"]), trained_on.class_names,
                    output / "confusion.png",
                    f"{run.head} head, {name}: top-1 {shown['top1']:.3f}")

@@ -12,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mmtok.heads.data import stratified_split
 from mmtok.heads.lbfgs import minimize
-from mmtok.heads.linear import (LinearSolution, clip_grid, fit_logistic, score, sweep_l2)
+from mmtok.heads.linear import LinearSolution, clip_grid, fit_logistic, score, sweep_l2
 from mmtok.heads.metrics import classification_metrics
 from mmtok.heads.train import train_head
 
