@@ -428,7 +428,7 @@ def demo(
     workdir: Annotated[Path, typer.Argument(help="Folder for the generated data and stores.")] = Path("demo"),
     workers: Annotated[int, typer.Option("-j", "--workers", help="Worker processes.")] = 2,
 ) -> None:
-    """Run the main job end to end on generated demo data: tokenize, embed, validate."""
+    """Run the main job end to end on generated demo data: tokenize, embed, train a probe."""
     from .demo import run_demo
 
     with _reported():
@@ -438,10 +438,13 @@ def demo(
         info, problems = result["info"], result["problems"]
         typer.echo(result["tokenize"].line())
         typer.echo(result["embed"].line())
+        typer.echo(result["head"].line())
         typer.echo(f"  {modality}: classes {', '.join(info['class_names'])}; tokens "
                    f"{tuple(info['arrays']['tokens'])}; features "
                    f"{tuple(result['features']['arrays']['features'])}; "
                    f"validate: {'ok' if not problems else problems}")
         failed |= bool(problems)
+    typer.echo("test accuracy (linear probe on frozen random-weight tiny encoders): " + ", ".join(
+        f"{modality} {result['head'].test['top1']:.3f}" for modality, result in results.items()))
     if failed:
         raise typer.Exit(1)

@@ -134,30 +134,51 @@ DEMO_ENCODERS = {
 }
 
 
-def run_demo(workdir: str | os.PathLike, workers: int = 2, progress: bool = True) -> dict:
-    """Generate each modality's demo data, tokenize it, embed it with a tiny encoder, and
-    validate both stores.
+TEST_SEED, TEST_PER_CLASS = 1, 10
 
-    Returns ``{modality: {"tokenize", "embed": RunSummary, "info", "features": dict,
-    "problems": list[str]}}``; ``problems`` gathers both stores' validation problems.
+
+def run_demo(workdir: str | os.PathLike, workers: int = 2, progress: bool = True) -> dict:
+    """Generate each modality's demo data (a training set and a test set drawn with another
+    seed), tokenize both, embed both with a tiny encoder, train a linear probe on the
+    training features, score it on the test features, and validate every store.
+
+    Returns ``{modality: {"tokenize", "embed": RunSummary, "head": HeadRun, "info",
+    "features": dict, "problems": list[str]}}``; ``problems`` gathers the stores'
+    validation problems.
     """
-    from .embedding.pipeline import embed
-    from .pipeline import tokenize
+    from .heads.train import train_head
     from .store.inspect import store_info, validate_store
 
     workdir = Path(workdir)
     results = {}
     for modality, (make_data, options) in DEMO_MODALITIES.items():
-        data = make_data(workdir / "data" / modality)
-        tokens = workdir / f"{modality}.zarr"
-        features = workdir / f"{modality}.features.zarr"
-        summary = tokenize(data, tokens, modality, workers=workers, shard_size=16,
-                           progress=progress, **options)
-        encoder, encoder_options = DEMO_ENCODERS[modality]
-        embedded = embed(tokens, features, encoder, encoder_options=encoder_options,
-                         pool_how="cls+mean+max", progress=progress)
-        results[modality] = {"tokenize": summary, "embed": embedded, "info": store_info(tokens),
-                             "features": store_info(features),
-                             "problems": [p for store in (tokens, features)
+        train = _tokenize_and_embed(make_data(workdir / "data" / modality), workdir, modality,
+                                    options, workers, progress)
+        test_data = make_data(workdir / "data" / f"{modality}-test", per_class=TEST_PER_CLASS,
+                              seed=TEST_SEED)
+        test = _tokenize_and_embed(test_data, workdir, f"{modality}-test", options, workers,
+                                   progress, modality)
+        head = train_head(train["features"], workdir / f"{modality}.head", test=test["features"],
+                          overwrite=True, progress=progress)
+        stores = (train["tokens"], train["features"], test["tokens"], test["features"])
+        results[modality] = {"tokenize": train["tokenize"], "embed": train["embed"],
+                             "head": head, "info": store_info(train["tokens"]),
+                             "features": store_info(train["features"]),
+                             "problems": [p for store in stores
                                           for p in validate_store(store).problems]}
     return results
+
+
+def _tokenize_and_embed(data: Path, workdir: Path, name: str, options: dict, workers: int,
+                        progress: bool, modality: str | None = None) -> dict:
+    from .embedding.pipeline import embed
+    from .pipeline import tokenize
+
+    modality = modality or name
+    tokens, features = workdir / f"{name}.zarr", workdir / f"{name}.features.zarr"
+    summary = tokenize(data, tokens, modality, workers=workers, shard_size=16,
+                       progress=progress, **options)
+    encoder, encoder_options = DEMO_ENCODERS[modality]
+    embedded = embed(tokens, features, encoder, encoder_options=encoder_options,
+                     pool_how="cls+mean+max", progress=progress)
+    return {"tokens": tokens, "features": features, "tokenize": summary, "embed": embedded}

@@ -1,4 +1,8 @@
-"""The README's main job: `mmtok demo` generates, tokenizes and validates every modality."""
+"""The README's main job: `mmtok demo` generates, tokenizes, embeds, trains a probe on and
+validates every modality."""
+
+import json
+import re
 
 from mmtok.demo import DEMO_MODALITIES, make_demo_images
 
@@ -11,6 +15,14 @@ def test_demo_runs_end_to_end(tmp_path, cli):
         assert (f"complete: {tmp_path / modality}.features.zarr: 60 samples, 60 valid"
                 in result.stdout)
     assert result.stdout.count("validate: ok") == len(DEMO_MODALITIES)
+    accuracy_line = result.stdout.strip().splitlines()[-1]
+    shown = dict(re.findall(r"(\w+) (\d\.\d{3})", accuracy_line))
+    assert set(shown) == set(DEMO_MODALITIES)
+    for modality, accuracy in shown.items():
+        metrics = json.loads((tmp_path / f"{modality}.head" / "metrics.json").read_text())
+        assert metrics["samples"]["test"] == 30  # the separately drawn test set
+        assert float(accuracy) == round(metrics["test"]["top1"], 3)
+        assert metrics["test"]["top1"] > 1 / 3  # better than chance on three classes
 
 
 def test_demo_data_is_reproducible(tmp_path):
