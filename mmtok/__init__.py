@@ -7,6 +7,8 @@ Python API (the CLI calls exactly these):
     store = mmtok.open_store("tokens.zarr")   # a torch Dataset of dicts
     mmtok.embed("tokens.zarr", "feats.zarr", "vit_base_patch16_224", weights="vit.safetensors")
     mmtok.export_features("feats.zarr", "feats.h5")
+    run = mmtok.train_head("feats.zarr", "head/", test="test-feats.zarr")
+    mmtok.predict("head/", "feats.zarr", "predictions.csv")
     mmtok.store_info("tokens.zarr"); mmtok.validate_store("tokens.zarr")
 """
 
@@ -16,12 +18,15 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
-__all__ = ["__version__", "embed", "export_features", "open_store", "store_info", "tokenize",
-           "validate_store"]
+__all__ = ["__version__", "embed", "export_features", "open_store", "predict", "store_info",
+           "tokenize", "train_head", "tune_tokenizer", "validate_store"]
 
 if TYPE_CHECKING:
     from .embedding.export import export_features
     from .embedding.pipeline import embed
+    from .heads.predict import predict
+    from .heads.train import train_head
+    from .heads.tune import tune_tokenizer
     from .pipeline import tokenize
     from .store.inspect import store_info, validate_store
     from .store.reader import open_store
@@ -31,6 +36,9 @@ _LAZY = {
     "embed": ".embedding.pipeline",
     "export_features": ".embedding.export",
     "open_store": ".store.reader",
+    "train_head": ".heads.train",
+    "tune_tokenizer": ".heads.tune",
+    "predict": ".heads.predict",
     "store_info": ".store.inspect",
     "validate_store": ".store.inspect",
 }
