@@ -17,6 +17,8 @@ model, float32); MFU is then unknown (no peak figure).
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +35,28 @@ def skipped_section(reason: str) -> dict:
     """The section as it appears when it cannot run (e.g. ``"no CUDA"``)."""
     print(f"\n## {TITLE}\n\nskipped: {reason}", flush=True)
     return result_section(TITLE, [], skipped=reason)
+
+
+def replicated_token_store(files: list[Path], count: int, workdir: Path) -> Path:
+    """A token store of ``count`` images: hard links (copies where links fail) cycling over
+    ``files`` in their class folders, so a large set needs no more generated images."""
+    import mmtok
+
+    folder = workdir / f"images_{count}_replicated"
+    if len([p for p in folder.rglob("*") if p.is_file()]) != count:
+        shutil.rmtree(folder, ignore_errors=True)
+        for index in range(count):
+            source = files[index % len(files)]
+            dest = folder / source.parent.name / f"r{index:06d}_{source.name}"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source, dest)
+            except OSError:
+                shutil.copy2(source, dest)
+    tokens = workdir / f"gpu_tokens_{count}.zarr"
+    mmtok.tokenize(folder, tokens, "image", progress=False,  # resumes a finished store
+                   workers=min(8, os.cpu_count() or 1))
+    return tokens
 
 
 def _sync(device) -> None:

@@ -33,7 +33,6 @@ import argparse
 import contextlib
 import cProfile
 import io
-import os
 import pstats
 import shutil
 import sys
@@ -558,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_notes.append(foreign_cpu_line(foreign, foreign_share))
     sections = [result_section("CPU: mmtok embed against the bare encoder forward", cpu_rows,
                                cpu_notes),
-                gpu_section(args, workdir, folder, files)]
+                gpu_section(args, workdir, files)]
     write_result(args.result, "embed", "Embed throughput (CPU) and GPU images/s and MFU",
                  sections, quick=args.quick,
                  params={"images": n, "encoder": args.encoder, "encoder_options": options,
@@ -582,40 +581,18 @@ def quick_defaults(args: argparse.Namespace) -> None:
         args.gpu_compile = not quick
 
 
-def replicated_folder(folder: Path, files: list[Path], count: int, target: Path) -> Path:
-    """``count`` hard links (copies where links fail) cycling over ``files``, in the same
-    class folders: a large image set without generating more images."""
-    if target.exists() and len(_image_files(target)) == count:
-        return target
-    shutil.rmtree(target, ignore_errors=True)
-    for index in range(count):
-        source = files[index % len(files)]
-        dest = target / source.parent.name / f"r{index:06d}_{source.name}"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(source, dest)
-        except OSError:
-            shutil.copy2(source, dest)
-    return target
-
-
-def gpu_section(args: argparse.Namespace, workdir: Path, folder: Path, files: list[Path],
+def gpu_section(args: argparse.Namespace, workdir: Path, files: list[Path],
                 device: str = "cuda") -> dict:
     """The GPU section (``_embed_gpu.py``): ViT-B/16, bf16, on a larger token store;
     skipped with a reason when CUDA is absent."""
     import torch
 
-    from _embed_gpu import accelerated_section, skipped_section
+    from _embed_gpu import accelerated_section, replicated_token_store, skipped_section
 
     if device == "cuda" and not torch.cuda.is_available():
         return skipped_section("no CUDA")
-    import mmtok
-
     print(f"\n## GPU section ({GPU_ENCODER}, bfloat16)", flush=True)
-    images = replicated_folder(folder, files, args.gpu_images,
-                               workdir / f"images_{args.gpu_images}_replicated")
-    tokens = workdir / f"gpu_tokens_{args.gpu_images}.zarr"
-    mmtok.tokenize(images, tokens, "image", progress=False, workers=min(8, os.cpu_count() or 1))
+    tokens = replicated_token_store(files, args.gpu_images, workdir)
     weights = workdir / "gpu_encoder.safetensors"
     model = make_weights(GPU_ENCODER, {}, weights)
     out = workdir / "gpu_features.zarr"

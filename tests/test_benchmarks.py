@@ -156,5 +156,5 @@ def test_gpu_section_says_skipped_without_cuda(tmp_path):
 
     from bench_embed import gpu_section
 
-    section = gpu_section(argparse.Namespace(), tmp_path, tmp_path, [])
+    section = gpu_section(argparse.Namespace(), tmp_path, [])
     assert section["skipped"] == "no CUDA" and section["rows"] == []
