@@ -27,14 +27,11 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
+# Every benchmarks/bench_*.py (found by name), one Markdown report: benchmarks/results/ and,
+# published, docs/benchmarks.md. `make bench BENCH_ARGS=--quick` for small sizes.
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
-	$(BIN)/python benchmarks/bench_tokenize_image.py
-	$(BIN)/python benchmarks/bench_fps.py
-	$(BIN)/python benchmarks/bench_knn.py
-	$(BIN)/python benchmarks/bench_fbank.py
-	$(BIN)/python benchmarks/bench_tokenize_audio.py
-	$(BIN)/python benchmarks/bench_embed.py
+	$(BIN)/python benchmarks/report.py --publish $(BENCH_ARGS)
 
 clean:
 	rm -rf demo .pytest_cache

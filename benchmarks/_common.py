@@ -228,10 +228,32 @@ def parse_point_args(doc: str):
 
     ap = argparse.ArgumentParser(description=doc,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=15)
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 15; 3 with --quick)")
+    ap.add_argument("--batch", type=int, default=None, help="clouds per batch (default 32; 4 with --quick)")
     ap.add_argument("--cloud", choices=["gauss", "sphere", "uniform"], default="gauss")
-    return ap.parse_args()
+    add_result_args(ap, quick_help="3 repetitions, batches of 4 clouds")
+    args = ap.parse_args()
+    args.reps = args.reps or (3 if args.quick else 15)
+    args.batch = args.batch or (4 if args.quick else 32)
+    return args
+
+
+def speed_rows(label: str, times: dict[str, float], ours: str,
+               goal_peers: dict[str, str] | None = None) -> list[dict]:
+    """Result rows for one timing table: mmtok's time (``times[ours]``) against every other
+    contestant's, ratio = peer time / mmtok time (above 1: mmtok faster); a peer named in
+    ``goal_peers`` (name -> goal text) is judged as mmtok no slower than it."""
+    goal_peers = goal_peers or {}
+    rows = []
+    for name, t in times.items():
+        if name == ours:
+            continue
+        goal = goal_peers.get(name)
+        rows.append(result_row(f"{label}: {ours}", round(times[ours] * 1e3, 4), "ms", peer=name,
+                               peer_value=round(t * 1e3, 4), ratio=round(t / times[ours], 3),
+                               ratio_of="peer time / mmtok time", goal=goal,
+                               passed=None if goal is None else times[ours] <= t))
+    return rows
 
 
 def print_batch_table(heading: str, btimes: dict[str, float], batch: int) -> None:
@@ -279,3 +301,53 @@ def write_results_json(path: Path, payload: dict, *, announce: bool = True) -> N
     path.write_text(text + "\n" if announce else text)
     if announce:
         print(f"\nwrote {path}")
+
+
+# --------------------------------------------------------------------------------------
+# the machine-readable result every benchmark writes for the report (benchmarks/report.py)
+# --------------------------------------------------------------------------------------
+
+RESULT_SCHEMA = 1
+
+
+def result_row(figure: str, value: float | None, unit: str, *, peer: str | None = None,
+               peer_value: float | None = None, ratio: float | None = None,
+               ratio_of: str | None = None, goal: str | None = None,
+               passed: bool | None = None, note: str | None = None) -> dict:
+    """One row of a result section (see the README's "Result format").
+
+    ``ratio`` is the figure the goal is judged on, as the benchmark defines it (``ratio_of``
+    says against what, e.g. ``"vs floor"``); ``passed`` is None for informational rows.
+    """
+    return {"figure": figure, "value": value, "unit": unit, "peer": peer,
+            "peer_value": peer_value, "ratio": ratio, "ratio_of": ratio_of, "goal": goal,
+            "pass": passed, "note": note}
+
+
+def result_section(title: str, rows: list[dict], notes: list[str] | None = None,
+                   skipped: str | None = None) -> dict:
+    """A titled group of rows; ``skipped`` (e.g. ``"no CUDA"``) says why it has none."""
+    return {"title": title, "rows": rows, "notes": list(notes or []), "skipped": skipped}
+
+
+def add_result_args(parser, quick_help: str | None = None) -> None:
+    """The options every benchmark shares with the report harness: ``--result FILE`` and,
+    unless the script defines its own, ``--quick``."""
+    parser.add_argument("--result", type=Path, default=None, metavar="FILE",
+                        help="also write the machine-readable result (the report's input) "
+                             "to FILE")
+    if quick_help is not None:
+        parser.add_argument("--quick", action="store_true", help=quick_help)
+
+
+def write_result(path: Path | None, benchmark: str, title: str, sections: list[dict], *,
+                 quick: bool, params: dict, machine: dict | None = None) -> None:
+    """Write the result JSON the report harness reads; nothing when ``path`` is None."""
+    if path is None:
+        return
+    payload = {"schema": RESULT_SCHEMA, "benchmark": benchmark, "title": title,
+               "date_utc": utc_now(), "quick": quick, "params": params,
+               "machine": machine or {}, "sections": sections}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")

@@ -43,15 +43,19 @@ from pathlib import Path
 
 import numpy as np
 from _common import (
+    add_result_args,
     cpu_snapshot,
     describe_machine,
     fmt_seconds,
     foreign_cpu,
     foreign_cpu_line,
     fresh_class_folders,
+    result_row,
+    result_section,
     reusable_files,
     utc_now,
     verdict,
+    write_result,
     write_results_json,
     write_stamp,
 )
@@ -67,6 +71,7 @@ IMAGE_SIDE = 256
 DEFAULT_ENCODER = "vit_small_patch16_224"
 DEFAULT_IMAGES = 512
 GOAL_VS_FLOOR = 0.95
+GPU_ENCODER = "vit_base_patch16_224"
 
 
 # --------------------------------------------------------------------------------------
@@ -235,8 +240,10 @@ def _summary_dict(summary) -> dict:
 
 
 def mmtok_embed(tokens: Path, out: Path, encoder: str, weights: Path, batch_size: int,
-                options: dict) -> tuple[float, dict, dict]:
-    """One fresh ``mmtok.embed``: (wall seconds, summary dict, phase seconds)."""
+                options: dict, *, device: str = "cpu",
+                precision: str = "float32") -> tuple[float, dict, dict]:
+    """One fresh ``mmtok.embed``: (wall seconds, summary dict, phase seconds). The device
+    is explicit: the CPU section must stay on the CPU on a machine that has a GPU."""
     import mmtok
 
     if out.exists():
@@ -246,7 +253,8 @@ def mmtok_embed(tokens: Path, out: Path, encoder: str, weights: Path, batch_size
         started = time.perf_counter()
         summary = mmtok.embed(tokens, out, encoder, weights=weights, batch_size=batch_size,
                               progress=False, pool_how="cls", overwrite=True,
-                              encoder_options=options or None)
+                              encoder_options=options or None, device=device,
+                              precision=precision)
         seconds = time.perf_counter() - started
     if summary.status != "complete":
         raise RuntimeError(f"mmtok embed did not complete: {summary}")
@@ -265,7 +273,7 @@ def profile_embed(tokens: Path, out: Path, encoder: str, weights: Path, batch_si
     profiler = cProfile.Profile()
     profiler.enable()
     mmtok.embed(tokens, out, encoder, weights=weights, batch_size=batch_size, progress=False,
-                pool_how="cls", overwrite=True, encoder_options=options or None)
+                pool_how="cls", overwrite=True, encoder_options=options or None, device="cpu")
     profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(top)
@@ -302,8 +310,9 @@ def machine_info() -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=DEFAULT_IMAGES,
-                        help=f"number of generated images (default {DEFAULT_IMAGES})")
+    parser.add_argument("--images", type=int, default=None,
+                        help=f"number of generated images (default {DEFAULT_IMAGES}; 64 with "
+                             "--quick)")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER,
                         help=f"timm ViT name, random weights (default {DEFAULT_ENCODER}; "
                              "vit_base_patch16_224 is ~3x slower)")
@@ -315,18 +324,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shard-size", type=int, default=0,
                         help="token store shard size (default 0: mmtok's own, 256 samples for "
                              "224/16 RGB)")
-    parser.add_argument("--reps", type=int, default=2,
-                        help="interleaved repetitions per figure; the best is reported")
+    parser.add_argument("--reps", type=int, default=None,
+                        help="interleaved repetitions per figure; the best is reported "
+                             "(default 2; 1 with --quick)")
+    parser.add_argument("--gpu-images", type=int, default=None,
+                        help="images in the GPU section's token store (default 4096; 512 "
+                             "with --quick)")
+    parser.add_argument("--gpu-batch-size", type=int, default=256,
+                        help="batch size of the GPU section (default 256)")
+    parser.add_argument("--gpu-compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="also measure mmtok's forward with --compile in the GPU section "
+                             "(default: on, off with --quick)")
     parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
                         help=f"images, token/feature stores and weights (default {DEFAULT_WORKDIR})")
     parser.add_argument("--profile", action="store_true",
                         help="also cProfile one extra mmtok.embed (top 20 by cumulative time)")
     parser.add_argument("--json", action="store_true",
                         help=f"also write the results to {RESULTS_JSON.relative_to(HERE.parent)}")
+    add_result_args(parser, quick_help="smoke run: 64 images, 2 blocks, shard size 32, one "
+                                       "repetition (GPU section: 512 images, no compile)")
     args = parser.parse_args(argv)
+    quick_defaults(args)
     if args.images < 8 or args.reps < 1 or args.batch_size < 1 or args.shard_size < 0:
         parser.error("--images >= 8, --reps >= 1, --batch-size >= 1, --shard-size >= 0")
     options = {"depth": args.depth} if args.depth else {}
+    if args.quick and not args.shard_size:
+        args.shard_size = 32  # still 2 shards, so the read-ahead has something to overlap
 
     run_started = time.perf_counter()
     workdir = args.workdir.resolve()
@@ -513,7 +536,77 @@ def main(argv: list[str] | None = None) -> int:
             "wall_seconds": round(time.perf_counter() - run_started, 1),
         }
         write_results_json(RESULTS_JSON, payload)
+
+    cpu_rows = [
+        result_row("mmtok embed, wall less model construction", round(excl_sps, 3),
+                   "samples/s", peer="bare forward floor (tokens in memory)",
+                   peer_value=round(floor_sps, 3), ratio=round(ratio, 3), ratio_of="vs floor",
+                   goal=f">= {GOAL_VS_FLOOR}x floor", passed=ok),
+        result_row("mmtok embed, encoder compute share of its own wall", round(100 * share, 1),
+                   "%", note="drift-free view of the pipeline overhead"),
+        result_row("mmtok embed, full wall time of the call", round(wall_sps, 3), "samples/s",
+                   peer="bare forward floor (tokens in memory)", peer_value=round(floor_sps, 3),
+                   ratio=round(wall_sps / floor_sps, 3), ratio_of="vs floor"),
+        result_row("features max |mmtok - floor|", max_diff, ""),
+    ]
+    cpu_notes = [f"{n} images 224/16 -> {enc}, cls pool, float32, batch {args.batch_size}, "
+                 f"{shards} shards of {shard_size}; best of {args.reps} interleaved "
+                 f"repetitions; torch threads {m['torch_threads']}.",
+                 f"The floor's own repetitions differ by {spread:.1%}."]
+    if foreign is not None:
+        cpu_notes.append(foreign_cpu_line(foreign, foreign_share))
+    sections = [result_section("CPU: mmtok embed against the bare encoder forward", cpu_rows,
+                               cpu_notes),
+                gpu_section(args, workdir, files)]
+    write_result(args.result, "embed", "Embed throughput (CPU) and GPU images/s and MFU",
+                 sections, quick=args.quick,
+                 params={"images": n, "encoder": args.encoder, "encoder_options": options,
+                         "batch_size": args.batch_size, "shard_size": shard_size,
+                         "reps": args.reps, "gpu_images": args.gpu_images,
+                         "gpu_batch_size": args.gpu_batch_size,
+                         "gpu_compile": args.gpu_compile},
+                 machine=machine)
     return 0
+
+
+def quick_defaults(args: argparse.Namespace) -> None:
+    """Fill the options left unset with the full or the ``--quick`` defaults."""
+    quick = args.quick
+    args.images = args.images or (64 if quick else DEFAULT_IMAGES)
+    args.reps = args.reps or (1 if quick else 2)
+    if quick and args.depth is None:
+        args.depth = 2
+    args.gpu_images = args.gpu_images or (512 if quick else 4096)
+    if args.gpu_compile is None:
+        args.gpu_compile = not quick
+
+
+def gpu_section(args: argparse.Namespace, workdir: Path, files: list[Path],
+                device: str = "cuda") -> dict:
+    """The GPU section (``_embed_gpu.py``): ViT-B/16, bf16, on a larger token store;
+    skipped with a reason when CUDA is absent."""
+    import torch
+
+    from _embed_gpu import accelerated_section, replicated_token_store, skipped_section
+
+    if device == "cuda" and not torch.cuda.is_available():
+        return skipped_section("no CUDA")
+    print(f"\n## GPU section ({GPU_ENCODER}, bfloat16)", flush=True)
+    tokens = replicated_token_store(files, args.gpu_images, workdir)
+    weights = workdir / "gpu_encoder.safetensors"
+    model = make_weights(GPU_ENCODER, {}, weights)
+    out = workdir / "gpu_features.zarr"
+
+    def embed_seconds() -> float:
+        seconds, _, phases = mmtok_embed(tokens, out, GPU_ENCODER, weights,
+                                         args.gpu_batch_size, {}, device=device,
+                                         precision="bfloat16")
+        return seconds - phases["setup (model construction + probe)"]
+
+    return accelerated_section(model, weights, tokens, GPU_ENCODER, {}, device=device,
+                               precision="bfloat16", batch_size=args.gpu_batch_size,
+                               reps=args.reps, compile=args.gpu_compile,
+                               embed_seconds=embed_seconds)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,16 @@ from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from _common import describe_machine, interleaved_times, verdict, write_results_json  # noqa: E402
+from _common import (  # noqa: E402
+    add_result_args,
+    describe_machine,
+    interleaved_times,
+    result_row,
+    result_section,
+    verdict,
+    write_result,
+    write_results_json,
+)
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "modalities"))  # the naive reference
@@ -78,10 +87,14 @@ def machine_info() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=int, default=40)
-    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--clips", type=int, default=None, help="clips (default 40; 8 with --quick)")
+    parser.add_argument("--reps", type=int, default=None,
+                        help="repetitions (default 5; 2 with --quick)")
     parser.add_argument("--json", action="store_true", help=f"also write {RESULTS_JSON}")
+    add_result_args(parser, quick_help="8 clips, 2 repetitions (a few seconds)")
     args = parser.parse_args(argv)
+    args.clips = args.clips or (8 if args.quick else 40)
+    args.reps = args.reps or (2 if args.quick else 5)
 
     batch = clips(args.clips)
     contestants = {"mmtok fbank (Kaldi)": run_mmtok, "librosa melspectrogram + log": run_librosa}
@@ -116,6 +129,16 @@ def main(argv: list[str] | None = None) -> int:
             "clips_per_second": {k: round(v, 2) for k, v in rate.items()},
             "ratio": round(ratio, 3), "goal": GOAL, "max_abs_diff_vs_reference": exact,
             "times": times}, announce=False)
+    peer = "librosa melspectrogram + log"
+    ours = rate["mmtok fbank (Kaldi)"]
+    write_result(args.result, "fbank", "Kaldi filterbank (one thread), mmtok vs librosa", [
+        result_section(f"{args.clips} clips of 10.24 s at 16 kHz, best of {args.reps}", [
+            result_row("mmtok fbank (Kaldi)", round(ours, 2), "clips/s", peer=peer,
+                       peer_value=round(rate[peer], 2), ratio=round(ratio, 3),
+                       ratio_of="vs librosa", goal=f">= {GOAL:.1f}x librosa",
+                       passed=ratio >= GOAL),
+            result_row("max |mmtok - naive Kaldi reference|, clip 0, log domain", exact, ""),
+        ])], quick=args.quick, params={"clips": args.clips, "reps": args.reps}, machine=m)
     return 0
 
 

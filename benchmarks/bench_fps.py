@@ -35,7 +35,16 @@ import sys
 import time
 
 import numpy as np
-from _common import make_cloud, parse_point_args, print_batch_table, print_goals, timed
+from _common import (
+    make_cloud,
+    parse_point_args,
+    print_batch_table,
+    print_goals,
+    result_section,
+    speed_rows,
+    timed,
+    write_result,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = [(1024, 64), (1024, 256), (8192, 512)]
@@ -75,6 +84,7 @@ def main() -> int:
     print()
     rng = np.random.default_rng(0)
     goals = []
+    sections = []
 
     def peers(cloud, m):
         fns = {}
@@ -131,6 +141,14 @@ def main() -> int:
         if (n, m) == (1024, 64) and peer_times:
             fastest = min(peer_times, key=peer_times.get)
             goals.append((f"1024 -> 64 <= fastest peer ({fastest})", base, peer_times[fastest]))
+        goal_peers = {}
+        if (n, m) == (8192, 512):
+            goal_peers["fpsample kdline h=5"] = "mmtok no slower"
+        if (n, m) == (1024, 64) and peer_times:
+            goal_peers[min(peer_times, key=peer_times.get)] = "mmtok no slower than the fastest peer"
+        sections.append(result_section(
+            f"FPS N = {n} -> M = {m}, one cloud (median of {args.reps})",
+            speed_rows(f"{n} -> {m}", times, "mmtok", goal_peers)))
 
         # batch
         batch = np.stack([make_cloud(n, args.cloud, rng) for _ in range(args.batch)])
@@ -156,8 +174,16 @@ def main() -> int:
         print_batch_table(f"## N = {n}, M = {m}, batch of B = {args.batch} (first 2 clouds checked "
                           f"against the reference: {'identical' if check else 'DIFFERENT'})",
                           btimes, args.batch)
+        ours_b = next(iter(btimes))
+        sections[-1]["rows"] += speed_rows(f"{n} -> {m}, batch of {args.batch}", btimes, ours_b)
 
     print_goals("## Goals", goals)
+    write_result(args.result, "fps", "Farthest point sampling on the CPU", sections,
+                 quick=args.quick, params={"reps": args.reps, "batch": args.batch,
+                                           "cloud": args.cloud},
+                 machine={"cpu_count": os.cpu_count(), "numba": numba.__version__,
+                          "fpsample": getattr(fpsample, "__version__", None),
+                          "open3d": o3d.__version__ if o3d else None})
     return 0
 
 

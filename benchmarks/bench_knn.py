@@ -29,7 +29,16 @@ import sys
 import time
 
 import numpy as np
-from _common import make_cloud, parse_point_args, print_batch_table, print_goals, timed
+from _common import (
+    make_cloud,
+    parse_point_args,
+    print_batch_table,
+    print_goals,
+    result_section,
+    speed_rows,
+    timed,
+    write_result,
+)
 
 SIZES = [(1024, 64), (1024, 256), (8192, 512)]
 K = 32
@@ -60,6 +69,7 @@ def main() -> int:
     print()
     rng = np.random.default_rng(0)
     goals = []
+    sections = []
 
     def kdtree_group(cloud, ctr):
         _, idx = cKDTree(cloud).query(ctr, K, workers=1)
@@ -101,6 +111,10 @@ def main() -> int:
             )
         print()
         goals.append((f"N = {n}, G = {g}", base, times["cKDTree build+query+gather"]))
+        sections.append(result_section(
+            f"KNN N = {n}, G = {g}, k = {K}, one cloud (median of {args.reps})",
+            speed_rows(f"N = {n}, G = {g}", times, "mmtok",
+                       {"cKDTree build+query+gather": "mmtok no slower"})))
 
         batch = np.stack([make_cloud(n, args.cloud, rng) for _ in range(args.batch)])
         bcent = farthest_point_sample(batch, g)
@@ -122,7 +136,13 @@ def main() -> int:
         print_batch_table(f"## N = {n}, G = {g}, batch of B = {args.batch} (first 2 clouds checked "
                           f"against the reference: {'identical' if check else 'DIFFERENT'})",
                           btimes, args.batch)
+        sections[-1]["rows"] += speed_rows(f"N = {n}, G = {g}, batch of {args.batch}", btimes,
+                                           next(iter(btimes)))
 
+    write_result(args.result, "knn", "k-NN grouping on the CPU", sections, quick=args.quick,
+                 params={"reps": args.reps, "batch": args.batch, "cloud": args.cloud, "k": K},
+                 machine={"cpu_count": os.cpu_count(), "numba": numba.__version__,
+                          "scipy": scipy.__version__})
     print_goals("## Goal: mmtok no slower than cKDTree (build + query + gather), one cloud", goals,
                 "cKDTree")
     return 0

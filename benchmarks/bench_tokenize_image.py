@@ -39,15 +39,19 @@ from pathlib import Path
 import numpy as np
 import PIL
 from _common import (
+    add_result_args,
     cpu_snapshot,
     describe_machine,
     fmt_seconds,
     foreign_cpu,
     foreign_cpu_line,
     fresh_class_folders,
+    result_row,
+    result_section,
     reusable_files,
     utc_now,
     verdict,
+    write_result,
     write_results_json,
     write_stamp,
 )
@@ -286,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="small smoke run: 240 images, shard size 32")
     parser.add_argument("--json", action="store_true",
                         help=f"also write the results to {RESULTS_JSON.relative_to(HERE.parent)}")
+    add_result_args(parser)
     args = parser.parse_args(argv)
     images = args.images if args.images is not None else (240 if args.quick else 2000)
     shard_size = args.shard_size if args.shard_size is not None else (32 if args.quick else None)
@@ -417,6 +422,42 @@ def main(argv: list[str] | None = None) -> int:
     if foreign is not None:
         lines.append(foreign_cpu_line(foreign, foreign_share))
     print("\n".join(lines), flush=True)
+
+    floor_name = "PIL decode + resize + crop loop, 1 process (floor)"
+    throughput = [
+        result_row("mmtok tokenize, workers=1 (in-process)", round(w1_ips, 2), "img/s",
+                   peer=floor_name, peer_value=round(floor_ips, 2), ratio=round(r_w1, 3),
+                   ratio_of="vs floor", goal=f">= {GOAL_W1_VS_FLOOR}x floor", passed=ok_w1),
+        result_row("mmtok tokenize, workers=2", round(w2_ips, 2), "img/s",
+                   peer="mmtok tokenize, workers=1", peer_value=round(w1_ips, 2),
+                   ratio=round(r_w2, 3), ratio_of="vs workers=1",
+                   goal=f">= {GOAL_W2_VS_W1}x workers=1", passed=ok_w2),
+        result_row("same floor loop, 2 processes on halves (hardware ceiling)",
+                   round(floor2_ips, 2), "img/s", peer=floor_name,
+                   peer_value=round(floor_ips, 2), ratio=round(floor2_ips / floor_ips, 3),
+                   ratio_of="vs floor"),
+        result_row("mmtok tokenize, workers=1, --jpeg-draft (opt-in)",
+                   round(images / min(draft_s), 2), "img/s", peer=floor_name,
+                   peer_value=round(floor_ips, 2),
+                   ratio=round(images / min(draft_s) / floor_ips, 3), ratio_of="vs floor"),
+    ]
+    memory = [
+        result_row(f"peak RSS (VmHWM), workers=1, {images} images", round(rss_b / 1024, 1),
+                   "MiB", peer=f"the same, {n_quarter} images", peer_value=round(rss_a / 1024, 1),
+                   ratio=round(r_rss, 3), ratio_of=f"{images} vs {n_quarter} images",
+                   goal=f"within {GOAL_RSS_SPREAD:.0%}", passed=ok_rss),
+        result_row("of which: reached by importing mmtok",
+                   round(rss_big["after_import_peak_rss_kb"] / 1024, 1), "MiB"),
+    ]
+    notes = [f"{images} images, {shards} shards of {effective_shard}; best of {args.reps} "
+             "interleaved repetitions, wall clock."]
+    if foreign is not None:
+        notes.append(foreign_cpu_line(foreign, foreign_share))
+    write_result(args.result, "tokenize_image", "Image tokenize throughput and memory", [
+        result_section("Throughput", throughput, notes),
+        result_section("Peak memory as the data grows (fresh process per size)", memory),
+    ], quick=args.quick, params={"images": images, "shard_size": effective_shard,
+                                 "shards": shards, "reps": args.reps}, machine=machine)
 
     if args.json:
         payload = {

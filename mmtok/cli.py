@@ -206,6 +206,7 @@ def embed(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a feature store made with another config.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    compile_forward: Annotated[bool, typer.Option("--compile/--no-compile", help="Run the projector + encoder forward through torch.compile (the first batch pays for compiling; on CPU it needs a C compiler). Speed only: not recorded in the config, so a store resumes across the flag.")] = False,
 ) -> None:
     """Run token shards through one frozen encoder into a feature store. Rerun to resume."""
     from .embedding.pipeline import embed as run_embed
@@ -215,7 +216,7 @@ def embed(
                             projector=projector, pool_how=pool.value, batch_size=batch_size,
                             device=device, precision=precision, seed=seed,
                             encoder_options=_key_values(encoder_option or []),
-                            overwrite=overwrite, progress=progress)
+                            overwrite=overwrite, progress=progress, compile=compile_forward)
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
 
 

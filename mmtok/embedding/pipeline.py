@@ -93,13 +93,21 @@ def _token_errors(tokens: Store) -> dict[int, dict]:
 
 
 class Embedder:
-    """Projector + frozen encoder + pooling on one device; ``__call__`` takes numpy rows."""
+    """Projector + frozen encoder + pooling on one device; ``__call__`` takes numpy rows.
+
+    With ``compile`` the whole per-batch forward (projector, blocks, pool, under autocast)
+    goes through ``torch.compile``. Every batch is then padded to ``batch_size`` rows so that
+    one graph serves every call: shards with invalid samples or a short tail would otherwise
+    give a new batch shape, each costing a recompile (and past torch's recompile limit,
+    silently eager). Samples never interact in the forward, so padding rows change nothing.
+    """
 
     def __init__(self, projector, encoder, how: str, device: torch.device,
-                 precision: str, batch_size: int) -> None:
+                 precision: str, batch_size: int, compile: bool = False) -> None:
         self.projector, self.encoder, self.how = projector, encoder, how
         self.device, self.batch_size = device, batch_size
         self.autocast = PRECISIONS[precision]
+        self.compiled = torch.compile(self._forward) if compile else None
 
     def _to_device(self, values: np.ndarray) -> torch.Tensor:
         tensor = torch.from_numpy(np.ascontiguousarray(values))
@@ -107,20 +115,35 @@ class Embedder:
             tensor = tensor.pin_memory()
         return tensor.to(self.device, non_blocking=True)
 
+    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=self.autocast,
+                            enabled=self.autocast is not None):
+            projected = self.projector(batch)
+            x = run_encoder(self.encoder, projected)
+            return pool(x, projected.mask, projected.prefix, self.how)
+
     @torch.inference_mode()
-    def __call__(self, rows: dict[str, np.ndarray]) -> np.ndarray:
+    def __call__(self, rows: dict[str, np.ndarray], *, eager: bool = False) -> np.ndarray:
+        """Pooled features of ``rows``; ``eager`` skips the compiled graph (one-off calls
+        such as the shape probe would otherwise compile a graph of their own)."""
+        forward = self._forward if eager or self.compiled is None else self.compiled
         outputs = []
         count = len(rows["tokens"])
         for begin in range(0, count, self.batch_size):
-            batch = {name: self._to_device(values[begin:begin + self.batch_size])
-                     for name, values in rows.items()}
-            with torch.autocast(self.device.type, dtype=self.autocast,
-                                enabled=self.autocast is not None):
-                projected = self.projector(batch)
-                x = run_encoder(self.encoder, projected)
-                pooled = pool(x, projected.mask, projected.prefix, self.how)
-            outputs.append(pooled.float().cpu().numpy())
+            chunk = {name: values[begin:begin + self.batch_size] for name, values in rows.items()}
+            real = len(chunk["tokens"])
+            if forward is self.compiled and real < self.batch_size:
+                chunk = {name: _pad_rows(values, self.batch_size) for name, values in chunk.items()}
+            pooled = forward({name: self._to_device(values) for name, values in chunk.items()})
+            outputs.append(pooled[:real].float().cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+
+
+def _pad_rows(values: np.ndarray, rows: int) -> np.ndarray:
+    """``values`` with zero rows appended up to ``rows`` (a fixed batch shape)."""
+    padded = np.zeros((rows, *values.shape[1:]), values.dtype)
+    padded[:len(values)] = values
+    return padded
 
 
 def embed(
@@ -139,11 +162,17 @@ def embed(
     encoder_options: dict | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    compile: bool = False,
 ) -> RunSummary:
     """Embed a complete token store into a feature store (resumes an existing one).
 
     ``encoder_options`` go to ``timm.create_model`` (e.g. ``{"img_size": 384}``, or the depth
     of a small test model) and are recorded in the feature store's config.
+
+    ``compile`` runs the per-batch forward through ``torch.compile`` (the first batch pays
+    for the compilation; on the CPU it needs a C compiler). It is deliberately not part of
+    the store's config: it changes speed, not results (features agree to float rounding), so
+    a store started with it resumes without it and vice versa.
     """
     started = time.perf_counter()
     if pool_how not in POOLS:
@@ -167,7 +196,8 @@ def embed(
     if batch_size is None:
         batch_size = auto_batch_size(torch_device, token_store.group["tokens"].shape[1],
                                      frozen.width)
-    embedder = Embedder(projector_module, frozen, pool_how, torch_device, precision, batch_size)
+    embedder = Embedder(projector_module, frozen, pool_how, torch_device, precision, batch_size,
+                        compile=compile)
     spec = _feature_spec(token_store, frozen, projector_record, pool_how, precision, seed,
                          _feature_shape(embedder, token_store), encoder_options or {})
     output = os.fspath(output)
@@ -185,7 +215,7 @@ def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:
     probe["length"] = np.array([first.shape[1]], np.int32)
     if "valid_columns" in probe:
         probe["valid_columns"] = np.array([1], np.int32)
-    return embedder(probe).shape[1:]
+    return embedder(probe, eager=True).shape[1:]
 
 
 def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precision: str,

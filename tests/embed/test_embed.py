@@ -230,3 +230,48 @@ def test_a_saved_projector_loads_strictly(tmp_path):
     save_file(state, str(tmp_path / "bad.safetensors"))
     with pytest.raises(EncoderWeightsError, match="position.0.weight"):
         build_projector("points", config, encoder, seed=9, weights=tmp_path / "bad.safetensors")
+
+
+@pytest.mark.slow  # a cold torch.compile of the tiny ViT takes ~45 s on 2 cores
+def test_compiled_forward_equals_eager(image_tokens, tiny_vit, tmp_path, cli):
+    # batch 3 over shards of 4 with one invalid sample: short batches are padded for the
+    # compiled graph, so this also checks that padding rows leave the real rows alone
+    _, weights = tiny_vit
+    embed_tiny(image_tokens / "t.zarr", tmp_path / "eager.zarr", weights,
+               pool_how="cls+mean+max", batch_size=3)
+    result = cli("embed", image_tokens / "t.zarr", "-o", tmp_path / "compiled.zarr",
+                 "--encoder", TINY, "--weights", weights, "--pool", "cls+mean+max",
+                 "--batch-size", "3", "--encoder-option", "img_size=32",
+                 "--encoder-option", "depth=2", "--no-progress", "--compile")
+    assert result.exit_code == 0, result.output
+    compiled = mmtok.open_store(tmp_path / "compiled.zarr")
+    reference = mmtok.open_store(tmp_path / "eager.zarr")
+    np.testing.assert_allclose(compiled.group["features"][:], reference.group["features"][:],
+                               atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(compiled.group["valid"][:], reference.group["valid"][:])
+    assert compiled.config == reference.config  # compile is not part of the config
+
+
+def test_a_store_resumes_across_the_compile_flag(image_tokens, tiny_vit, tmp_path):
+    _, weights = tiny_vit
+    store = tmp_path / "f.zarr"
+    first = embed_tiny(image_tokens / "t.zarr", store, weights, batch_size=3)
+    config = mmtok.open_store(store).config
+    assert "compile" not in json.dumps(config)
+    # the finished store is taken as done, not refused as made with another config (and the
+    # shape probe runs eagerly, so nothing gets compiled when there is nothing to do)
+    again = embed_tiny(image_tokens / "t.zarr", store, weights, batch_size=3, compile=True)
+    assert again.status == "complete" and again.num_valid == first.num_valid
+    assert again.shards_skipped == again.shards_total
+
+
+def test_compiled_embedder_pads_short_batches_to_one_shape(tiny_vit):
+    from mmtok.embedding.pipeline import Embedder
+
+    calls = []
+    embedder = Embedder(None, None, "cls", torch.device("cpu"), "float32", batch_size=4)
+    embedder.compiled = lambda batch: calls.append(len(batch["tokens"])) or batch["tokens"].float()
+    rows = {"tokens": np.arange(6, dtype=np.float32)[:, None] + 1}
+    out = embedder(rows)
+    assert calls == [4, 4]  # 6 rows -> 4 + 2 padded to 4
+    np.testing.assert_array_equal(out[:, 0], np.arange(6) + 1)
