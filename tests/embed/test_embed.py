@@ -79,6 +79,24 @@ def test_image_features_equal_timm_forward_features(image_tokens, tiny_vit, tmp_
     assert checked == 10
 
 
+def test_pool_none_keeps_every_token_of_timms_forward_features(image_tokens, tiny_vit,
+                                                              tmp_path):
+    model, weights = tiny_vit
+    embed_tiny(image_tokens / "t.zarr", tmp_path / "f.zarr", weights, pool_how="none")
+    feats = mmtok.open_store(tmp_path / "f.zarr")
+    assert feats.group["features"].shape == (11, 5, 192)  # cls + 2x2 patches, width 192
+    item = next(feats[i] for i in range(len(feats)) if feats[i]["valid"])
+    tokens = mmtok.open_store(image_tokens / "t.zarr")
+    tokenizer = create_tokenizer("image", size=32, patch=16)
+    pixels, _ = tokenizer.load(str(image_tokens / "data" / item["id"]))
+    image = torch.from_numpy(pixels.copy()).permute(2, 0, 1)[None].float() / 255
+    mean = torch.tensor(tokens.config["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(tokens.config["std"]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = model.forward_features((image - mean) / std)[0]
+    np.testing.assert_allclose(item["features"], expected.numpy(), atol=1e-5, rtol=0)
+
+
 def test_padding_never_changes_a_pooled_feature():
     from mmtok.embedding.encoders import load_encoder
 
