@@ -44,11 +44,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
 from typing import Any
 
 import numpy as np
 
+from ._tensors import is_torch, torch_module
 from ._triton import interpreter_enabled, next_power_of_2, triton_available
 
 __all__ = ["farthest_point_sample", "farthest_point_sample_reference"]
@@ -67,16 +67,6 @@ _TRITON_CHUNK = 4096
 # --------------------------------------------------------------------------------------
 
 
-def _torch_module():
-    """The torch module if it has been imported, else None (never imports it)."""
-    return sys.modules.get("torch")
-
-
-def _is_torch(x: Any) -> bool:
-    torch = _torch_module()
-    return torch is not None and isinstance(x, torch.Tensor)
-
-
 def _check_impl(impl: str) -> None:
     if impl not in IMPLS:
         raise ValueError(f"unknown impl {impl!r}; valid choices are: {', '.join(IMPLS)}")
@@ -84,7 +74,7 @@ def _check_impl(impl: str) -> None:
 
 def _points_shape(points: Any, name: str = "points") -> tuple[bool, int, int]:
     """Validates the container and shape; returns (batched, B, N)."""
-    if not (isinstance(points, np.ndarray) or _is_torch(points)):
+    if not (isinstance(points, np.ndarray) or is_torch(points)):
         raise TypeError(f"{name} must be a numpy array or a torch tensor, got {type(points).__name__}")
     shape = tuple(int(s) for s in points.shape)
     if len(shape) not in (2, 3) or shape[-1] != 3:
@@ -99,7 +89,7 @@ def _float_dtype_ok(points: Any, name: str) -> None:
     if isinstance(points, np.ndarray):
         if points.dtype.kind not in "fiu":
             raise TypeError(f"{name} must hold real numbers, got dtype {points.dtype}")
-    elif points.dtype.is_complex or points.dtype == _torch_module().bool:
+    elif points.dtype.is_complex or points.dtype == torch_module().bool:
         raise TypeError(f"{name} must hold real numbers, got dtype {points.dtype}")
 
 
@@ -107,7 +97,7 @@ def _as_numpy_f32(points: Any, name: str = "points") -> np.ndarray:
     """C-contiguous float32 numpy copy/view of a numpy array or CPU/GPU tensor; checks
     that every coordinate is finite."""
     _float_dtype_ok(points, name)
-    if _is_torch(points):
+    if is_torch(points):
         points = points.detach().to("cpu").numpy()
     arr = np.ascontiguousarray(points, dtype=np.float32)
     if not np.isfinite(arr).all():
@@ -201,7 +191,7 @@ def farthest_point_sample(
     _check_impl(impl)
     batched, nb, n = _points_shape(points)
     m, s = _check_counts(num_samples, n, start)
-    is_tensor = _is_torch(points)
+    is_tensor = is_torch(points)
     if impl == "auto":
         on_cuda = is_tensor and points.device.type == "cuda"
         impl = "triton" if on_cuda and triton_available() else "numba"

@@ -36,13 +36,13 @@ from typing import Any
 
 import numpy as np
 
+from ._tensors import is_torch
 from ._triton import next_power_of_2, triton_available
 from .fps import (
     _as_numpy_f32,
     _check_finite_tensor,
     _check_impl,
     _float_dtype_ok,
-    _is_torch,
     _points_shape,
     _triton_input,
 )
@@ -76,7 +76,7 @@ def _check_k(k: Any, n: int) -> int:
 
 def _centres_kind(centers: Any, batched: int, nb: int) -> tuple[bool, int]:
     """Validates the centres' container/shape; returns (given_as_indices, G)."""
-    if not (isinstance(centers, np.ndarray) or _is_torch(centers)):
+    if not (isinstance(centers, np.ndarray) or is_torch(centers)):
         raise TypeError(
             "centers must be a numpy array or a torch tensor of point indices or coordinates, "
             f"got {type(centers).__name__}"
@@ -108,7 +108,7 @@ def _centre_coords_numpy(arr: np.ndarray, centers: Any, as_idx: bool, nb: int, g
     """(B, G, 3) float32 centre coordinates from indices or coordinates."""
     n = arr.shape[1]
     if as_idx:
-        idx = centers.detach().to("cpu").numpy() if _is_torch(centers) else np.asarray(centers)
+        idx = centers.detach().to("cpu").numpy() if is_torch(centers) else np.asarray(centers)
         idx = idx.astype(np.int64, copy=False).reshape(nb, g)
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise ValueError(f"center indices must be in [0, {n}), got values in [{idx.min()}, {idx.max()}]")
@@ -144,7 +144,7 @@ def knn_group(points, centers, k: int, *, impl: str = "auto", check_finite: bool
     batched, nb, n = _points_shape(points)
     k = _check_k(k, n)
     as_idx, g = _centres_kind(centers, batched, nb)
-    is_tensor = _is_torch(points)
+    is_tensor = is_torch(points)
     if impl == "auto":
         on_cuda = is_tensor and points.device.type == "cuda"
         impl = "triton" if on_cuda and triton_available() else "numba"
@@ -174,7 +174,7 @@ def knn_group(points, centers, k: int, *, impl: str = "auto", check_finite: bool
     tensor = _triton_input(points, is_tensor).reshape(nb, n, 3)
     if check_finite:
         _check_finite_tensor(tensor, "points")
-    c = centers if _is_torch(centers) else torch.from_numpy(np.ascontiguousarray(centers))
+    c = centers if is_torch(centers) else torch.from_numpy(np.ascontiguousarray(centers))
     c = c.to(tensor.device)
     if as_idx:
         c = c.to(torch.int64).reshape(nb, g)
@@ -340,7 +340,7 @@ def _build_kernel():
         od = tl.where(active[None, :], topd, float("inf"))
         oi = tl.where(active[None, :], topi, 2147483647)
         orow = b.to(tl.int64) * G + offs_g  # (BLOCK_G,) output rows
-        for t in range(0, K):
+        for t in range(K):
             md = tl.min(od, axis=1)
             mi = tl.min(tl.where(od == md[:, None], oi, 2147483647), axis=1)
             tl.store(idx_ptr + orow * K + t, mi.to(tl.int64), mask=mask_g)

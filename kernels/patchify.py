@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from ._tensors import is_torch, torch_module
 from ._triton import interpreter_enabled, next_power_of_2, triton_available
 
 __all__ = ["patch_grid", "patchify", "patchify_reference"]
@@ -98,19 +98,9 @@ def patch_grid(
     return np.stack([rows, cols], axis=1).astype(np.int32, copy=False)
 
 
-def _torch_module():
-    """The torch module if it has been imported, else None (never imports it)."""
-    return sys.modules.get("torch")
-
-
-def _is_torch(x: Any) -> bool:
-    torch = _torch_module()
-    return torch is not None and isinstance(x, torch.Tensor)
-
-
 def _dtype_name(dtype: Any) -> str:
     """Canonical name ('uint8', 'float16', ...) of a numpy/torch dtype, type or string."""
-    torch = _torch_module()
+    torch = torch_module()
     if torch is not None and isinstance(dtype, torch.dtype):
         return str(dtype).removeprefix("torch.")
     if isinstance(dtype, str) and dtype.startswith("torch."):
@@ -139,7 +129,7 @@ def _check_images(images: Any) -> str:
     """Validates shape/dtype; returns the dtype name."""
     if isinstance(images, np.ndarray):
         name = images.dtype.name
-    elif _is_torch(images):
+    elif is_torch(images):
         name = str(images.dtype).removeprefix("torch.")
     else:
         raise TypeError(
@@ -242,7 +232,7 @@ def patchify(
     out_name = _out_dtype_name(in_name, out_dtype, norm is not None)
     args = (images, (ph, pw), (sh, sw), (gh, gw), norm, float(scale), out_name)
 
-    is_tensor = _is_torch(images)
+    is_tensor = is_torch(images)
     if impl == "auto":
         if is_tensor:
             use_triton = images.device.type == "cuda" and triton_available()
@@ -302,7 +292,7 @@ def patchify_reference(
     float64 before the final cast. Slow on purpose; it exists to check the fast paths.
     """
     in_name = _check_images(images)
-    if _is_torch(images):
+    if is_torch(images):
         images = images.detach().cpu().numpy()
     x = np.asarray(images)
     ph, pw = _pair(patch, "patch")
@@ -385,7 +375,7 @@ def _patchify_numpy(x: np.ndarray, patch, stride, grid, norm, scale, out_name) -
     buf = buf.reshape(B, L, K)
     if out_dt == np.float32:
         return buf
-    torch = _torch_module()
+    torch = torch_module()
     if out_dt == np.float16 and torch is not None:
         # torch is already imported: its vectorised cast is much faster than numpy's and
         # rounds the same way (to nearest even). (Not used for the uint8 case above: torch
