@@ -103,15 +103,29 @@ def prepare_store(path: str | os.PathLike, spec: StoreSpec, overwrite: bool) -> 
         _check_compatible(path, existing, spec)
         _remove_partial_files(path)
         return committed_shards(path)
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path} is a file, not a store folder; choose another output path")
+    if path.exists() and existing is None and any(path.iterdir()):
+        raise StoreError(
+            f"{path} exists and is not an mmtok store; refusing to write into or delete "
+            "it. Choose another output path."
+        )
+    # Built beside the store and renamed into place: a run killed half-way through creating
+    # it leaves only the temporary folder (removed by the next run), never a half-made store
+    # that the next run would have to refuse as "not an mmtok store".
+    building = creating_path(path)
+    if building.exists():
+        shutil.rmtree(building)
+    _create(building, spec)
     if path.exists():
-        if existing is None and any(path.iterdir()):
-            raise StoreError(
-                f"{path} exists and is not an mmtok store; refusing to write into or delete "
-                "it. Choose another output path."
-            )
         shutil.rmtree(path)
-    _create(path, spec)
+    building.rename(path)
     return []
+
+
+def creating_path(path: Path) -> Path:
+    """Where a new store is built before it is renamed into place (beside the lock)."""
+    return path.with_name(path.name + ".creating")
 
 
 def _check_compatible(path: Path, existing: dict, spec: StoreSpec) -> None:
