@@ -136,6 +136,7 @@ def tokenize(
     workers: int = 1,
     shard_size: int | None = None,
     overwrite: bool = False,
+    repair: bool = False,
     strict: bool = False,
     max_errors: int | None = None,
     progress: bool = True,
@@ -147,6 +148,8 @@ def tokenize(
     ``source`` is a folder (class = first sub-folder), a sequence of file paths, or a
     :class:`SampleList`; alternatively pass ``manifest`` (CSV/JSONL with path and label
     columns). ``options`` are the modality's config fields (``size=224, patch=16, ...``).
+    A resumed run rewrites committed shards whose files are gone; ``repair`` also checks
+    every committed shard against its checksums and rewrites the damaged ones.
     """
     started = time.perf_counter()
     tokenizer = create_tokenizer(modality, **options)
@@ -183,11 +186,13 @@ def tokenize(
     )
     output = os.fspath(output)
     with StoreLock(output):
-        done = set(prepare_store(output, spec, overwrite))
+        resume = prepare_store(output, spec, overwrite, repair)
+        done = set(resume.done)
         pending = [s for s in range(spec.num_shards) if s not in done]
         written = _run_shards(pending, samples.samples, tokenizer, output, spec, workers,
                               strict, max_errors, progress, done)
-    return summarise_run(output, spec, written, len(done), time.perf_counter() - started)
+    return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
+                         resume.repaired)
 
 
 def _errors_so_far(markers: list[dict | None]) -> int:

@@ -21,9 +21,11 @@ from zarr.codecs import ZstdCodec
 
 from .._version import __version__
 from ..errors import ConfigMismatchError, StoreError
+from .integrity import describe, parse_marker, shard_file, shard_problems
 from .layout import (
     ATTRS_KEY,
     COMMITS,
+    STANDARD_ARRAYS,
     ArraySpec,
     array_checksum,
     canonical_json,
@@ -91,18 +93,29 @@ def read_attrs(path: str | os.PathLike) -> dict | None:
     return attrs.get(ATTRS_KEY)
 
 
-def prepare_store(path: str | os.PathLike, spec: StoreSpec, overwrite: bool) -> list[int]:
+@dataclass
+class ResumeState:
+    """What a run finds in its store: the shards to skip, and the committed shards found
+    damaged (un-committed again, so that this run rewrites them), with their problems."""
+
+    done: list[int] = field(default_factory=list)
+    repaired: dict[int, list[str]] = field(default_factory=dict)
+
+
+def prepare_store(path: str | os.PathLike, spec: StoreSpec, overwrite: bool,
+                  repair: bool = False) -> ResumeState:
     """Create the store, or check that an existing one matches ``spec``.
 
-    Returns the shard indices that are already committed (and will be skipped). The caller
-    must hold the store lock.
+    Committed shards are checked cheaply (see :mod:`.integrity`), and with ``repair`` also
+    against their checksums; damaged ones lose their marker and are rewritten by this run.
+    The caller must hold the store lock.
     """
     path = Path(path)
     existing = read_attrs(path)
     if existing is not None and not overwrite:
         _check_compatible(path, existing, spec)
         _remove_partial_files(path)
-        return committed_shards(path)
+        return _check_committed(path, existing, repair)
     if path.exists() and not path.is_dir():
         raise StoreError(f"{path} is a file, not a store folder; choose another output path")
     if path.exists() and existing is None and any(path.iterdir()):
@@ -120,7 +133,41 @@ def prepare_store(path: str | os.PathLike, spec: StoreSpec, overwrite: bool) -> 
     if path.exists():
         shutil.rmtree(path)
     building.rename(path)
-    return []
+    return ResumeState()
+
+
+def _check_committed(path: Path, attrs: dict, repair: bool) -> ResumeState:
+    names = [*attrs["arrays"], *STANDARD_ARRAYS]
+    arrays = {name: zarr.open_array(path / name, mode="r") for name in names}
+    commits = zarr.open_array(path / COMMITS, mode="r+")
+    state = ResumeState()
+    for shard, text in enumerate(commits[:].tolist()):
+        try:
+            marker = parse_marker(text)
+        except ValueError as exc:
+            state.repaired[shard] = [f"{describe(shard, attrs)}: commit marker is not valid "
+                                     f"JSON ({exc})"]
+            continue
+        if marker is None:
+            continue
+        if marker.get("config_hash") != attrs["config_hash"]:
+            # never mix configs: this is another run's data, not damage to repair
+            raise ConfigMismatchError(
+                f"{path}: {describe(shard, attrs)} was committed with another config; pass "
+                "--overwrite to replace the store, or choose another output path")
+        problems = shard_problems(path, shard, marker, attrs, arrays, names, repair)
+        if problems:
+            state.repaired[shard] = problems
+        else:
+            state.done.append(shard)
+    for shard in state.repaired:
+        # the marker goes first: a run killed while rewriting must not find it committed
+        commits[shard] = ""
+        for name in names:
+            # Zarr merges a shard write into the existing shard file, so a corrupt one would
+            # make the rewrite fail; the rewrite replaces every byte of it anyway.
+            shard_file(path, name, shard, arrays[name].ndim).unlink(missing_ok=True)
+    return state
 
 
 def creating_path(path: Path) -> Path:
@@ -130,6 +177,12 @@ def creating_path(path: Path) -> Path:
 
 def _check_compatible(path: Path, existing: dict, spec: StoreSpec) -> None:
     hint = "pass --overwrite to replace it, or choose another output path"
+    recorded = config_hash(existing.get("kind"), existing.get("modality"),
+                           existing.get("config"), existing.get("shard_size"))
+    if recorded != existing.get("config_hash"):
+        raise ConfigMismatchError(
+            f"{path}/zarr.json was edited or damaged: its config does not hash to its "
+            f"config_hash, so its shards cannot be traced to a config; {hint}")
     if existing.get("version") != __version__:
         raise ConfigMismatchError(
             f"{path} was written by mmtok {existing.get('version')}, this is {__version__}; {hint}"
