@@ -26,7 +26,14 @@ from .sources import SampleList, expand_parts, from_file_list, from_folder, from
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
 from .store.summary import RunSummary, summarise_run
-from .store.writer import ShardData, ShardWriter, StoreSpec, prepare_store, read_markers
+from .store.writer import (
+    ShardData,
+    ShardWriter,
+    StoreSpec,
+    prepare_store,
+    read_markers,
+    writing,
+)
 
 SHARD_TARGET_BYTES = 64 << 20
 
@@ -185,7 +192,7 @@ def tokenize(
         source_hash=samples.fingerprint(),
     )
     output = os.fspath(output)
-    with StoreLock(output):
+    with writing(output), StoreLock(output):
         resume = prepare_store(output, spec, overwrite, repair)
         done = set(resume.done)
         pending = [s for s in range(spec.num_shards) if s not in done]

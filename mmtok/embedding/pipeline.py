@@ -24,7 +24,14 @@ from ..store.layout import ArraySpec, array_checksum, shard_bounds
 from ..store.lock import StoreLock
 from ..store.reader import Store
 from ..store.summary import RunSummary, summarise_run
-from ..store.writer import ShardData, ShardWriter, StoreSpec, prepare_store, read_markers
+from ..store.writer import (
+    ShardData,
+    ShardWriter,
+    StoreSpec,
+    prepare_store,
+    read_markers,
+    writing,
+)
 from .encoders import load_encoder
 from .pooling import POOLS, pool
 from .projectors import build_projector, run_encoder
@@ -187,7 +194,7 @@ def embed(
     spec = _feature_spec(token_store, frozen, projector_record, pool_how, precision, seed,
                          _feature_shape(embedder, token_store), encoder_options or {})
     output = os.fspath(output)
-    with StoreLock(output):
+    with writing(output), StoreLock(output):
         resume = prepare_store(output, spec, overwrite, repair)
         done = set(resume.done)
         pending = [s for s in range(spec.num_shards) if s not in done]

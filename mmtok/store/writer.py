@@ -8,19 +8,21 @@ complete; a crash leaves at most uncommitted shards, which a rerun rewrites.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
 from .._version import __version__
-from ..errors import ConfigMismatchError, StoreError
+from ..errors import ConfigMismatchError, StoreError, StoreWriteError
 from .integrity import describe, parse_marker, shard_file, shard_problems
 from .layout import (
     ATTRS_KEY,
@@ -79,6 +81,29 @@ class StoreSpec:
             "source_hash": self.source_hash,
             **self.extra_attrs,
         }
+
+
+# What the file system says when it will not take our bytes; other OSErrors are bugs.
+WRITE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+@contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn the file system refusing a write into a StoreWriteError with what to do next.
+
+    Nothing more needs cleaning up: every object is written to a temporary file and renamed,
+    so a failed write leaves at most ``*.partial`` files of uncommitted shards, which the
+    next run removes.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise StoreWriteError(
+            f"cannot write {path}: {exc.strerror}{where}; committed shards are kept: make "
+            "room or make it writable, then rerun the same command to resume") from None
 
 
 def read_attrs(path: str | os.PathLike) -> dict | None:
