@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import zarr
 from imagefiles import noise_image
 from killing import (
     assert_ids_complete,
@@ -118,3 +119,26 @@ def test_embed_survives_repeated_sigkill(tmp_path):
                             "--pool", "cls+mean+max", "--no-progress")
     check_kill_loop(tmp_path, command, seed=kills, kills=kills)
     assert_ids_complete(tmp_path / "killed.zarr", ids)
+
+
+def test_a_run_killed_while_creating_the_store_leaves_nothing_to_refuse(tmp_path,
+                                                                       monkeypatch):
+    """The kill loop lands inside store creation only now and then; this lands there always."""
+    from mmtok.store import writer
+
+    image_corpus(tmp_path / "data")
+    out = tmp_path / "t.zarr"
+
+    def killed_half_way(path: Path, spec) -> None:
+        zarr.open_group(path, mode="w", zarr_format=3).create_array("tokens", shape=(1,),
+                                                                     dtype="uint8")
+        raise KeyboardInterrupt  # stands in for the SIGKILL: nothing after this runs
+
+    with monkeypatch.context() as patch:
+        patch.setattr(writer, "_create", killed_half_way)
+        with pytest.raises(KeyboardInterrupt):
+            mmtok.tokenize(tmp_path / "data", out, size=32, shard_size=8, progress=False)
+    assert not out.exists(), "a half-made store must never sit at the output path"
+    assert mmtok.tokenize(tmp_path / "data", out, size=32, shard_size=8,
+                          progress=False).status == "complete"
+    assert mmtok.validate_store(out).ok
