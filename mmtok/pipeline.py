@@ -112,7 +112,23 @@ def work_shard(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(samples, tokenizer, store_path, strict, counter) -> None:
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this worker when the parent dies. A worker whose parent was
+    SIGKILLed would otherwise live on: blocked forever on the task queue (holding memory),
+    or still writing its shard after the lock is gone and a new run has started."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(1)
+
+
+def _init_worker(parent, samples, tokenizer, store_path, strict, counter) -> None:
+    _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
     _WORKER.update(samples=samples, tokenizer=tokenizer, writer=ShardWriter(store_path),
                    strict=strict, counter=counter)
@@ -246,7 +262,8 @@ def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_e
     counter = context.Value("q", 0)
     pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=context,
                                initializer=_init_worker,
-                               initargs=(samples, tokenizer, output, strict, counter))
+                               initargs=(os.getpid(), samples, tokenizer, output, strict,
+                                         counter))
     written = shown = 0
     try:
         futures = {pool.submit(_pool_work, shard): shard for shard in pending}

@@ -127,3 +127,21 @@ def assert_ids_complete(store: Path, expected_ids: list[str]) -> None:
     """Every source id exactly once, in source order: nothing lost or duplicated."""
     ids = [str(i) for i in zarr.open_array(store / "id", mode="r")[:]]
     assert len(ids) == len(set(ids)) and ids == expected_ids
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for a reaper that may never come (PID 1 in a
+    container need not reap)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

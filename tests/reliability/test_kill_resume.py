@@ -8,6 +8,9 @@ modality's tokenizer, a two-worker tokenizer and ``embed`` at least 20 times eac
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +18,14 @@ import pytest
 import zarr
 from imagefiles import noise_image
 from killing import (
+    alive,
     assert_ids_complete,
     assert_same_store,
+    children,
     kill_repeatedly,
     mmtok_command,
     timed_run,
+    wait_for_lock,
 )
 from pointfiles import random_cloud, write_ply
 
@@ -142,3 +148,21 @@ def test_a_run_killed_while_creating_the_store_leaves_nothing_to_refuse(tmp_path
     assert mmtok.tokenize(tmp_path / "data", out, size=32, shard_size=8,
                           progress=False).status == "complete"
     assert mmtok.validate_store(out).ok
+
+
+def test_workers_do_not_outlive_a_sigkilled_parent(tmp_path):
+    image_corpus(tmp_path / "data")
+    store = tmp_path / "t.zarr"
+    process = subprocess.Popen(mmtok_command("tokenize", tmp_path / "data", "-o", store, "-j", 2,
+                                             "--shard-size", 1, "--no-progress", "--size", 32))
+    assert wait_for_lock(process, store)
+    deadline = time.monotonic() + 60
+    while len(workers := children(process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process.poll() is None and len(workers) >= 2, "the pool must be running"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 20
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [w for w in workers if alive(w)], "orphaned workers are still running"
