@@ -8,6 +8,7 @@ modality's tokenizer, a two-worker tokenizer and ``embed`` at least 20 times eac
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -32,7 +33,9 @@ from pointfiles import random_cloud, write_ply
 import mmtok
 
 SHARDS = 40  # one sample per shard: many commits, so kills land between and inside them
-KILLS = [pytest.param(2, id="2-kills"), pytest.param(24, id="24-kills", marks=pytest.mark.slow)]
+KILL_CASES = [pytest.param("image", 2, id="image-2-kills")] + [
+    pytest.param(modality, 24, id=f"{modality}-24-kills", marks=pytest.mark.slow)
+    for modality in ("image", "points", "audio")]
 TINY_ENCODER = "metatransformer:depth=1,width=32,heads=2"
 POINT_OPTIONS = ("--set", "num_points=64", "--set", "num_groups=8", "--set", "group_size=8")
 
@@ -91,12 +94,8 @@ def check_kill_loop(tmp_path: Path, command: list[str], seed: int, kills: int) -
     assert mmtok.validate_store(killed).ok
 
 
-@pytest.mark.parametrize("kills", KILLS)
-@pytest.mark.parametrize("modality", ["image", "points", "audio"])
+@pytest.mark.parametrize("modality,kills", KILL_CASES)
 def test_tokenize_survives_repeated_sigkill(tmp_path, modality, kills):
-    if kills < 20 and modality != "image":
-        pytest.skip("the default run kills the image writer; every modality runs in the slow "
-                    "suite (make test-all)")
     make, options = CORPORA[modality]
     ids = make(tmp_path / "data")
     command = mmtok_command("tokenize", tmp_path / "data", "-m", modality, "--shard-size", 1,
@@ -165,4 +164,7 @@ def test_workers_do_not_outlive_a_sigkilled_parent(tmp_path):
     deadline = time.monotonic() + 20
     while any(alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [w for w in workers if alive(w)], "orphaned workers are still running"
+    leftover = [w for w in workers if alive(w)]
+    for worker in leftover:  # do not leak them into the rest of the suite
+        os.kill(worker, signal.SIGKILL)
+    assert not leftover, "orphaned workers are still running"
