@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 validation found problems (``validate``) or an internal error;
 2 bad usage or an unusable store; 3 the store is locked by another writer; 4 the store was
 made with another config or sample list; 5 ``--strict``/``--max-errors`` exceeded;
-6 a worker process died; 130 interrupted (Ctrl-C). A tokenize run that records invalid
+6 a worker process died; 7 the store cannot be written (read-only or full file system);
+130 interrupted (Ctrl-C). A tokenize run that records invalid
 samples still exits 0: the summary (and ``mmtok info``) counts them by kind.
 """
 
@@ -102,7 +103,8 @@ TOKENIZE_EPILOG = """Examples:
 
 Exit codes: 0 complete (invalid samples are recorded, see the summary), 1 internal error,
 2 bad usage, 3 store locked by another writer, 4 store made with another config or sample
-list (use --overwrite), 5 --strict/--max-errors exceeded, 6 a worker died, 130 interrupted (rerun to resume).
+list (use --overwrite), 5 --strict/--max-errors exceeded, 6 a worker died, 7 the store cannot
+be written (full or read-only file system), 130 interrupted (rerun to resume).
 """
 
 
