@@ -142,6 +142,12 @@ def stl_header_bomb(path: Path) -> None:
     path.write_bytes(b"\0" * 80 + struct.pack("<I", 200_000_000) + b"\0" * 100)
 
 
+def write_pcd(path: Path, xyz: np.ndarray) -> None:
+    path.write_bytes(f"VERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\n"
+                     f"WIDTH {len(xyz)}\nHEIGHT 1\nPOINTS {len(xyz)}\nDATA binary\n".encode()
+                     + xyz.astype("<f4").tobytes())
+
+
 def hdf5_bomb(path: Path) -> None:
     """ModelNet layout whose rows declare 100 M points each; nothing is stored (fill value)."""
     import h5py
@@ -178,6 +184,9 @@ def points_corpus(folder: Path, outside: Path) -> Corpus:
         "noise.pcd": (np.random.default_rng(3).bytes(3000), "decode_error"),
         "noise.off": (np.random.default_rng(4).bytes(3000), "decode_error"),
         "noise.xyz": (np.random.default_rng(5).bytes(3000), "decode_error"),
+        # Open3D gives an empty mesh for what it cannot parse, not an error
+        "noise.obj": (np.random.default_rng(11).bytes(3000), "empty_cloud"),
+        "cut.pcd": (cut(lambda p: write_pcd(p, cloud), 0.5), "truncated"),
         "noise.h5": (np.random.default_rng(6).bytes(3000), "decode_error"),
         # STL has no magic number: random bytes read as a header declaring millions of
         # triangles that the file does not hold

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -53,11 +54,16 @@ def test_embed_refuses_a_second_writer_and_stops_cleanly_on_ctrl_c(tmp_path, cli
                    group_size=8, shard_size=1, progress=False)
     options = ("--encoder", TINY_ENCODER, "--batch-size", "1", "--no-progress")
     assert cli("embed", tokens, "-o", tmp_path / "ref.zarr", *options).exit_code == 0
+    with StoreLock(features):  # a real second process for tokenize is tested above
+        second = cli("embed", tokens, "-o", features, *options)
+    assert second.exit_code == 3 and "is being written by pid" in second.stderr
+    assert not features.exists(), "a refused writer must not touch the store"
     first = subprocess.Popen(mmtok_command("embed", tokens, "-o", features, *options),
                              stderr=subprocess.PIPE, text=True)
     assert wait_for_lock(first, features)
-    second = cli("embed", tokens, "-o", features, *options)
-    assert second.exit_code == 3 and f"is being written by pid {first.pid}" in second.stderr
+    deadline = time.monotonic() + 60
+    while committed(features) == 0 and time.monotonic() < deadline:
+        time.sleep(0.001)
     first.send_signal(signal.SIGINT)
     _, stderr = first.communicate(timeout=60)
     assert first.returncode == 130 and "Traceback" not in stderr, stderr
