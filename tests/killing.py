@@ -132,8 +132,11 @@ def assert_ids_complete(store: Path, expected_ids: list[str]) -> None:
 def children(pid: int) -> list[int]:
     """The child processes of ``pid`` (Linux /proc)."""
     found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except FileNotFoundError:  # it (or one of its threads) has just exited
+        pass
     return found
 
 

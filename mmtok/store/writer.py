@@ -139,8 +139,9 @@ def prepare_store(path: str | os.PathLike, spec: StoreSpec, overwrite: bool,
     existing = read_attrs(path)
     if existing is not None and not overwrite:
         _check_compatible(path, existing, spec)
+        state = _check_committed(path, existing, repair)  # may refuse: touch nothing before
         _remove_partial_files(path)
-        return _check_committed(path, existing, repair)
+        return state
     if path.exists() and not path.is_dir():
         raise StoreError(f"{path} is a file, not a store folder; choose another output path")
     if path.exists() and existing is None and any(path.iterdir()):
@@ -260,11 +261,6 @@ def _create(path: Path, spec: StoreSpec) -> None:
         static[...] = values
     # attrs last: a folder without them is not a store yet and is simply recreated
     group.attrs[ATTRS_KEY] = spec.attrs()
-
-
-def committed_shards(path: str | os.PathLike) -> list[int]:
-    markers = zarr.open_array(Path(path) / COMMITS, mode="r")[:]
-    return [i for i, marker in enumerate(markers.tolist()) if marker]
 
 
 def read_markers(path: str | os.PathLike) -> list[dict | None]:

@@ -18,6 +18,7 @@ from pointfiles import random_cloud
 
 import mmtok
 from mmtok.errors import StoreError
+from mmtok.store.summary import RunSummary
 
 SMALL = ("--size", "32", "--patch", "16", "--no-progress", "--shard-size", "4")
 POINTS = {"num_points": 64, "num_groups": 8, "group_size": 8, "shard_size": 2}
@@ -151,7 +152,7 @@ def point_stores(tmp_path) -> tuple[Path, Path]:
     return tmp_path / "data", tokens
 
 
-def embed(tokens: Path, out: Path, **kwargs) -> mmtok.RunSummary:
+def embed(tokens: Path, out: Path, **kwargs) -> RunSummary:
     return mmtok.embed(tokens, out, TINY_ENCODER, progress=False, **kwargs)
 
 

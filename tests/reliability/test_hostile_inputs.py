@@ -31,6 +31,10 @@ OPTIONS = {
                "--set", "max_points=1000000"),
     "audio": ("--set", "target_frames=32"),
 }
+# Thread pools and malloc arenas reserve address space per core: one thread each keeps
+# what a run needs the same on a 2-core laptop and a 64-core server.
+ONE_THREAD = {**os.environ, "MALLOC_ARENA_MAX": "2", "OMP_NUM_THREADS": "1",
+              "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
 OUTSIDE = {"image": "outside.png", "points": "outside.npy", "audio": "outside.wav"}
 
 
@@ -41,7 +45,7 @@ def limit_address_space() -> None:
 def run_bounded(command: list[str], output: Path) -> tuple[str, int]:
     """(stdout, peak RSS in bytes) of ``command`` run under the limits."""
     with open(output, "w+b") as out, open(output.with_suffix(".err"), "w+b") as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err,
+        process = subprocess.Popen(command, stdout=out, stderr=err, env=ONE_THREAD,
                                    preexec_fn=limit_address_space)
         hung = threading.Event()
         timer = threading.Timer(TIME_LIMIT, lambda: (hung.set(), process.kill()))
