@@ -265,8 +265,15 @@ def _create(path: Path, spec: StoreSpec) -> None:
 
 def read_markers(path: str | os.PathLike) -> list[dict | None]:
     """Every shard's commit marker (None where the shard is not committed)."""
-    markers = zarr.open_array(Path(path) / COMMITS, mode="r")[:]
-    return [json.loads(m) if m else None for m in markers.tolist()]
+    markers = []
+    for shard, text in enumerate(zarr.open_array(Path(path) / COMMITS, mode="r")[:].tolist()):
+        try:
+            markers.append(parse_marker(text))
+        except ValueError as exc:
+            raise StoreError(f"{path}: the commit marker of shard {shard} is damaged ({exc}); "
+                             "`mmtok validate` lists every problem, and rerunning the command "
+                             "that wrote the store rewrites the shard") from None
+    return markers
 
 
 @dataclass

@@ -96,6 +96,15 @@ def test_validate_names_the_damage_and_a_resumed_run_repairs_it(stores, cli, dam
     assert_same_store(store, reference)
 
 
+def test_a_broken_marker_is_a_clear_error_for_readers(stores, cli):
+    _, store, _ = stores
+    break_a_marker(store)
+    result = cli("info", store)
+    assert result.exit_code == 2 and "the commit marker of shard 1 is damaged" in result.stderr
+    with pytest.raises(StoreError, match="commit marker of shard 1 is damaged"):
+        mmtok.open_store(store)
+
+
 def test_repair_says_what_it_rewrote(stores, cli):
     data, store, _ = stores
     truncate_shard_file(store)
