@@ -39,7 +39,11 @@ def test_a_second_tokenize_writer_is_refused_and_the_first_is_unharmed(tmp_path,
     store = tmp_path / "t.zarr"
     first = subprocess.Popen(mmtok_command("tokenize", data, "-o", store, *options))
     assert wait_for_lock(first, store)
-    second = cli("tokenize", data, "-o", store, *options)
+    first.send_signal(signal.SIGSTOP)  # holds the lock, mid-run, however fast this machine is
+    try:
+        second = cli("tokenize", data, "-o", store, *options)
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert second.exit_code == 3 and f"is being written by pid {first.pid}" in second.stderr
     assert first.wait(timeout=120) == 0
     assert_same_store(store, tmp_path / "ref.zarr")
