@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +53,8 @@ def committed(store: Path) -> int:
 @dataclass
 class KillLog:
     kills: int = 0  # runs that were SIGKILLed while holding the lock
-    finished_early: int = 0  # runs that completed before their kill moment
-    progress: list[int] | None = None  # committed shards after each kill
+    finished_early: bool = False  # a run completed before its kill moment
+    progress: list[int] = field(default_factory=list)  # committed shards after each kill
 
 
 def timed_run(command: list[str], store: Path) -> float:
@@ -70,7 +70,7 @@ def kill_repeatedly(command: list[str], store: Path, rng: np.random.Generator, k
                     window: float) -> KillLog:
     """Start ``command`` and SIGKILL it ``uniform(0, window)`` seconds after it takes the
     lock, until ``kills`` kills landed; then run it to completion."""
-    log = KillLog(progress=[])
+    log = KillLog()
     while log.kills < kills:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
@@ -80,7 +80,7 @@ def kill_repeatedly(command: list[str], store: Path, rng: np.random.Generator, k
         while time.monotonic() < deadline and process.poll() is None:
             time.sleep(POLL_SECONDS)
         if process.poll() is not None:
-            log.finished_early += 1
+            log.finished_early = True
             assert process.returncode == 0, f"{command} failed before its kill"
             break
         process.send_signal(signal.SIGKILL)
