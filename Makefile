@@ -1,6 +1,7 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   - install, then run the main job end to end on the generated demo data
-#   make test   - install, then run the whole test suite
+#   make test   - install, then run the test suite (all but the slow tests)
+#   make test-all - the same, with the slow tests (the many-kill loops)
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -26,6 +27,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# the default run skips tests marked slow (pyproject's addopts); the last -m wins
+test-all: setup
+	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 # Every benchmarks/bench_*.py (found by name), one Markdown report: benchmarks/results/ and,
 # published, docs/benchmarks.md. `make bench BENCH_ARGS=--quick` for small sizes.

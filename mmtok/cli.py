@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 validation found problems (``validate``) or an internal error;
 2 bad usage or an unusable store; 3 the store is locked by another writer; 4 the store was
 made with another config or sample list; 5 ``--strict``/``--max-errors`` exceeded;
-6 a worker process died; 130 interrupted (Ctrl-C). A tokenize run that records invalid
+6 a worker process died; 7 the store cannot be written (read-only or full file system);
+130 interrupted (Ctrl-C). A tokenize run that records invalid
 samples still exits 0: the summary (and ``mmtok info``) counts them by kind.
 """
 
@@ -102,7 +103,8 @@ TOKENIZE_EPILOG = """Examples:
 
 Exit codes: 0 complete (invalid samples are recorded, see the summary), 1 internal error,
 2 bad usage, 3 store locked by another writer, 4 store made with another config or sample
-list (use --overwrite), 5 --strict/--max-errors exceeded, 6 a worker died, 130 interrupted (rerun to resume).
+list (use --overwrite), 5 --strict/--max-errors exceeded, 6 a worker died, 7 the store cannot
+be written (full or read-only file system), 130 interrupted (rerun to resume).
 """
 
 
@@ -124,6 +126,7 @@ def tokenize(
     workers: Annotated[int, typer.Option("-j", "--workers", help="Worker processes, each writing whole shards.")] = 1,
     shard_size: Annotated[Optional[int], typer.Option(help="Samples per shard (default: about 64 MB of tokens).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a store made with another config instead of refusing.")] = False,
+    repair: Annotated[bool, typer.Option("--repair", help="Check every committed shard against its checksums (reads the whole store) and rewrite the damaged ones.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first bad sample.")] = False,
     max_errors: Annotated[Optional[int], typer.Option(help="Stop once more than N samples have failed.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
@@ -164,7 +167,8 @@ def tokenize(
             source, output, modality, manifest=manifest,
             root=str(root) if root else None, labels=labels.value, path_column=path_column,
             label_column=label_column, follow_external_symlinks=follow_external_symlinks,
-            workers=workers, shard_size=shard_size, overwrite=overwrite, strict=strict,
+            workers=workers, shard_size=shard_size, overwrite=overwrite, repair=repair,
+            strict=strict,
             max_errors=max_errors, progress=progress, stats_from_data=stats_from_data,
             **options,
         )
@@ -204,6 +208,7 @@ def embed(
     seed: Annotated[int, typer.Option(help="Seed for projectors without pretrained weights.")] = 0,
     encoder_option: Annotated[Optional[list[str]], typer.Option("--encoder-option", metavar="KEY=VALUE", help="Passed to timm.create_model, e.g. img_size=384 (repeatable; ints, floats or text).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a feature store made with another config.")] = False,
+    repair: Annotated[bool, typer.Option("--repair", help="Check every committed shard against its checksums and rewrite the damaged ones.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
     compile_forward: Annotated[bool, typer.Option("--compile/--no-compile", help="Run the projector + encoder forward through torch.compile (the first batch pays for compiling; on CPU it needs a C compiler). Speed only: not recorded in the config, so a store resumes across the flag.")] = False,
@@ -216,7 +221,8 @@ def embed(
                             projector=projector, pool_how=pool.value, batch_size=batch_size,
                             device=device, precision=precision, seed=seed,
                             encoder_options=_key_values(encoder_option or []),
-                            overwrite=overwrite, progress=progress, compile=compile_forward)
+                            overwrite=overwrite, repair=repair, progress=progress,
+                            compile=compile_forward)
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
 
 

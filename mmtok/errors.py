@@ -35,6 +35,12 @@ class StoreLockedError(StoreError):
     exit_code = 3
 
 
+class StoreWriteError(StoreError):
+    """The file system refused a write (read-only, full, over quota, no permission)."""
+
+    exit_code = 7
+
+
 class ConfigMismatchError(StoreError):
     """The store was made with another config or source list."""
 

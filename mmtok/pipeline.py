@@ -26,7 +26,14 @@ from .sources import SampleList, expand_parts, from_file_list, from_folder, from
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
 from .store.summary import RunSummary, summarise_run
-from .store.writer import ShardData, ShardWriter, StoreSpec, prepare_store, read_markers
+from .store.writer import (
+    ShardData,
+    ShardWriter,
+    StoreSpec,
+    prepare_store,
+    read_markers,
+    writing,
+)
 
 SHARD_TARGET_BYTES = 64 << 20
 
@@ -105,7 +112,23 @@ def work_shard(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(samples, tokenizer, store_path, strict, counter) -> None:
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel SIGKILL this worker when the parent dies. A worker whose parent was
+    SIGKILLed would otherwise live on: blocked forever on the task queue (holding memory),
+    or still writing its shard after the lock is gone and a new run has started."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request above took effect
+        os._exit(1)
+
+
+def _init_worker(parent, samples, tokenizer, store_path, strict, counter) -> None:
+    _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
     _WORKER.update(samples=samples, tokenizer=tokenizer, writer=ShardWriter(store_path),
                    strict=strict, counter=counter)
@@ -136,6 +159,7 @@ def tokenize(
     workers: int = 1,
     shard_size: int | None = None,
     overwrite: bool = False,
+    repair: bool = False,
     strict: bool = False,
     max_errors: int | None = None,
     progress: bool = True,
@@ -147,6 +171,8 @@ def tokenize(
     ``source`` is a folder (class = first sub-folder), a sequence of file paths, or a
     :class:`SampleList`; alternatively pass ``manifest`` (CSV/JSONL with path and label
     columns). ``options`` are the modality's config fields (``size=224, patch=16, ...``).
+    A resumed run rewrites committed shards whose files are gone; ``repair`` also checks
+    every committed shard against its checksums and rewrites the damaged ones.
     """
     started = time.perf_counter()
     tokenizer = create_tokenizer(modality, **options)
@@ -182,12 +208,14 @@ def tokenize(
         source_hash=samples.fingerprint(),
     )
     output = os.fspath(output)
-    with StoreLock(output):
-        done = set(prepare_store(output, spec, overwrite))
+    with writing(output), StoreLock(output):
+        resume = prepare_store(output, spec, overwrite, repair)
+        done = set(resume.done)
         pending = [s for s in range(spec.num_shards) if s not in done]
         written = _run_shards(pending, samples.samples, tokenizer, output, spec, workers,
                               strict, max_errors, progress, done)
-    return summarise_run(output, spec, written, len(done), time.perf_counter() - started)
+    return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
+                         resume.repaired)
 
 
 def _errors_so_far(markers: list[dict | None]) -> int:
@@ -234,7 +262,8 @@ def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_e
     counter = context.Value("q", 0)
     pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=context,
                                initializer=_init_worker,
-                               initargs=(samples, tokenizer, output, strict, counter))
+                               initargs=(os.getpid(), samples, tokenizer, output, strict,
+                                         counter))
     written = shown = 0
     try:
         futures = {pool.submit(_pool_work, shard): shard for shard in pending}

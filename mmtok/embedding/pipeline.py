@@ -20,11 +20,18 @@ import numpy as np
 import torch
 
 from ..errors import StoreError, UsageError
-from ..store.layout import ArraySpec, shard_bounds
+from ..store.layout import ArraySpec, array_checksum, shard_bounds
 from ..store.lock import StoreLock
 from ..store.reader import Store
 from ..store.summary import RunSummary, summarise_run
-from ..store.writer import ShardData, ShardWriter, StoreSpec, prepare_store
+from ..store.writer import (
+    ShardData,
+    ShardWriter,
+    StoreSpec,
+    prepare_store,
+    read_markers,
+    writing,
+)
 from .encoders import load_encoder
 from .pooling import POOLS, pool
 from .projectors import build_projector, run_encoder
@@ -57,10 +64,25 @@ def auto_batch_size(device: torch.device, tokens: int, width: int) -> int:
 def _read_shards(tokens: Store, shards: list[int]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     size, n = tokens.attrs["shard_size"], len(tokens)
     names = [name for name in INPUT_ARRAYS if name in tokens.array_names]
+    markers = read_markers(tokens.path)
     for shard in shards:
         start, stop = shard_bounds(shard, n, size)
         rows = {name: tokens.group[name][start:stop] for name in (*names, "label", "valid", "id")}
+        _verify_token_shard(tokens, shard, rows, markers[shard])
         yield shard, rows
+
+
+def _verify_token_shard(tokens: Store, shard: int, rows: dict[str, np.ndarray],
+                        marker: dict) -> None:
+    """Features of damaged tokens would look like any others; hashing the rows costs little
+    next to the encoder, so every token shard is checked against its marker as it is read."""
+    bad = [name for name, values in rows.items()
+           if array_checksum(values) != marker["checksums"].get(name)]
+    if bad:
+        raise StoreError(
+            f"{tokens.path}: shard {shard}'s {', '.join(bad)} do not match the checksums of its "
+            "commit marker (the token store is damaged); rerun `mmtok tokenize` on it with "
+            "--repair, then rerun this command")
 
 
 def _prefetch(iterator: Iterator, depth: int = 1) -> Iterator:
@@ -87,8 +109,6 @@ def _prefetch(iterator: Iterator, depth: int = 1) -> Iterator:
 
 
 def _token_errors(tokens: Store) -> dict[int, dict]:
-    from ..store.writer import read_markers
-
     return {e["index"]: e for m in read_markers(tokens.path) if m for e in m["errors"]}
 
 
@@ -161,13 +181,16 @@ def embed(
     seed: int = 0,
     encoder_options: dict | None = None,
     overwrite: bool = False,
+    repair: bool = False,
     progress: bool = True,
     compile: bool = False,
 ) -> RunSummary:
     """Embed a complete token store into a feature store (resumes an existing one).
 
     ``encoder_options`` go to ``timm.create_model`` (e.g. ``{"img_size": 384}``, or the depth
-    of a small test model) and are recorded in the feature store's config.
+    of a small test model) and are recorded in the feature store's config. ``repair`` checks
+    every committed shard of the feature store against its checksums and rewrites the
+    damaged ones (as ``tokenize --repair``).
 
     ``compile`` runs the per-batch forward through ``torch.compile`` (the first batch pays
     for the compilation; on the CPU it needs a C compiler). It is deliberately not part of
@@ -201,11 +224,13 @@ def embed(
     spec = _feature_spec(token_store, frozen, projector_record, pool_how, precision, seed,
                          _feature_shape(embedder, token_store), encoder_options or {})
     output = os.fspath(output)
-    with StoreLock(output):
-        done = set(prepare_store(output, spec, overwrite))
+    with writing(output), StoreLock(output):
+        resume = prepare_store(output, spec, overwrite, repair)
+        done = set(resume.done)
         pending = [s for s in range(spec.num_shards) if s not in done]
         written = _run(token_store, embedder, output, pending, spec, progress, str(torch_device))
-    return summarise_run(output, spec, written, len(done), time.perf_counter() - started)
+    return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
+                         resume.repaired)
 
 
 def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:

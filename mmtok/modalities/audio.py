@@ -35,6 +35,7 @@ from ..errors import SampleError, UsageError
 from ..kernels.patchify import patch_grid, patchify
 from ..store.layout import ArraySpec
 from .base import Tokenizer, register_modality
+from .files import check_input_file
 from .fbank import WINDOW_TYPES, fbank, frame_geometry, mel_banks, num_frames
 
 EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au")
@@ -136,18 +137,11 @@ def open_audio(path: str, max_seconds: float) -> tuple[sf.SoundFile, AudioInfo]:
 
     Returns the open handle (the caller closes it) and the header facts.
     """
+    check_input_file(path)
     try:
-        size = os.stat(path).st_size
-    except FileNotFoundError:
-        raise SampleError("not_found", "no such file") from None
-    except OSError as exc:
-        raise SampleError("unreadable", f"cannot read: {exc.strerror}") from None
-    if os.path.isdir(path) or not os.access(path, os.R_OK):
-        raise SampleError("unreadable", "cannot read: a folder or no read permission")
-    if size == 0:
-        raise SampleError("empty_file", "the file is empty (0 bytes)")
-    try:
-        handle = sf.SoundFile(path)
+        # bytes: soundfile encodes a str path strictly, and a non-UTF-8 file name (held as
+        # surrogate escapes) would fail to open
+        handle = sf.SoundFile(os.fsencode(path))
     except sf.LibsndfileError as exc:
         raise SampleError("decode_error", f"not an audio file libsndfile "
                           f"{sf.__libsndfile_version__} can open: {exc.error_string}") from None

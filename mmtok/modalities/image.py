@@ -14,7 +14,6 @@ encoder's patch embedding applies to a token unchanged. Normalisation is not app
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -26,6 +25,7 @@ from ..errors import SampleError, UsageError
 from ..kernels.patchify import patch_grid, patchify
 from ..store.layout import ArraySpec
 from .base import Tokenizer, register_modality
+from .files import check_input_file
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -103,9 +103,8 @@ def open_image(path: str, max_pixels: int,
     ``draft(width, height)`` -> (mode, minimum size) lets the JPEG decoder scale down by
     1/2, 1/4 or 1/8 while decoding (Pillow's ``draft``); other formats ignore it.
     """
+    check_input_file(path)
     try:
-        if os.path.getsize(path) == 0:
-            raise SampleError("empty_file", "the file is empty (0 bytes)")
         image = Image.open(path)
     except FileNotFoundError:
         raise SampleError("not_found", "no such file") from None
@@ -138,6 +137,16 @@ def open_image(path: str, max_pixels: int,
         raise SampleError(kind, f"{type(exc).__name__}: {exc}", stage="decode") from None
 
 
+def finite_pixels(image: Image.Image) -> np.ndarray:
+    """Float32 pixels of a high-bit image. Float images (TIFF depth maps) may hold NaN or
+    infinity, whose integer cast is undefined (it differs between machines): refused."""
+    pixels = np.asarray(image, dtype=np.float32)
+    if image.mode == "F" and not np.isfinite(pixels).all():
+        bad = int((~np.isfinite(pixels)).sum())
+        raise SampleError("nan_pixels", f"{bad} pixel(s) are NaN or infinite", stage="decode")
+    return pixels
+
+
 def to_target_mode(image: Image.Image, channels: int, bit_depth: int) -> Image.Image | np.ndarray:
     """Pillow image in mode 'RGB'/'L' (8-bit targets) or a float32 (H, W) array (16-bit)."""
     mode = image.mode
@@ -145,7 +154,7 @@ def to_target_mode(image: Image.Image, channels: int, bit_depth: int) -> Image.I
         image, mode = image.convert("RGBA"), "RGBA"
     if bit_depth == 8:
         if mode in HIGH_BIT_MODES:
-            gray = np.asarray(image, dtype=np.float32)
+            gray = finite_pixels(image)
             scaled = np.clip(np.rint(gray / 257.0), 0, 255).astype(np.uint8)
             image = Image.fromarray(scaled, "L")
         target = "RGB" if channels == 3 else "L"
@@ -153,7 +162,7 @@ def to_target_mode(image: Image.Image, channels: int, bit_depth: int) -> Image.I
     if channels != 1:
         raise SampleError("unsupported_mode", "16-bit targets support one channel only")
     if mode in HIGH_BIT_MODES:
-        return np.clip(np.asarray(image, dtype=np.float32), 0, 65535)
+        return np.clip(finite_pixels(image), 0, 65535)
     return np.asarray(image.convert("L"), dtype=np.float32) * 257.0
 
 

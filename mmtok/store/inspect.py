@@ -7,11 +7,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import zarr
 
 from ..errors import StoreError
-from .layout import COMMITS, STANDARD_ARRAYS, array_checksum, shard_bounds
+from .._version import __version__
+from .integrity import parse_marker, shard_problems
+from .layout import COMMITS, STANDARD_ARRAYS, config_hash
 from .writer import read_attrs, read_markers
 
 
@@ -71,11 +72,6 @@ class ValidationReport:
         return not self.problems
 
 
-def _shard_object(path: Path, name: str, shard: int, ndim: int) -> Path:
-    """The file holding one shard of an array (Zarr v3 default chunk keys)."""
-    return path.joinpath(name, "c", str(shard), *(["0"] * (ndim - 1)))
-
-
 def validate_store(path: str | os.PathLike) -> ValidationReport:
     """Check markers, shapes, counts and checksums; every problem is named precisely."""
     path = Path(path)
@@ -100,17 +96,20 @@ def validate_store(path: str | os.PathLike) -> ValidationReport:
                                f"attrs say {attrs['num_shards']} shards")
     if report.problems:
         return report
-    try:
-        markers = read_markers(path)
-    except ValueError as exc:
-        report.problems.append(f"a commit marker is not valid JSON: {exc}")
-        return report
-    for shard, marker in enumerate(markers):
+    _check_origin(attrs, report)
+    for shard, text in enumerate(arrays[COMMITS][:].tolist()):
+        try:
+            marker = parse_marker(text)
+        except ValueError as exc:
+            report.problems.append(f"shard {shard}: commit marker is not valid JSON ({exc}); "
+                                   "rerun the writing command with --repair")
+            continue
         if marker is None:
             report.problems.append(f"shard {shard} is not committed (no commit marker); "
                                    "rerun the writing command to finish the store")
             continue
-        _check_shard(path, shard, marker, attrs, arrays, names, report)
+        report.problems += shard_problems(path, shard, marker, attrs, arrays, names,
+                                          verify_data=True)
         report.shards_checked += 1
     partial = sorted(str(p.relative_to(path)) for p in path.rglob("*.partial"))
     if partial:
@@ -119,31 +118,16 @@ def validate_store(path: str | os.PathLike) -> ValidationReport:
     return report
 
 
-def _check_shard(path, shard, marker, attrs, arrays, names, report) -> None:
-    start, stop = shard_bounds(shard, attrs["num_samples"], attrs["shard_size"])
-    where = f"shard {shard} (samples {start}..{stop - 1})"
-    if (marker.get("start"), marker.get("stop")) != (start, stop):
-        report.problems.append(f"{where}: marker covers {marker.get('start')}..{marker.get('stop')}")
-        return
-    if marker.get("config_hash") != attrs["config_hash"]:
-        report.problems.append(f"{where}: marker was written with another config")
-    for name in names:
-        shard_file = _shard_object(path, name, shard, arrays[name].ndim)
-        if not shard_file.exists():
-            report.problems.append(f"{where}: {name} shard file {shard_file.relative_to(path)} "
-                                   "is missing")
-            continue
-        try:
-            values = arrays[name][start:stop]
-        except Exception as exc:  # noqa: BLE001 - a decode failure is the finding
-            report.problems.append(f"{where}: {name} cannot be read ({type(exc).__name__}: {exc})")
-            continue
-        expected = marker["checksums"].get(name)
-        if array_checksum(values) != expected:
-            report.problems.append(f"{where}: {name} checksum does not match its commit marker")
-        if name == "valid":
-            num_valid = int(np.count_nonzero(values))
-            if num_valid != marker["num_valid"] or stop - start - num_valid != len(marker["errors"]):
-                report.problems.append(f"{where}: {num_valid} valid samples but the marker "
-                                       f"records {marker['num_valid']} valid and "
-                                       f"{len(marker['errors'])} errors")
+def _check_origin(attrs: dict, report: ValidationReport) -> None:
+    """The recorded config must hash to the recorded config hash (else attrs were edited, and
+    markers cannot say which config their data came from); another version is a warning:
+    the data may be sound, but this mmtok resumes it only with --overwrite."""
+    recorded = config_hash(attrs["kind"], attrs["modality"], attrs["config"],
+                           attrs["shard_size"])
+    if recorded != attrs["config_hash"]:
+        report.problems.append("the store's config does not hash to its recorded config_hash "
+                               "(zarr.json was edited or damaged); its shards cannot be traced "
+                               "to a config")
+    if attrs.get("version") != __version__:
+        report.warnings.append(f"written by mmtok {attrs.get('version')}, this is mmtok "
+                               f"{__version__}; a rerun refuses to resume it without --overwrite")

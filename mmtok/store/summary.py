@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from typing import Mapping
 
 from .writer import StoreSpec, read_markers
 
@@ -25,22 +26,26 @@ class RunSummary:
     samples_written: int
     seconds: float
     samples_per_second: float
+    shards_repaired: int = 0
     errors: list[dict] = field(default_factory=list, repr=False)
+    repairs: list[str] = field(default_factory=list, repr=False)  # what was found damaged
 
     def line(self) -> str:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.errors_by_kind.items()))
         invalid = f"{self.num_invalid} invalid" + (f" ({kinds})" if kinds else "")
         skipped = f"; {self.shards_skipped} shard(s) were already done" if self.shards_skipped else ""
+        if self.shards_repaired:
+            skipped += f"; rewrote {self.shards_repaired} damaged shard(s)"
         return (f"{self.status}: {self.store}: {self.num_samples} samples, {self.num_valid} valid, "
                 f"{invalid}; wrote {self.samples_written} samples in {self.seconds:.1f} s "
                 f"({self.samples_per_second:.1f} samples/s){skipped}")
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "errors"}
+        return {k: v for k, v in asdict(self).items() if k not in ("errors", "repairs")}
 
 
 def summarise_run(output: str, spec: StoreSpec, written: int, skipped: int,
-               seconds: float) -> RunSummary:
+                  seconds: float, repaired: Mapping[int, list[str]] | None = None) -> RunSummary:
     markers = read_markers(output)
     committed = [m for m in markers if m]
     errors = [e for m in committed for e in m["errors"]]
@@ -54,4 +59,6 @@ def summarise_run(output: str, spec: StoreSpec, written: int, skipped: int,
         shards_total=spec.num_shards, shards_written=len(committed) - skipped,
         shards_skipped=skipped, samples_written=written, seconds=round(seconds, 3),
         samples_per_second=round(written / seconds, 1) if seconds > 0 else 0.0, errors=errors,
+        shards_repaired=len(repaired or {}),
+        repairs=[problem for problems in (repaired or {}).values() for problem in problems],
     )

@@ -8,22 +8,26 @@ complete; a crash leaves at most uncommitted shards, which a rerun rewrites.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import zarr
 from zarr.codecs import ZstdCodec
 
 from .._version import __version__
-from ..errors import ConfigMismatchError, StoreError
+from ..errors import ConfigMismatchError, StoreError, StoreWriteError
+from .integrity import describe, parse_marker, shard_file, shard_problems
 from .layout import (
     ATTRS_KEY,
     COMMITS,
+    STANDARD_ARRAYS,
     ArraySpec,
     array_checksum,
     canonical_json,
@@ -79,6 +83,29 @@ class StoreSpec:
         }
 
 
+# What the file system says when it will not take our bytes; other OSErrors are bugs.
+WRITE_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+@contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn the file system refusing a write into a StoreWriteError with what to do next.
+
+    Nothing more needs cleaning up: every object is written to a temporary file and renamed,
+    so a failed write leaves at most ``*.partial`` files of uncommitted shards, which the
+    next run removes.
+    """
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in WRITE_ERRNOS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise StoreWriteError(
+            f"cannot write {path}: {exc.strerror}{where}; committed shards are kept: make "
+            "room or make it writable, then rerun the same command to resume") from None
+
+
 def read_attrs(path: str | os.PathLike) -> dict | None:
     """The mmtok attrs of a store, or None when ``path`` holds no mmtok store."""
     meta = Path(path) / "zarr.json"
@@ -91,31 +118,97 @@ def read_attrs(path: str | os.PathLike) -> dict | None:
     return attrs.get(ATTRS_KEY)
 
 
-def prepare_store(path: str | os.PathLike, spec: StoreSpec, overwrite: bool) -> list[int]:
+@dataclass
+class ResumeState:
+    """What a run finds in its store: the shards to skip, and the committed shards found
+    damaged (un-committed again, so that this run rewrites them), with their problems."""
+
+    done: list[int] = field(default_factory=list)
+    repaired: dict[int, list[str]] = field(default_factory=dict)
+
+
+def prepare_store(path: str | os.PathLike, spec: StoreSpec, overwrite: bool,
+                  repair: bool = False) -> ResumeState:
     """Create the store, or check that an existing one matches ``spec``.
 
-    Returns the shard indices that are already committed (and will be skipped). The caller
-    must hold the store lock.
+    Committed shards are checked cheaply (see :mod:`.integrity`), and with ``repair`` also
+    against their checksums; damaged ones lose their marker and are rewritten by this run.
+    The caller must hold the store lock.
     """
     path = Path(path)
     existing = read_attrs(path)
     if existing is not None and not overwrite:
         _check_compatible(path, existing, spec)
+        state = _check_committed(path, existing, repair)  # may refuse: touch nothing before
         _remove_partial_files(path)
-        return committed_shards(path)
+        return state
+    if path.exists() and not path.is_dir():
+        raise StoreError(f"{path} is a file, not a store folder; choose another output path")
+    if path.exists() and existing is None and any(path.iterdir()):
+        raise StoreError(
+            f"{path} exists and is not an mmtok store; refusing to write into or delete "
+            "it. Choose another output path."
+        )
+    # Built beside the store and renamed into place: a run killed half-way through creating
+    # it leaves only the temporary folder (removed by the next run), never a half-made store
+    # that the next run would have to refuse as "not an mmtok store".
+    building = creating_path(path)
+    if building.exists():
+        shutil.rmtree(building)
+    _create(building, spec)
     if path.exists():
-        if existing is None and any(path.iterdir()):
-            raise StoreError(
-                f"{path} exists and is not an mmtok store; refusing to write into or delete "
-                "it. Choose another output path."
-            )
         shutil.rmtree(path)
-    _create(path, spec)
-    return []
+    building.rename(path)
+    return ResumeState()
+
+
+def _check_committed(path: Path, attrs: dict, repair: bool) -> ResumeState:
+    names = [*attrs["arrays"], *STANDARD_ARRAYS]
+    arrays = {name: zarr.open_array(path / name, mode="r") for name in names}
+    commits = zarr.open_array(path / COMMITS, mode="r+")
+    state = ResumeState()
+    for shard, text in enumerate(commits[:].tolist()):
+        try:
+            marker = parse_marker(text)
+        except ValueError as exc:
+            state.repaired[shard] = [f"{describe(shard, attrs)}: commit marker is not valid "
+                                     f"JSON ({exc})"]
+            continue
+        if marker is None:
+            continue
+        if marker.get("config_hash") != attrs["config_hash"]:
+            # never mix configs: this is another run's data, not damage to repair
+            raise ConfigMismatchError(
+                f"{path}: {describe(shard, attrs)} was committed with another config; pass "
+                "--overwrite to replace the store, or choose another output path")
+        problems = shard_problems(path, shard, marker, attrs, arrays, names, repair)
+        if problems:
+            state.repaired[shard] = problems
+        else:
+            state.done.append(shard)
+    for shard in state.repaired:
+        # the marker goes first: a run killed while rewriting must not find it committed
+        commits[shard] = ""
+        for name in names:
+            # Zarr merges a shard write into the existing shard file, so a corrupt one would
+            # make the rewrite fail; the rewrite replaces every byte of it anyway.
+            shard_file(path, name, shard, arrays[name].ndim).unlink(missing_ok=True)
+    return state
+
+
+def creating_path(path: Path) -> Path:
+    """Where a new store is built before it is renamed into place (beside the lock)."""
+    return path.with_name(path.name + ".creating")
 
 
 def _check_compatible(path: Path, existing: dict, spec: StoreSpec) -> None:
     hint = "pass --overwrite to replace it, or choose another output path"
+    recorded = config_hash(existing.get("kind"), existing.get("modality"),
+                           existing.get("config"), existing.get("shard_size"))
+    if recorded != existing.get("config_hash"):
+        raise ConfigMismatchError(
+            f"{path}/zarr.json was edited or damaged: its config does not hash to its "
+            f"config_hash, so its shards cannot be traced to a config; {hint}")
     if existing.get("version") != __version__:
         raise ConfigMismatchError(
             f"{path} was written by mmtok {existing.get('version')}, this is {__version__}; {hint}"
@@ -170,15 +263,17 @@ def _create(path: Path, spec: StoreSpec) -> None:
     group.attrs[ATTRS_KEY] = spec.attrs()
 
 
-def committed_shards(path: str | os.PathLike) -> list[int]:
-    markers = zarr.open_array(Path(path) / COMMITS, mode="r")[:]
-    return [i for i, marker in enumerate(markers.tolist()) if marker]
-
-
 def read_markers(path: str | os.PathLike) -> list[dict | None]:
     """Every shard's commit marker (None where the shard is not committed)."""
-    markers = zarr.open_array(Path(path) / COMMITS, mode="r")[:]
-    return [json.loads(m) if m else None for m in markers.tolist()]
+    markers = []
+    for shard, text in enumerate(zarr.open_array(Path(path) / COMMITS, mode="r")[:].tolist()):
+        try:
+            markers.append(parse_marker(text))
+        except ValueError as exc:
+            raise StoreError(f"{path}: the commit marker of shard {shard} is damaged ({exc}); "
+                             "`mmtok validate` lists every problem, and rerunning the command "
+                             "that wrote the store rewrites the shard") from None
+    return markers
 
 
 @dataclass

@@ -1,10 +1,6 @@
 """`mmtok embed` and `mmtok export`: exactness against timm, pooling, resume, export."""
 
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import h5py
 import numpy as np
@@ -12,6 +8,7 @@ import pytest
 import timm
 import torch
 from imagefiles import write_class_tree
+from killing import assert_same_store, kill_repeatedly, mmtok_command
 from pointfiles import random_cloud
 from safetensors.torch import save_file
 
@@ -134,27 +131,21 @@ def test_points_embed_through_a_metatransformer_layout(tmp_path):
 
 
 def test_killed_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path, tiny_vit):
+    """The image projector and a timm encoder through a kill; the many-kill loop over every
+    writer lives in tests/reliability/test_kill_resume.py."""
     _, weights = tiny_vit
     write_class_tree(tmp_path / "data", per_class=20, size=(40, 40))
     mmtok.tokenize(tmp_path / "data", tmp_path / "t.zarr", "image", size=32, patch=16,
                    shard_size=1, progress=False)
-    embed_tiny(tmp_path / "t.zarr", tmp_path / "ref.zarr", weights, batch_size=1)
-    command = [sys.executable, "-m", "mmtok", "embed", str(tmp_path / "t.zarr"), "-o",
-               str(tmp_path / "k.zarr"), "--encoder", TINY, "--weights", str(weights),
-               "--batch-size", "1", "--no-progress", "--encoder-option", "img_size=32",
-               "--encoder-option", "depth=2"]
-    process = subprocess.Popen(command)
-    first = tmp_path / "k.zarr" / "commits" / "c" / "0"
-    deadline = time.time() + 120
-    while not first.exists() and time.time() < deadline:
-        time.sleep(0.002)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert len(list(first.parent.iterdir())) < 40, "the kill must land part-way"
-    assert subprocess.run(command).returncode == 0
-    reference, resumed = mmtok.open_store(tmp_path / "ref.zarr"), mmtok.open_store(tmp_path / "k.zarr")
-    for name in ("features", "label", "valid", "id"):
-        np.testing.assert_array_equal(reference.group[name][:], resumed.group[name][:])
+    reference = embed_tiny(tmp_path / "t.zarr", tmp_path / "ref.zarr", weights, batch_size=1)
+    command = mmtok_command(
+        "embed", tmp_path / "t.zarr", "-o", tmp_path / "k.zarr", "--encoder", TINY,
+        "--weights", weights, "--batch-size", 1, "--no-progress",
+        "--encoder-option", "img_size=32", "--encoder-option", "depth=2")
+    log = kill_repeatedly(command, tmp_path / "k.zarr", np.random.default_rng(3), kills=1,
+                          window=reference.seconds / 2)
+    assert log.kills == 1 and log.progress[0] < 40, "the kill must land part-way"
+    assert_same_store(tmp_path / "k.zarr", tmp_path / "ref.zarr")
     assert mmtok.validate_store(tmp_path / "k.zarr").ok
 
 

@@ -34,6 +34,9 @@ def read_off(path: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         n_vertices, n_faces = int(tokens[1]), int(tokens[2])
         start = 4
+        if len(tokens) < start + 3 * n_vertices + n_faces:  # each face needs its count at least
+            raise IndexError(f"the header declares {n_vertices} vertices and {n_faces} faces, "
+                             f"the file holds {len(tokens) - start} numbers")
         vertices = np.array(tokens[start:start + 3 * n_vertices], dtype=np.float64)
         vertices = vertices.reshape(n_vertices, 3)
         position = start + 3 * n_vertices

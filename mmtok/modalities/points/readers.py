@@ -13,32 +13,29 @@ Every failure becomes a :class:`SampleError` with a specific kind.
 
 from __future__ import annotations
 
+import math
 import os
+import zipfile
+from typing import Any, BinaryIO, Callable
+
 import numpy as np
 
 from ...errors import SampleError
+from ..files import check_input_file
 from .cloud import Cloud, open3d_quiet
+from .headers import check_declared_size
 from .mesh import read_mesh, sample_surface
 
 POINT_EXTENSIONS = (".ply", ".pcd", ".xyz", ".txt", ".pts", ".npy", ".npz")
 MESH_EXTENSIONS = (".off", ".obj", ".stl")
 HDF5_EXTENSIONS = (".h5", ".hdf5")
+DEFAULT_MAX_POINTS = 50_000_000
 
 
-def check_file(path: str) -> None:
-    """Turn missing, unreadable and empty files into SampleErrors before any parser runs."""
-    try:
-        size = os.path.getsize(path)
-        if os.path.isdir(path):
-            raise SampleError("unreadable", "is a folder, not a file")
-        if not os.access(path, os.R_OK):
-            raise SampleError("unreadable", "permission denied")
-    except FileNotFoundError:
-        raise SampleError("not_found", "no such file") from None
-    except OSError as exc:
-        raise SampleError("unreadable", f"cannot read: {exc.strerror}") from None
-    if size == 0:
-        raise SampleError("empty_file", "the file is empty (0 bytes)")
+def check_file(path: str) -> int:
+    """Turn missing, unreadable, special and empty files into SampleErrors before any parser
+    runs; returns the size."""
+    return check_input_file(path)
 
 
 def split_columns(array: np.ndarray, source: str) -> Cloud:
@@ -46,8 +43,9 @@ def split_columns(array: np.ndarray, source: str) -> Cloud:
     if array.ndim != 2 or array.shape[1] < 3:
         raise SampleError("bad_shape", f"{source}: expected an (n, 3+) array of points, got "
                           f"shape {array.shape}")
-    if not np.issubdtype(array.dtype, np.number):
-        raise SampleError("bad_shape", f"{source}: points must be numbers, not {array.dtype}")
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise SampleError("bad_shape", f"{source}: points must be real numbers, not "
+                          f"{array.dtype}")
     array = array.astype(np.float32, copy=False)
     normals = array[:, 3:6] if array.shape[1] >= 6 else None
     colors = None
@@ -77,28 +75,77 @@ def read_text(path: str) -> Cloud:
     return split_columns(array, "text")
 
 
-def read_numpy(path: str) -> Cloud:
+def read_numpy(path: str, max_points: int) -> Cloud:
+    """A .npy or .npz cloud. The array header is checked first: ``np.load`` allocates what
+    a header declares, so a few bytes declaring billions of points (or an .npz member that
+    inflates a thousandfold) would otherwise take all memory."""
+    if path.lower().endswith(".npz"):
+        return read_npz(path, max_points)
+    with open(path, "rb") as handle:
+        check_npy_header(handle, os.fstat(handle.fileno()).st_size, max_points, "npy")
+    return split_columns(guarded(lambda: np.load(path, allow_pickle=False), "npy"), "npy")
+
+
+def read_npz(path: str, max_points: int) -> Cloud:
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - numpy raises many types on corrupt files
-        raise SampleError("decode_error", f"not a readable .npy/.npz: {type(exc).__name__}: "
-                          f"{exc}") from None
-    if isinstance(loaded, np.ndarray):
-        return split_columns(loaded, "npy")
-    with loaded:
-        keys = list(loaded.keys())
-        if not keys:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise SampleError("decode_error", f"not a readable .npz: {exc}") from None
+    with archive:
+        members = {n[:-4]: n for n in archive.namelist() if n.endswith(".npy")}
+        if not members:
             raise SampleError("empty_cloud", "the .npz holds no arrays")
-        key = next((k for k in ("points", "xyz", "pos") if k in keys), keys[0])
-        cloud = split_columns(loaded[key], f"npz[{key}]")
+        key = next((k for k in ("points", "xyz", "pos") if k in members), next(iter(members)))
+        cloud = split_columns(npz_member(archive, members[key], max_points), f"npz[{key}]")
         for name in ("normals", "colors"):
-            if name in keys:
-                extra = np.asarray(loaded[name], dtype=np.float32)
+            if name in members:
+                extra = np.asarray(npz_member(archive, members[name], max_points), np.float32)
                 if extra.shape != cloud.xyz.shape:
                     raise SampleError("bad_shape", f"npz[{name}] has shape {extra.shape}, "
                                       f"points have {cloud.xyz.shape}")
                 setattr(cloud, name, extra)
     return cloud
+
+
+def npz_member(archive: zipfile.ZipFile, name: str, max_points: int) -> np.ndarray:
+    def read() -> np.ndarray:
+        with archive.open(name) as handle:
+            check_npy_header(handle, archive.getinfo(name).file_size, max_points, name)
+        with archive.open(name) as handle:
+            return np.lib.format.read_array(handle, allow_pickle=False)
+    return guarded(read, f"npz[{name}]")
+
+
+def check_npy_header(handle: BinaryIO, file_size: int, max_points: int, source: str) -> None:
+    """Refuse a header declaring more points than ``max_points`` or more bytes than exist."""
+    try:
+        version = np.lib.format.read_magic(handle)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(handle)
+    except Exception as exc:  # noqa: BLE001 - numpy raises many types on corrupt headers
+        raise SampleError("decode_error", f"{source}: not a .npy array header: "
+                          f"{type(exc).__name__}: {exc}") from None
+    needed = math.prod(shape) * dtype.itemsize
+    available = file_size - handle.tell()
+    if not dtype.hasobject and needed > available:
+        raise SampleError("truncated", f"{source} declares {needed} bytes of data, the file "
+                          f"holds {available}")
+    rows = shape[0] if shape else 1
+    if rows > max_points:
+        raise SampleError("too_large", f"{source} declares {rows} points, more than "
+                          f"max_points {max_points}")
+
+
+def guarded(read: Callable[[], Any], source: str) -> Any:
+    """Run a numpy reader; what it raises on a corrupt file becomes this sample's error."""
+    try:
+        return read()
+    except SampleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - numpy and zipfile raise many types
+        raise SampleError("decode_error", f"{source}: not readable: {type(exc).__name__}: "
+                          f"{exc}") from None
 
 
 def read_open3d(path: str) -> Cloud:
@@ -112,7 +159,7 @@ def read_open3d(path: str) -> Cloud:
     return Cloud(xyz, normals, colors)
 
 
-def read_hdf5_row(path: str, row: int) -> tuple[Cloud, int | None]:
+def read_hdf5_row(path: str, row: int, max_points: int = DEFAULT_MAX_POINTS) -> tuple[Cloud, int | None]:
     """Row ``row`` of a ModelNet-style file: ``data`` (N, P, 3+) and optional ``label``."""
     import h5py
 
@@ -121,6 +168,9 @@ def read_hdf5_row(path: str, row: int) -> tuple[Cloud, int | None]:
             data = handle["data"]
             if data.ndim != 3 or data.shape[2] < 3:
                 raise SampleError("bad_shape", f"data has shape {data.shape}, expected (N, P, 3+)")
+            if data.shape[1] > max_points:  # a compressed or unwritten dataset costs no disk
+                raise SampleError("too_large", f"rows of {data.shape[1]} points exceed "
+                                  f"max_points {max_points}")
             points = np.asarray(data[row])
             label = None
             if "label" in handle:
@@ -154,19 +204,21 @@ def hdf5_rows(path: str) -> list[tuple[str, int | None]]:
             zip(range(count), labels)]
 
 
-def read_cloud(path: str, part: str | None, mesh_points: int, seed: int) -> tuple[Cloud, int | None]:
+def read_cloud(path: str, part: str | None, mesh_points: int, seed: int,
+               max_points: int = DEFAULT_MAX_POINTS) -> tuple[Cloud, int | None]:
     """Any supported file -> (cloud, label from the file or None)."""
     check_file(path)
     extension = os.path.splitext(path)[1].lower()
     if extension in HDF5_EXTENSIONS:
         if part is None:
             raise SampleError("bad_part", "an HDF5 sample needs a row (id FILE#ROW)")
-        return read_hdf5_row(path, int(part))
+        return read_hdf5_row(path, int(part), max_points)
+    check_declared_size(path, extension, max_points)
     if extension in MESH_EXTENSIONS:
         vertices, faces = read_mesh(path)
         return sample_surface(vertices, faces, mesh_points, seed), None
     if extension in (".npy", ".npz"):
-        return read_numpy(path), None
+        return read_numpy(path, max_points), None
     if extension in (".xyz", ".txt", ".pts"):
         return read_text(path), None
     if extension in (".ply", ".pcd"):

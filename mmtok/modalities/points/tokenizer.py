@@ -23,7 +23,14 @@ from ...kernels.knn import knn_group
 from ...store.layout import ArraySpec
 from ..base import Tokenizer, register_modality
 from .cloud import Cloud
-from .readers import HDF5_EXTENSIONS, MESH_EXTENSIONS, POINT_EXTENSIONS, hdf5_rows, read_cloud
+from .readers import (
+    DEFAULT_MAX_POINTS,
+    HDF5_EXTENSIONS,
+    MESH_EXTENSIONS,
+    POINT_EXTENSIONS,
+    hdf5_rows,
+    read_cloud,
+)
 
 EXTENSIONS = POINT_EXTENSIONS + MESH_EXTENSIONS + HDF5_EXTENSIONS
 CHANNELS = ("normals", "colors")
@@ -43,7 +50,7 @@ class PointsConfig:
     channels: tuple[str, ...] = ()  # extra per-point channels carried along: normals, colors
     mesh_points: int = 8192  # points sampled on a mesh's surface before reduction
     seed: int = 0
-    max_points: int = 50_000_000
+    max_points: int = DEFAULT_MAX_POINTS
 
     PRESETS: ClassVar[dict[str, dict]] = {
         "metatransformer": {"num_points": 1024, "num_groups": 256, "group_size": 32},
@@ -174,7 +181,8 @@ class PointsTokenizer(Tokenizer):
         }
 
     def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
-        cloud, _ = read_cloud(path, part, self.config.mesh_points, self.config.seed)
+        c = self.config
+        cloud, _ = read_cloud(path, part, c.mesh_points, c.seed, c.max_points)
         arrays = self.group(self.prepare(cloud))
         arrays["num_input_points"] = np.int64(len(cloud))
         return arrays
