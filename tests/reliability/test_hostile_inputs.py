@@ -3,7 +3,9 @@ specific error kind it deserves; no crash, no hang, bounded memory.
 
 Each corpus is tokenized by a child process with a hard address-space limit (so a bomb that
 gets through cannot take the machine down) and a time limit (a hang fails the test); its
-peak resident memory, from ``wait4``, must stay far below what any bomb would need.
+peak resident memory must stay far below what any bomb would need. The child reports its own
+high-water mark (``VmHWM``): ``wait4``'s ``ru_maxrss`` would also count the pytest process's
+memory that the child held between fork and exec, which grows with the tests run before.
 """
 
 from __future__ import annotations
@@ -42,22 +44,37 @@ def limit_address_space() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
 
 
+REPORT_PEAK = """
+import runpy, sys
+sys.argv = ["mmtok", *sys.argv[1:]]
+try:
+    runpy.run_module("mmtok", run_name="__main__")
+finally:
+    peak = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    with open(__peak__, "w") as report:
+        report.write(peak.split()[1])
+"""
+
+
 def run_bounded(command: list[str], output: Path) -> tuple[str, int]:
-    """(stdout, peak RSS in bytes) of ``command`` run under the limits."""
+    """(stdout, peak RSS in bytes) of the mmtok ``command`` run under the limits."""
+    peak_file = output.with_suffix(".peak")
+    wrapper = [command[0], "-c", REPORT_PEAK.replace("__peak__", repr(str(peak_file))),
+               *command[3:]]
     with open(output, "w+b") as out, open(output.with_suffix(".err"), "w+b") as err:
-        process = subprocess.Popen(command, stdout=out, stderr=err, env=ONE_THREAD,
+        process = subprocess.Popen(wrapper, stdout=out, stderr=err, env=ONE_THREAD,
                                    preexec_fn=limit_address_space)
         hung = threading.Event()
         timer = threading.Timer(TIME_LIMIT, lambda: (hung.set(), process.kill()))
         timer.start()
-        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak, not the suite's
+        _, status, _ = os.wait4(process.pid, 0)
         timer.cancel()
         process.returncode = os.waitstatus_to_exitcode(status)
         assert not hung.is_set(), f"tokenize hung for more than {TIME_LIMIT} s"
         err.seek(0)
         assert process.returncode == 0, err.read().decode(errors="replace")[-4000:]
         out.seek(0)
-        return out.read().decode(), usage.ru_maxrss * 1024
+        return out.read().decode(), int(peak_file.read_text()) * 1024
 
 
 def write_listing(folder: Path, corpus: Corpus, listing: Path) -> None:
