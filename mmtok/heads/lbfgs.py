@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+LOSS_RESOLUTION = 1e-7  # relative; float32 rounds at 6e-8
 Objective = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -28,31 +29,38 @@ class Minimum:
     iterations: int
     converged: bool
     pairs: Pairs
+    gradient: torch.Tensor
 
 
 def minimize(objective: Objective, start: torch.Tensor, *, max_iter: int = 1000,
-             tolerance: float = 1e-4, history: int = 20, pairs: Pairs | None = None) -> Minimum:
+             tolerance: float = 1e-4, history: int = 20, pairs: Pairs | None = None,
+             start_value: tuple[torch.Tensor, torch.Tensor] | None = None) -> Minimum:
     """Minimise from ``start`` until the largest gradient entry is at most ``tolerance``,
     the loss stops changing (relative 1e-10), or ``max_iter`` iterations.
 
     ``pairs`` seeds the curvature memory (from a previous, related problem: a warm start
-    that keeps its curvature converges in a few iterations instead of re-learning it).
+    that keeps its curvature converges in a few iterations instead of re-learning it);
+    ``start_value`` is ``objective(start)`` when the caller already knows it.
     """
     params = start.clone()
-    loss, gradient = objective(params)
+    loss, gradient = objective(params) if start_value is None else start_value
     steps: Pairs = list(pairs or [])[-history:]
     for iteration in range(max_iter):
         if gradient.abs().max().item() <= tolerance:
-            return Minimum(params, float(loss), iteration, True, steps)
+            return Minimum(params, float(loss), iteration, True, steps, gradient)
         direction = _direction(gradient, steps)
         slope = torch.dot(gradient, direction).item()
         if slope >= 0:  # not a descent direction (numerical trouble): restart from steepest
             steps.clear()
             direction, slope = -gradient, -torch.dot(gradient, gradient).item()
+        if -slope <= LOSS_RESOLUTION * abs(float(loss)):
+            # The best decrease this direction promises is below what a float32 loss can
+            # resolve: a line search would only chase rounding noise.
+            return Minimum(params, float(loss), iteration, True, steps, gradient)
         first = 1.0 if steps else min(1.0, 1.0 / gradient.abs().sum().item())
         found = _backtrack(objective, params, float(loss), direction, slope, first)
         if found is None:
-            return Minimum(params, float(loss), iteration, False, steps)
+            return Minimum(params, float(loss), iteration, False, steps, gradient)
         step_size, new_loss, new_gradient = found
         change = direction * step_size
         grad_change = new_gradient - gradient
@@ -62,9 +70,9 @@ def minimize(objective: Objective, start: torch.Tensor, *, max_iter: int = 1000,
             del steps[:-history]
         params += change
         if abs(float(loss) - float(new_loss)) <= 1e-10 * max(1.0, abs(float(loss))):
-            return Minimum(params, float(new_loss), iteration + 1, True, steps)
+            return Minimum(params, float(new_loss), iteration + 1, True, steps, new_gradient)
         loss, gradient = new_loss, new_gradient
-    return Minimum(params, float(loss), max_iter, False, steps)
+    return Minimum(params, float(loss), max_iter, False, steps, gradient)
 
 
 def _direction(gradient: torch.Tensor, steps: list) -> torch.Tensor:
@@ -85,7 +93,7 @@ def _direction(gradient: torch.Tensor, steps: list) -> torch.Tensor:
 
 def _backtrack(objective: Objective, params: torch.Tensor, loss: float, direction: torch.Tensor,
                slope: float, step: float, shrink: float = 0.5, armijo: float = 1e-4,
-               tries: int = 40) -> tuple[float, torch.Tensor, torch.Tensor] | None:
+               tries: int = 20) -> tuple[float, torch.Tensor, torch.Tensor] | None:
     for _ in range(tries):
         new_loss, new_gradient = objective(params + step * direction)
         if float(new_loss) <= loss + armijo * step * slope:

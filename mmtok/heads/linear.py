@@ -43,6 +43,7 @@ class LinearSolution:
     iterations: int
     loss: float
     pairs: Pairs = field(default_factory=list, repr=False)
+    gradient: torch.Tensor | None = field(default=None, repr=False)  # flat, at the solution
 
 
 @dataclass
@@ -60,10 +61,12 @@ class SweepResult:
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, *,
-                 start: LinearSolution | None = None, max_iter: int = 1000,
-                 tolerance: float = TOLERANCE) -> LinearSolution:
+                 start: LinearSolution | None = None, same_data: bool = False,
+                 max_iter: int = 1000, tolerance: float = TOLERANCE) -> LinearSolution:
     """Minimise the objective above with L-BFGS from ``start`` (zeros when None). Stops when
-    the largest gradient entry is below ``tolerance``."""
+    the largest gradient entry is below ``tolerance``. ``same_data``: ``start`` was fitted
+    on these very (x, y), so its loss and gradient carry over with only the ``l2`` term
+    changed, saving one pass over the data."""
     dim = x.shape[1]
     size = num_classes * dim
     params = torch.zeros(size + num_classes, device=x.device, dtype=x.dtype)
@@ -77,13 +80,13 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, 
         weight, bias = flat[:size].view(num_classes, dim), flat[size:]
         gradient = torch.zeros_like(flat)
         weight_grad, bias_grad = gradient[:size].view(num_classes, dim), gradient[size:]
-        loss = torch.zeros((), device=x.device, dtype=x.dtype)
+        loss = torch.zeros((), device=x.device, dtype=torch.float64)  # sums of 1e4+ terms
         for block_x, block_y in blocks:
             # Logits are computed transposed, (K, b) = W @ x.T: with few classes, BLAS runs
             # this layout several times faster than x @ W.T on the CPU.
             log_probs = torch.addmm(bias[:, None], weight, block_x.T).log_softmax(0)
             picked = rows[:len(block_y)]
-            loss -= log_probs[block_y, picked].sum()
+            loss -= log_probs[block_y, picked].sum(dtype=torch.float64)
             residual = log_probs.exp_()
             residual[block_y, picked] -= 1
             weight_grad.addmm_(residual, block_x)
@@ -93,10 +96,24 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, 
         return loss / len(y) + 0.5 * l2 * weight.pow(2).sum(), gradient
 
     pairs = _shift_curvature(start.pairs, l2 - start.l2, size) if start is not None else None
-    found = minimize(objective, params, max_iter=max_iter, tolerance=tolerance, pairs=pairs)
+    start_value = None
+    if same_data and start is not None and start.gradient is not None:
+        start_value = _shift_value(start, l2, size)
+    found = minimize(objective, params, max_iter=max_iter, tolerance=tolerance, pairs=pairs,
+                     start_value=start_value)
     weight = found.params[:size].view(num_classes, dim).clone()
     return LinearSolution(weight, found.params[size:].clone(), l2, found.iterations, found.loss,
-                          found.pairs)
+                          found.pairs, found.gradient)
+
+
+def _shift_value(start: LinearSolution, l2: float, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and gradient at ``start``'s weights under another ``l2``: only the regulariser's
+    share changes."""
+    change = l2 - start.l2
+    loss = torch.tensor(start.loss, dtype=torch.float64) + 0.5 * change * start.weight.pow(2).sum()
+    gradient = start.gradient.clone()
+    gradient[:size] += change * start.weight.reshape(-1)
+    return loss, gradient
 
 
 CPU_BLOCK_BYTES = 3 << 20
@@ -200,7 +217,7 @@ def train_linear(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, va
         chosen, sweep = fit_logistic(tx, ty, num_classes, l2), None
     else:
         sweep = sweep_l2(lambda strength, start: fit_logistic(tx, ty, num_classes, strength,
-                                                              start=start),
+                                                              start=start, same_data=True),
                          lambda solution: score(solution, vx, vy), clip_grid(len(ty)))
         chosen = sweep.best
     if not refit or len(vy) == 0:

@@ -199,7 +199,8 @@ def _train_linear(model: Head, splits: Splits, device: torch.device, l2: float |
                    dynamic_ncols=True)
 
         def fit(strength: float, start: LinearSolution | None) -> LinearSolution:
-            solution = fit_logistic(tx, ty, num_classes, strength, start=start)
+            solution = fit_logistic(tx, ty, num_classes, strength, start=start,
+                                    same_data=True)
             bar.update()
             return solution
 

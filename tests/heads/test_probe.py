@@ -83,8 +83,11 @@ def test_warm_start_with_shifted_curvature_reaches_the_same_optimum():
     x, y = torch.from_numpy(x), torch.from_numpy(y)
     first = fit_logistic(x, y, 4, 1e-1, tolerance=1e-6)
     warm = fit_logistic(x, y, 4, 1e-2, start=first, tolerance=1e-6)
+    carried = fit_logistic(x, y, 4, 1e-2, start=first, same_data=True, tolerance=1e-6)
     cold = fit_logistic(x, y, 4, 1e-2, tolerance=1e-6)
     torch.testing.assert_close(warm.weight, cold.weight, atol=1e-3, rtol=0)
+    torch.testing.assert_close(carried.weight, cold.weight, atol=1e-3, rtol=0)
+    assert carried.loss == pytest.approx(cold.loss, rel=1e-5)
     assert warm.iterations < cold.iterations
 
 
