@@ -11,19 +11,14 @@ import torch.nn.functional as F
 
 from .data import as_tensors
 from .model import Head
-from .schedule import warmup_cosine
+from .schedule import TrainSettings, warmup_cosine
 
 
 @dataclass
-class MlpSettings:
+class MlpSettings(TrainSettings):
     hidden: int = 512
     dropout: float = 0.1
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    epochs: int = 100
-    batch_size: int = 256
     patience: int = 10
-    warmup_epochs: int = 2
 
 
 def train_mlp(head: Head, train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray,

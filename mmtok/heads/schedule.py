@@ -1,10 +1,22 @@
-"""The learning-rate schedule every trained head (and tuned projector) uses."""
+"""What every trained head (and tuned projector) shares: AdamW settings and the schedule."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
+
+
+@dataclass
+class TrainSettings:
+    """AdamW with linear warm-up then cosine decay, in epochs of ``batch_size`` samples."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    epochs: int = 100
+    batch_size: int = 256
+    warmup_epochs: int = 2
 
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int,

@@ -35,7 +35,7 @@ from .data import stratified_split
 from .metrics import classification_metrics
 from .model import Head
 from .plots import plot_learning_curve
-from .schedule import warmup_cosine
+from .schedule import TrainSettings, warmup_cosine
 from .train import HeadRun, TrainedOn, _check_output, write_head_outputs
 
 PROJECTOR_FILE = "projector.safetensors"
@@ -43,11 +43,9 @@ PROJECTOR_RECORD = "projector.json"
 
 
 @dataclass
-class TuneSettings:
+class TuneSettings(TrainSettings):
     epochs: int = 20
     batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.05
     warmup_epochs: int = 1
 
 
@@ -194,11 +192,23 @@ def _token_store(path, like: Store | None = None) -> Store:
                          "token stores made by `mmtok tokenize`")
     if not store.complete:
         raise StoreError(f"{path} is not complete; rerun `mmtok tokenize` to finish it")
+    _require_intact(path)
     if like is not None and (store.attrs["config_hash"] != like.attrs["config_hash"]
                              or store.class_names != like.class_names):
         raise UsageError(f"{path} was tokenized with another config or other classes than "
                          f"{like.path}; tokenize both the same way")
     return store
+
+
+def _require_intact(path) -> None:
+    """Tuning on damaged tokens would learn from garbage without a sign: every shard is
+    checked against its marker's checksums once, before the first epoch."""
+    from ..store.inspect import validate_store
+
+    problems = validate_store(path).problems
+    if problems:
+        raise StoreError(f"{path} is damaged ({'; '.join(problems[:3])}); rerun `mmtok "
+                         "tokenize` on it with --repair, then rerun this command")
 
 
 def _labelled_rows(store: Store) -> TokenSplit:

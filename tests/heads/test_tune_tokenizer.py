@@ -108,3 +108,19 @@ def test_image_tokens_cannot_be_tuned(tmp_path, cli):
                  "--encoder", "vit_tiny_patch16_224", "--encoder-option", "depth=1",
                  "--no-progress")
     assert result.exit_code == 2 and "patch embedding" in result.stderr
+
+
+def test_a_damaged_token_store_is_refused_before_training(clouds, tmp_path, cli):
+    import shutil
+
+    import zarr
+
+    damaged = tmp_path / "damaged.zarr"
+    shutil.copytree(clouds / "tokens.zarr", damaged)
+    tokens = zarr.open_array(damaged / "tokens", mode="r+")
+    tokens[0] = tokens[0] + 1  # the data changes, its commit marker's checksum does not
+    result = cli("train-head", damaged, "-o", tmp_path / "h", "--tune", "tokenizer",
+                 "--encoder", ENCODER, "--epochs", "1", "--no-progress")
+    assert result.exit_code == 2, result.output
+    assert "damaged" in result.stderr and "--repair" in result.stderr
+    assert not (tmp_path / "h" / "head.json").exists()
