@@ -38,7 +38,6 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -233,10 +232,7 @@ class PhaseTimer:
 
 
 def _summary_dict(summary) -> dict:
-    to_dict = getattr(summary, "to_dict", None)
-    data = to_dict() if to_dict else asdict(summary)
-    data.pop("errors", None)
-    return data
+    return summary.to_dict()  # RunSummary.to_dict() already leaves out errors and repairs
 
 
 def mmtok_embed(tokens: Path, out: Path, encoder: str, weights: Path, batch_size: int,

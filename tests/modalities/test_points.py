@@ -17,13 +17,13 @@ from mmtok.errors import SampleError
 from mmtok.kernels.fps import farthest_point_sample_reference
 from mmtok.kernels.knn import knn_group_reference
 from mmtok.modalities import create_tokenizer, make_config
-from mmtok.modalities.points.readers import read_cloud
+from mmtok.modalities.points.readers import hdf5_rows, read_cloud
 
 SMALL = {"num_points": 128, "num_groups": 16, "group_size": 8}
 
 
 def read(path, part=None):
-    return read_cloud(str(path), part, mesh_points=512, seed=0)[0]
+    return read_cloud(str(path), part, mesh_points=512, seed=0)
 
 
 def test_point_readers_return_what_was_written(tmp_path):
@@ -64,16 +64,16 @@ def test_meshes_are_sampled_on_their_surface_reproducibly(tmp_path, name, writer
     # every point lies on a face of the unit cube: its largest coordinate is +-0.5
     np.testing.assert_allclose(np.abs(first.xyz).max(axis=1), 0.5, atol=1e-5)
     assert np.abs(first.xyz).max() <= 0.5 + 1e-6
-    other_seed = read_cloud(str(tmp_path / name), None, mesh_points=512, seed=1)[0]
+    other_seed = read_cloud(str(tmp_path / name), None, mesh_points=512, seed=1)
     assert not np.array_equal(first.xyz, other_seed.xyz)
 
 
 def test_hdf5_rows_and_labels(tmp_path):
     clouds = np.stack([random_cloud(64, seed=i) for i in range(3)])
     write_modelnet_h5(tmp_path / "train0.h5", clouds, [2, 0, 1])
-    cloud, label = read_cloud(str(tmp_path / "train0.h5"), "1", 512, 0)
+    cloud = read_cloud(str(tmp_path / "train0.h5"), "1", 512, 0)
     np.testing.assert_array_equal(cloud.xyz, clouds[1])
-    assert label == 0
+    assert hdf5_rows(str(tmp_path / "train0.h5"))[1] == ("1", 0)  # row 1's label
 
 
 def test_grouping_is_fps_centres_and_knn_offsets(tmp_path):

@@ -32,12 +32,6 @@ HDF5_EXTENSIONS = (".h5", ".hdf5")
 DEFAULT_MAX_POINTS = 50_000_000
 
 
-def check_file(path: str) -> int:
-    """Turn missing, unreadable, special and empty files into SampleErrors before any parser
-    runs; returns the size."""
-    return check_input_file(path)
-
-
 def split_columns(array: np.ndarray, source: str) -> Cloud:
     """(n, 3+) -> Cloud: columns 0-2 xyz, 3-5 normals, 6-8 colours (0-255 scaled to 0-1)."""
     if array.ndim != 2 or array.shape[1] < 3:
@@ -159,8 +153,9 @@ def read_open3d(path: str) -> Cloud:
     return Cloud(xyz, normals, colors)
 
 
-def read_hdf5_row(path: str, row: int, max_points: int = DEFAULT_MAX_POINTS) -> tuple[Cloud, int | None]:
-    """Row ``row`` of a ModelNet-style file: ``data`` (N, P, 3+) and optional ``label``."""
+def read_hdf5_row(path: str, row: int, max_points: int = DEFAULT_MAX_POINTS) -> Cloud:
+    """Row ``row`` of a ModelNet-style file's ``data`` (N, P, 3+); the labels are read once,
+    for every row, by :func:`hdf5_rows` when the samples are listed."""
     import h5py
 
     try:
@@ -172,22 +167,19 @@ def read_hdf5_row(path: str, row: int, max_points: int = DEFAULT_MAX_POINTS) -> 
                 raise SampleError("too_large", f"rows of {data.shape[1]} points exceed "
                                   f"max_points {max_points}")
             points = np.asarray(data[row])
-            label = None
-            if "label" in handle:
-                label = int(np.asarray(handle["label"][row]).reshape(-1)[0])
     except SampleError:
         raise
     except Exception as exc:  # noqa: BLE001 - h5py raises OSError/KeyError/... on bad files
         raise SampleError("decode_error", f"not a readable ModelNet HDF5 file: "
                           f"{type(exc).__name__}: {exc}") from None
-    return split_columns(points, f"data[{row}]"), label
+    return split_columns(points, f"data[{row}]")
 
 
 def hdf5_rows(path: str) -> list[tuple[str, int | None]]:
     """Parts of an HDF5 file: one per row of ``data``, with the row's label when present."""
     import h5py
 
-    check_file(path)
+    check_input_file(path)
     try:
         with h5py.File(path, "r") as handle:
             if "data" not in handle:
@@ -205,9 +197,9 @@ def hdf5_rows(path: str) -> list[tuple[str, int | None]]:
 
 
 def read_cloud(path: str, part: str | None, mesh_points: int, seed: int,
-               max_points: int = DEFAULT_MAX_POINTS) -> tuple[Cloud, int | None]:
-    """Any supported file -> (cloud, label from the file or None)."""
-    check_file(path)
+               max_points: int = DEFAULT_MAX_POINTS) -> Cloud:
+    """Any supported file -> its cloud (labels of multi-sample files come from listing)."""
+    check_input_file(path)
     extension = os.path.splitext(path)[1].lower()
     if extension in HDF5_EXTENSIONS:
         if part is None:
@@ -216,11 +208,11 @@ def read_cloud(path: str, part: str | None, mesh_points: int, seed: int,
     check_declared_size(path, extension, max_points)
     if extension in MESH_EXTENSIONS:
         vertices, faces = read_mesh(path)
-        return sample_surface(vertices, faces, mesh_points, seed), None
+        return sample_surface(vertices, faces, mesh_points, seed)
     if extension in (".npy", ".npz"):
-        return read_numpy(path, max_points), None
+        return read_numpy(path, max_points)
     if extension in (".xyz", ".txt", ".pts"):
-        return read_text(path), None
+        return read_text(path)
     if extension in (".ply", ".pcd"):
-        return read_open3d(path), None
+        return read_open3d(path)
     raise SampleError("unsupported_format", f"no point-cloud reader for {extension!r} files")

@@ -182,7 +182,7 @@ class PointsTokenizer(Tokenizer):
 
     def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
         c = self.config
-        cloud, _ = read_cloud(path, part, c.mesh_points, c.seed, c.max_points)
+        cloud = read_cloud(path, part, c.mesh_points, c.seed, c.max_points)
         arrays = self.group(self.prepare(cloud))
         arrays["num_input_points"] = np.int64(len(cloud))
         return arrays
