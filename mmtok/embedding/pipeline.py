@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from ..errors import StoreError, UsageError
-from ..store.layout import ArraySpec, array_checksum, shard_bounds
+from ..store.integrity import checksum_mismatches
+from ..store.layout import ArraySpec, shard_bounds
 from ..store.lock import StoreLock
 from ..store.reader import Store
 from ..store.summary import RunSummary, summarise_run
@@ -29,7 +30,6 @@ from ..store.writer import (
     ShardWriter,
     StoreSpec,
     prepare_store,
-    read_markers,
     writing,
 )
 from .encoders import load_encoder
@@ -64,11 +64,10 @@ def auto_batch_size(device: torch.device, tokens: int, width: int) -> int:
 def _read_shards(tokens: Store, shards: list[int]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     size, n = tokens.attrs["shard_size"], len(tokens)
     names = [name for name in INPUT_ARRAYS if name in tokens.array_names]
-    markers = read_markers(tokens.path)
     for shard in shards:
         start, stop = shard_bounds(shard, n, size)
         rows = {name: tokens.group[name][start:stop] for name in (*names, "label", "valid", "id")}
-        _verify_token_shard(tokens, shard, rows, markers[shard])
+        _verify_token_shard(tokens, shard, rows, tokens.markers[shard])
         yield shard, rows
 
 
@@ -76,8 +75,7 @@ def _verify_token_shard(tokens: Store, shard: int, rows: dict[str, np.ndarray],
                         marker: dict) -> None:
     """Features of damaged tokens would look like any others; hashing the rows costs little
     next to the encoder, so every token shard is checked against its marker as it is read."""
-    bad = [name for name, values in rows.items()
-           if array_checksum(values) != marker["checksums"].get(name)]
+    bad = checksum_mismatches(rows, marker)
     if bad:
         raise StoreError(
             f"{tokens.path}: shard {shard}'s {', '.join(bad)} do not match the checksums of its "
@@ -109,7 +107,7 @@ def _prefetch(iterator: Iterator, depth: int = 1) -> Iterator:
 
 
 def _token_errors(tokens: Store) -> dict[int, dict]:
-    return {e["index"]: e for m in read_markers(tokens.path) if m for e in m["errors"]}
+    return {e["index"]: e for m in tokens.markers if m for e in m["errors"]}
 
 
 class Embedder:

@@ -59,13 +59,20 @@ def shard_problems(path: Path, shard: int, marker: dict, attrs: Mapping[str, Any
     return problems
 
 
+def checksum_mismatches(rows: dict[str, np.ndarray], marker: dict) -> list[str]:
+    """The names among ``rows`` (one shard's values per array) whose checksum differs from
+    the one its commit marker recorded."""
+    recorded = marker.get("checksums", {})
+    return [name for name, values in rows.items() if array_checksum(values) != recorded.get(name)]
+
+
 def _content_problems(where: str, name: str, array: Any, start: int, stop: int,
                       marker: dict) -> list[str]:
     try:
         values = array[start:stop]
     except Exception as exc:  # noqa: BLE001 - a decode failure is the finding
         return [f"{where}: {name} cannot be read ({type(exc).__name__}: {exc})"]
-    if array_checksum(values) != marker.get("checksums", {}).get(name):
+    if checksum_mismatches({name: values}, marker):
         return [f"{where}: {name} checksum does not match its commit marker"]
     if name == "valid":
         num_valid = int(np.count_nonzero(values))

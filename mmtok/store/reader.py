@@ -40,7 +40,8 @@ class Store(Dataset):
 
     def refresh(self) -> None:
         """Re-read the commit markers (a writer may have committed more shards)."""
-        for shard, marker in enumerate(read_markers(self.path)):
+        self.markers: list[dict | None] = read_markers(self.path)
+        for shard, marker in enumerate(self.markers):
             self._committed[shard] = marker is not None
 
     @property
