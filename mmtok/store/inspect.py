@@ -12,7 +12,7 @@ import zarr
 from ..errors import StoreError
 from .._version import __version__
 from .integrity import parse_marker, shard_problems
-from .layout import COMMITS, STANDARD_ARRAYS, config_hash
+from .layout import COMMITS, STANDARD_ARRAYS, config_hash_intact
 from .writer import read_attrs, read_markers
 
 
@@ -122,9 +122,7 @@ def _check_origin(attrs: dict, report: ValidationReport) -> None:
     """The recorded config must hash to the recorded config hash (else attrs were edited, and
     markers cannot say which config their data came from); another version is a warning:
     the data may be sound, but this mmtok resumes it only with --overwrite."""
-    recorded = config_hash(attrs["kind"], attrs["modality"], attrs["config"],
-                           attrs["shard_size"])
-    if recorded != attrs["config_hash"]:
+    if not config_hash_intact(attrs):
         report.problems.append("the store's config does not hash to its recorded config_hash "
                                "(zarr.json was edited or damaged); its shards cannot be traced "
                                "to a config")

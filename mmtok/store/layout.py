@@ -47,6 +47,13 @@ def config_hash(kind: str, modality: str, config: dict, shard_size: int) -> str:
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
+def config_hash_intact(attrs: dict) -> bool:
+    """Whether a store's recorded config still hashes to its recorded ``config_hash`` (if
+    not, zarr.json was edited and the markers can no longer say which config made them)."""
+    return config_hash(attrs.get("kind"), attrs.get("modality"), attrs.get("config"),
+                       attrs.get("shard_size")) == attrs.get("config_hash")
+
+
 def num_shards(num_samples: int, shard_size: int) -> int:
     return max(1, -(-num_samples // shard_size))
 

@@ -32,6 +32,7 @@ from .layout import (
     array_checksum,
     canonical_json,
     config_hash,
+    config_hash_intact,
     inner_chunk,
     num_shards,
     shard_bounds,
@@ -203,9 +204,7 @@ def creating_path(path: Path) -> Path:
 
 def _check_compatible(path: Path, existing: dict, spec: StoreSpec) -> None:
     hint = "pass --overwrite to replace it, or choose another output path"
-    recorded = config_hash(existing.get("kind"), existing.get("modality"),
-                           existing.get("config"), existing.get("shard_size"))
-    if recorded != existing.get("config_hash"):
+    if not config_hash_intact(existing):
         raise ConfigMismatchError(
             f"{path}/zarr.json was edited or damaged: its config does not hash to its "
             f"config_hash, so its shards cannot be traced to a config; {hint}")
