@@ -362,22 +362,29 @@ def dataset_statistics(paths: Iterable[str], config: AudioConfig | None = None,
     tokenizer = AudioTokenizer(config)
     count, total, squares = 0, 0.0, 0.0
     for path in paths:
-        parts: Sequence[str | None] = [None]
-        try:
-            if config.long_clips == "split":
-                parts = tokenizer.window_parts(path)
-            for part in parts:
+        for part in _statistics_parts(tokenizer, path):
+            try:  # per window: one unreadable window does not hide the file's others
                 grid, length = tokenizer.features(tokenizer.load(path, part))
-                real = grid[:, :length].astype(np.float64)
-                count += real.size
-                total += float(real.sum())
-                squares += float(np.square(real).sum())
-        except SampleError:
-            continue
+            except SampleError:
+                continue
+            real = grid[:, :length].astype(np.float64)
+            count += real.size
+            total += float(real.sum())
+            squares += float(np.square(real).sum())
     if count == 0:
         raise UsageError("no readable audio among the given files")
     mean = total / count
     return mean, math.sqrt(max(squares / count - mean * mean, 0.0))
+
+
+def _statistics_parts(tokenizer: "AudioTokenizer", path: str) -> Sequence[str | None]:
+    """The windows of ``path`` the tokenizer would make; none when its header is unreadable."""
+    if tokenizer.config.long_clips != "split":
+        return [None]
+    try:
+        return tokenizer.window_parts(path)
+    except SampleError:
+        return []
 
 
 register_modality(
