@@ -175,6 +175,29 @@ def fmt_seconds(values: list[float]) -> str:
 # --------------------------------------------------------------------------------------
 
 
+def photo_like_pixels(rng, width: int, height: int, noise: float):
+    """A photo-like uint8 RGB array (height, width, 3): a smooth random colour field, a linear
+    gradient, a coarse texture and pixel noise of std ``noise``, all drawn from ``rng``
+    (numpy and Pillow are imported here: this module imports only the standard library)."""
+    import numpy as np
+    from PIL import Image
+
+    small = rng.integers(0, 256, size=(int(rng.integers(3, 7)), int(rng.integers(3, 7)), 3),
+                         dtype=np.uint8)
+    base = np.asarray(Image.fromarray(small).resize((width, height), Image.Resampling.BICUBIC),
+                      dtype=np.float32)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    gradient = (np.cos(angle) * xx / width + np.sin(angle) * yy / height) * rng.uniform(20, 60)
+    texture = rng.normal(0, 1, size=(height // 8 + 1, width // 8 + 1, 3)).astype(np.float32)
+    texture = np.asarray(
+        Image.fromarray((texture * 20 + 128).clip(0, 255).astype(np.uint8)).resize(
+            (width, height), Image.Resampling.BILINEAR),
+        dtype=np.float32) - 128
+    pixels = rng.normal(0, noise, size=(height, width, 3)).astype(np.float32)
+    return (base + gradient[..., None] + texture + pixels).clip(0, 255).astype(np.uint8)
+
+
 def reusable_files(folder: Path, wanted: dict, count: int,
                    list_files: Callable[[Path], list[Path]]) -> list[Path] | None:
     """The files of a generated folder if its ``.bench_images.json`` stamp equals ``wanted``

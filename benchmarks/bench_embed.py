@@ -51,6 +51,7 @@ from _common import (
     fresh_class_folders,
     result_row,
     result_section,
+    photo_like_pixels,
     reusable_files,
     utc_now,
     verdict,
@@ -63,7 +64,7 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "results" / "embed.json"
 DEFAULT_WORKDIR = Path(tempfile.gettempdir()) / "mmtok-bench-embed"
-GEN_VERSION = 1  # bump when the generator changes, so old folders are not reused
+GEN_VERSION = 2  # bump when the generator changes, so old folders are not reused
 SEED = 4321
 NUM_CLASSES = 2
 IMAGE_SIDE = 256
@@ -81,20 +82,7 @@ GPU_ENCODER = "vit_base_patch16_224"
 def _photo_like(index: int) -> Image.Image:
     """A deterministic photo-like 256x256 RGB image: smooth colour field, gradient, noise."""
     rng = np.random.default_rng([SEED, index])
-    side = IMAGE_SIDE
-    small = rng.integers(0, 256, size=(int(rng.integers(3, 7)), int(rng.integers(3, 7)), 3),
-                         dtype=np.uint8)
-    base = np.asarray(Image.fromarray(small).resize((side, side), Image.Resampling.BICUBIC),
-                      dtype=np.float32)
-    yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / side
-    angle = rng.uniform(0, 2 * np.pi)
-    gradient = (np.cos(angle) * xx + np.sin(angle) * yy) * rng.uniform(20, 60)
-    texture = rng.normal(0, 1, size=(side // 8, side // 8, 3)).astype(np.float32)
-    texture = np.asarray(
-        Image.fromarray((texture * 20 + 128).clip(0, 255).astype(np.uint8)).resize(
-            (side, side), Image.Resampling.BILINEAR), dtype=np.float32) - 128
-    noise = rng.normal(0, 6, size=(side, side, 3)).astype(np.float32)
-    pixels = (base + gradient[..., None] + texture + noise).clip(0, 255).astype(np.uint8)
+    pixels = photo_like_pixels(rng, IMAGE_SIDE, IMAGE_SIDE, noise=6)
     return Image.fromarray(pixels, "RGB")
 
 

@@ -48,6 +48,7 @@ from _common import (
     fresh_class_folders,
     result_row,
     result_section,
+    photo_like_pixels,
     reusable_files,
     utc_now,
     verdict,
@@ -81,20 +82,7 @@ def _photo_like(index: int) -> tuple[str, Image.Image]:
     h = int(round(w * rng.uniform(0.70, 0.80)))  # around 4:3
     if rng.random() < 0.2:  # some portrait shots
         w, h = h, w
-    small = rng.integers(0, 256, size=(int(rng.integers(3, 7)), int(rng.integers(3, 7)), 3),
-                         dtype=np.uint8)
-    base = np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC),
-                      dtype=np.float32)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
-    gradient = (np.cos(angle) * xx / w + np.sin(angle) * yy / h) * rng.uniform(20, 60)
-    texture = rng.normal(0, 1, size=(h // 8 + 1, w // 8 + 1, 3)).astype(np.float32)
-    texture = np.asarray(
-        Image.fromarray((texture * 20 + 128).clip(0, 255).astype(np.uint8)).resize(
-            (w, h), Image.Resampling.BILINEAR),
-        dtype=np.float32) - 128
-    noise = rng.normal(0, 8, size=(h, w, 3)).astype(np.float32)
-    pixels = (base + gradient[..., None] + texture + noise).clip(0, 255).astype(np.uint8)
+    pixels = photo_like_pixels(rng, w, h, noise=8)
     fmt = "png" if (index // NUM_CLASSES) % 4 == 3 else "jpg"  # 1 in 4 is a PNG
     return fmt, Image.fromarray(pixels, "RGB")
 
