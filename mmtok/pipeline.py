@@ -31,7 +31,6 @@ from .store.writer import (
     ShardWriter,
     StoreSpec,
     prepare_store,
-    read_markers,
     writing,
 )
 
@@ -213,22 +212,17 @@ def tokenize(
         done = set(resume.done)
         pending = [s for s in range(spec.num_shards) if s not in done]
         written = _run_shards(pending, samples.samples, tokenizer, output, spec, workers,
-                              strict, max_errors, progress, done)
+                              strict, max_errors, progress, done, resume.errors_in_done)
     return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
                          resume.repaired)
 
 
-def _errors_so_far(markers: list[dict | None]) -> int:
-    return sum(len(m["errors"]) for m in markers if m)
-
-
 def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_errors,
-                progress, done) -> int:
+                progress, done, error_count: int) -> int:
     """Run the pending shards; returns how many samples were written."""
     from tqdm import tqdm
 
     already = sum(min(spec.shard_size, spec.num_samples - s * spec.shard_size) for s in done)
-    error_count = _errors_so_far(read_markers(output)) if done else 0
     bar = tqdm(total=spec.num_samples, initial=already, unit="sample", desc="tokenize",
                file=sys.stderr, disable=not progress, dynamic_ncols=True)
 

@@ -126,6 +126,7 @@ class ResumeState:
 
     done: list[int] = field(default_factory=list)
     repaired: dict[int, list[str]] = field(default_factory=dict)
+    errors_in_done: int = 0  # samples recorded invalid in the skipped shards
 
 
 def prepare_store(path: str | os.PathLike, spec: StoreSpec, overwrite: bool,
@@ -187,6 +188,7 @@ def _check_committed(path: Path, attrs: dict, repair: bool) -> ResumeState:
             state.repaired[shard] = problems
         else:
             state.done.append(shard)
+            state.errors_in_done += len(marker.get("errors", []))
     for shard in state.repaired:
         # the marker goes first: a run killed while rewriting must not find it committed
         commits[shard] = ""
