@@ -59,13 +59,15 @@ def make_features(num: int, dim: int, classes: int, seed: int) -> tuple[np.ndarr
 def run_mmtok(data: dict, classes: int):
     import torch
 
+    from mmtok.heads.data import as_tensors
     from mmtok.heads.linear import predict_logits, train_linear
 
-    solution, sweep = train_linear(data["train_x"], data["train_y"], data["val_x"],
-                                   data["val_y"], classes, torch.device("cpu"))
-    logits = predict_logits(solution, torch.from_numpy(data["test_x"]))
+    cpu = torch.device("cpu")
+    probe = train_linear(*as_tensors(data["train_x"], data["train_y"], cpu),
+                         *as_tensors(data["val_x"], data["val_y"], cpu), classes)
+    logits = predict_logits(probe.final, torch.from_numpy(data["test_x"]))
     accuracy = float((logits.argmax(1).numpy() == data["test_y"]).mean())
-    return accuracy, solution.l2, sum(p.iterations for p in sweep.points)
+    return accuracy, probe.chosen.l2, sum(p.iterations for p in probe.sweep.points)
 
 
 def run_sklearn(data: dict, warm: bool):

@@ -26,14 +26,7 @@ from .data import (
     load_features,
     stratified_split,
 )
-from .linear import (
-    LinearSolution,
-    SweepResult,
-    clip_grid,
-    fit_logistic,
-    score,
-    sweep_l2,
-)
+from .linear import LinearSolution, clip_grid, train_linear
 from .metrics import classification_metrics
 from .mlp import MlpSettings, train_mlp
 from .model import CONFIG_FILE, Head, save_head
@@ -192,29 +185,15 @@ def _train_linear(model: Head, splits: Splits, device: torch.device, l2: float |
     vx = _standardized(model, splits.val.features, device)
     ty = torch.as_tensor(splits.train.labels, dtype=torch.int64, device=device)
     vy = torch.as_tensor(splits.val.labels, dtype=torch.int64, device=device)
-    sweep: SweepResult | None = None
-    if l2 is None:
-        grid = clip_grid(len(ty))
-        bar = tqdm(total=len(grid) + 8, desc="probe sweep", unit="fit", disable=not progress,
-                   dynamic_ncols=True)
-
-        def fit(strength: float, start: LinearSolution | None) -> LinearSolution:
-            solution = fit_logistic(tx, ty, num_classes, strength, start=start,
-                                    same_data=True)
-            bar.update()
-            return solution
-
-        with bar:
-            sweep = sweep_l2(fit, lambda solution: score(solution, vx, vy), grid)
-        chosen = sweep.best
-    else:
-        chosen = fit_logistic(tx, ty, num_classes, l2)
+    bar = tqdm(total=len(clip_grid(len(ty))) + 8 if l2 is None else 0, desc="probe sweep",
+               unit="fit", disable=not progress or l2 is not None, dynamic_ncols=True)
+    with bar:
+        probe = train_linear(tx, ty, vx, vy, num_classes, l2=l2, refit=refit,
+                             on_fit=bar.update)
+    chosen, sweep = probe.chosen, probe.sweep
     _set_linear(model, chosen)
     val_metrics = evaluate_head(model, splits.val, device)
-    if refit:
-        final = fit_logistic(torch.cat([tx, vx]), torch.cat([ty, vy]), num_classes, chosen.l2,
-                             start=chosen)
-        _set_linear(model, final)
+    _set_linear(model, probe.final)
     regularisation = {
         "l2": chosen.l2, "sklearn_C": 1.0 / (chosen.l2 * len(ty)),
         "chosen_by": "validation sweep" if sweep is not None else "given",
