@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -166,20 +167,22 @@ def _row_shards(xs: list[torch.Tensor], ys: list[torch.Tensor]) -> list[list[Blo
     return [blocks[low:high] for low, high in itertools.pairwise(bounds)]
 
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
 def _shard_pool(workers: int) -> ThreadPoolExecutor | None:
     """Threads that evaluate the shards side by side, each running its torch ops on one
     thread (set per worker, so the caller's own thread count is untouched). BLAS with few
     classes parallelises a skinny product poorly: two single-threaded shards evaluate the
-    objective 1.3-1.4x faster than one two-threaded pass on 2 cores. None for one shard."""
+    objective 1.3-1.4x faster than one two-threaded pass on 2 cores. None for one shard.
+    Kept per process: a forked child inherits the pool object but not its threads."""
     if workers <= 1:
         return None
-    if workers not in _POOLS:
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="mmtok-probe",
-                                             initializer=torch.set_num_threads, initargs=(1,))
-    return _POOLS[workers]
+    key = (os.getpid(), workers)
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(workers, thread_name_prefix="mmtok-probe",
+                                         initializer=torch.set_num_threads, initargs=(1,))
+    return _POOLS[key]
 
 
 def _shift_curvature(pairs: Pairs, l2_change: float, size: int) -> Pairs:

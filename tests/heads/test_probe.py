@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 
 import numpy as np
 import pytest
@@ -113,6 +115,28 @@ def test_sharded_objective_over_parts_matches_autograd(monkeypatch, two_torch_th
     expected.backward()
     assert float(loss) == pytest.approx(expected.item(), rel=1e-6)
     torch.testing.assert_close(gradient, reference.grad, atol=1e-6, rtol=1e-5)
+
+
+def _fit_and_exit(x, y, expected) -> None:
+    found = fit_logistic(x, y, 3, 1e-2)
+    raise SystemExit(0 if torch.allclose(found.weight, expected) else 1)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_fits_with_threads_of_its_own(monkeypatch, two_torch_threads):
+    # The parent's shard threads do not exist in a forked child; reusing the parent's pool
+    # there would queue work that no thread ever takes.
+    monkeypatch.setattr(linear, "CPU_BLOCK_BYTES", 1)
+    x, y = (torch.from_numpy(a) for a in gaussian_classes(1200, 16, 3, 0.5, seed=0))
+    expected = fit_logistic(x, y, 3, 1e-2).weight
+    child = multiprocessing.get_context("fork").Process(target=_fit_and_exit,
+                                                        args=(x, y, expected))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung in fit_logistic")
+    assert child.exitcode == 0
 
 
 def test_a_direction_that_overshoots_costs_one_retry_not_seven():
