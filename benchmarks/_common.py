@@ -72,21 +72,50 @@ def cpus_usable() -> int | None:
         return os.cpu_count()
 
 
-def describe_machine(versions: dict, *, detailed: bool = True) -> dict:
-    """The machine and software description kept in the results JSON.
+def describe_machine(versions: dict, *, with_torch: bool = False) -> dict:
+    """The machine and software description every benchmark prints and keeps in its JSON.
 
-    Keys, in order: ``cpu_model``, ``cpu_count``, (with ``detailed``) ``cpus_usable`` and
-    ``mem_total_gib``, ``platform``, ``python``, then ``versions`` as given (library name ->
-    version or setting).
+    Keys, in order: ``cpu_model``, ``cpu_count``, ``cpus_usable``, ``mem_total_gib``,
+    ``platform``, ``python``, (with ``with_torch``) ``torch``, ``torch_threads`` and
+    ``torch_interop_threads``, then ``versions`` as given (library name -> version, None
+    where the library is missing). Render it with :func:`machine_line`.
     """
-    info = {"cpu_model": cpu_model(), "cpu_count": os.cpu_count()}
-    if detailed:
-        info["cpus_usable"] = cpus_usable()
-        info["mem_total_gib"] = mem_total_gib()
-    info["platform"] = platform.platform()
-    info["python"] = platform.python_version()
+    info = {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "cpus_usable": cpus_usable(),
+            "mem_total_gib": mem_total_gib(), "platform": platform.platform(),
+            "python": platform.python_version()}
+    if with_torch:  # imported only on request: torch takes seconds to import
+        import torch
+
+        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                    torch_interop_threads=torch.get_num_interop_threads())
     info.update(versions)
     return info
+
+
+# how machine_line spells a library whose key is not its usual name
+DISPLAY_NAMES = {"pillow": "Pillow", "libjpeg_turbo": "libjpeg-turbo", "sklearn": "scikit-learn"}
+# keys machine_line shows elsewhere in the line (or, ``platform``, leaves to the JSON)
+_HARDWARE_KEYS = ("cpu_model", "cpu_count", "cpus_usable", "mem_total_gib", "platform",
+                  "python", "torch_threads", "torch_interop_threads")
+
+
+def machine_line(info: dict) -> str:
+    """A :func:`describe_machine` dict as the one ``Machine:`` line the benchmarks print:
+    CPU model, cores (usable), memory; Python, torch with its thread counts, then every
+    other library with its version (``missing`` for None)."""
+    hardware = f"{info['cpu_model']}, {info['cpu_count']} cores ({info['cpus_usable']} usable)"
+    if info.get("mem_total_gib") is not None:
+        hardware += f", {info['mem_total_gib']} GiB RAM"
+    software = [f"Python {info['python']}"]
+    for key, version in info.items():
+        if key in _HARDWARE_KEYS:
+            continue
+        text = f"{DISPLAY_NAMES.get(key, key)} {'missing' if version is None else version}"
+        if key == "torch" and "torch_threads" in info:
+            text += (f" ({info['torch_threads']} threads, interop "
+                     f"{info['torch_interop_threads']})")
+        software.append(text)
+    return f"Machine: {hardware}; {', '.join(software)}"
 
 
 # --------------------------------------------------------------------------------------

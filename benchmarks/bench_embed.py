@@ -49,9 +49,10 @@ from _common import (
     foreign_cpu,
     foreign_cpu_line,
     fresh_class_folders,
+    machine_line,
+    photo_like_pixels,
     result_row,
     result_section,
-    photo_like_pixels,
     reusable_files,
     utc_now,
     verdict,
@@ -272,20 +273,16 @@ def profile_embed(tokens: Path, out: Path, encoder: str, weights: Path, batch_si
 def machine_info() -> dict:
     """The machine and the versions that matter here (for the report and the JSON)."""
     import timm
-    import torch
     import zarr
 
     import mmtok
 
     return describe_machine({
         "numpy": np.__version__,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
         "timm": timm.__version__,
         "zarr": zarr.__version__,
         "mmtok": mmtok.__version__,
-    })
+    }, with_torch=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -445,10 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.batch_size}, {shards} shards of {shard_size}; best of {args.reps} interleaved "
         "repetitions, wall clock)",
         "",
-        f"Machine: {m['cpu_model']}, {m['cpu_count']} cores ({m['cpus_usable']} usable), "
-        f"{m['mem_total_gib']} GiB RAM; torch {m['torch']} with {m['torch_threads']} threads "
-        f"(interop {m['torch_interop_threads']}), timm {m['timm']}, zarr {m['zarr']}, Python "
-        f"{m['python']}, mmtok {m['mmtok']}",
+        machine_line(m),
         "",
         "| Measurement | Value | Ratio | Goal | Result |",
         "|---|---:|---:|---|---|",
@@ -570,7 +564,6 @@ def gpu_section(args: argparse.Namespace, workdir: Path, files: list[Path],
     """The GPU section (``_embed_gpu.py``): ViT-B/16, bf16, on a larger token store;
     skipped with a reason when CUDA is absent."""
     import torch
-
     from _embed_gpu import accelerated_section, replicated_token_store, skipped_section
 
     if device == "cuda" and not torch.cuda.is_available():

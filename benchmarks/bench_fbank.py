@@ -37,6 +37,7 @@ from _common import (  # noqa: E402
     add_result_args,
     describe_machine,
     interleaved_times,
+    machine_line,
     result_row,
     result_section,
     verdict,
@@ -82,7 +83,7 @@ def machine_info() -> dict:
     import scipy
 
     return describe_machine({"numpy": np.__version__, "scipy": scipy.__version__,
-                             "librosa": librosa.__version__}, detailed=False)
+                             "librosa": librosa.__version__})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     exact = float(np.abs(fbank(batch[0]) - ref_fbank(batch[0])).max())
 
     m = machine_info()
-    print(f"Machine: {m['cpu_model']}, {m['cpu_count']} cores; Python {m['python']}, numpy "
-          f"{m['numpy']}, scipy {m['scipy']}, librosa {m['librosa']}; single thread")
+    print(f"{machine_line(m)}; single thread")
     print(f"{args.clips} clips of 10.24 s at 16 kHz, best of {args.reps} repetitions\n")
     print("| Row | clips/s | ms/clip | ratio to librosa | Goal |")
     print("|---|---:|---:|---:|---|")

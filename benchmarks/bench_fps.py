@@ -30,12 +30,13 @@ peers looping over clouds on one thread.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 
 import numpy as np
 from _common import (
+    describe_machine,
+    machine_line,
     make_cloud,
     parse_point_args,
     print_batch_table,
@@ -54,7 +55,11 @@ def main() -> int:
     args = parse_point_args(__doc__)
 
     t0 = time.perf_counter()
-    from mmtok.kernels.fps import _fps_numba, farthest_point_sample, farthest_point_sample_reference
+    from mmtok.kernels.fps import (
+        _fps_numba,
+        farthest_point_sample,
+        farthest_point_sample_reference,
+    )
 
     farthest_point_sample(np.zeros((4, 3), np.float32), 2)
     cold = time.perf_counter() - t0
@@ -74,12 +79,11 @@ def main() -> int:
 
     print(f"# FPS benchmark ({args.cloud} clouds, float32, start 0)")
     print()
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-        f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
-        f"fpsample {getattr(fpsample, '__version__', '-') if fpsample else 'missing'}, "
-        f"open3d {o3d.__version__ if o3d else 'missing'}; reps {args.reps} (median)"
-    )
+    machine = describe_machine({
+        "numpy": np.__version__, "numba": numba.__version__,
+        "fpsample": getattr(fpsample, "__version__", "unknown") if fpsample else None,
+        "open3d": o3d.__version__ if o3d else None})
+    print(f"{machine_line(machine)}; reps {args.reps} (median)")
     print(f"mmtok first call in a fresh process (numba import + JIT or cache load): {cold:.2f} s")
     print()
     rng = np.random.default_rng(0)
@@ -181,9 +185,7 @@ def main() -> int:
     write_result(args.result, "fps", "Farthest point sampling on the CPU", sections,
                  quick=args.quick, params={"reps": args.reps, "batch": args.batch,
                                            "cloud": args.cloud},
-                 machine={"cpu_count": os.cpu_count(), "numba": numba.__version__,
-                          "fpsample": getattr(fpsample, "__version__", None),
-                          "open3d": o3d.__version__ if o3d else None})
+                 machine=machine)
     return 0
 
 

@@ -23,13 +23,13 @@ Goal (issue 3): mmtok no slower than cKDTree (build + query + gather).
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import time
 
 import numpy as np
 from _common import (
+    describe_machine,
+    machine_line,
     make_cloud,
     parse_point_args,
     print_batch_table,
@@ -60,11 +60,9 @@ def main() -> int:
 
     print(f"# KNN grouping benchmark ({args.cloud} clouds, float32, k = {K}, centres = FPS picks)")
     print()
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-        f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
-        f"scipy {scipy.__version__}; reps {args.reps} (median)"
-    )
+    machine = describe_machine({"numpy": np.__version__, "numba": numba.__version__,
+                                "scipy": scipy.__version__})
+    print(f"{machine_line(machine)}; reps {args.reps} (median)")
     print(f"mmtok first call in this process (numba import + JIT or cache load): {cold:.2f} s")
     print()
     rng = np.random.default_rng(0)
@@ -141,8 +139,7 @@ def main() -> int:
 
     write_result(args.result, "knn", "k-NN grouping on the CPU", sections, quick=args.quick,
                  params={"reps": args.reps, "batch": args.batch, "cloud": args.cloud, "k": K},
-                 machine={"cpu_count": os.cpu_count(), "numba": numba.__version__,
-                          "scipy": scipy.__version__})
+                 machine=machine)
     print_goals("## Goal: mmtok no slower than cKDTree (build + query + gather), one cloud", goals,
                 "cKDTree")
     return 0

@@ -46,9 +46,10 @@ from _common import (
     foreign_cpu,
     foreign_cpu_line,
     fresh_class_folders,
+    machine_line,
+    photo_like_pixels,
     result_row,
     result_section,
-    photo_like_pixels,
     reusable_files,
     utc_now,
     verdict,
@@ -370,10 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         f"## Results ({images} images, {shards} shards of {effective_shard}; "
         f"throughput = best of {args.reps} interleaved repetitions, wall clock)",
         "",
-        f"Machine: {m['cpu_model']}, {m['cpu_count']} cores ({m['cpus_usable']} usable), "
-        f"{m['mem_total_gib']} GiB RAM; Python {m['python']}, numpy {m['numpy']}, "
-        f"Pillow {m['pillow']} (libjpeg-turbo {m['libjpeg_turbo']}), zarr {m['zarr']}, "
-        f"mmtok {m['mmtok']}",
+        machine_line(m),
         "",
         "| Measurement | Value | Ratio | Goal | Result |",
         "|---|---:|---:|---|---|",
