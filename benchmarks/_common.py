@@ -274,6 +274,53 @@ def make_cloud(n: int, kind: str, rng):
     return rng.random((n, 3)).astype(np.float32)
 
 
+def make_cloud_batch(count: int, n: int, kind: str, rng):
+    """``count`` clouds of :func:`make_cloud` stacked into one (count, n, 3) array."""
+    import numpy as np
+
+    return np.stack([make_cloud(n, kind, rng) for _ in range(count)])
+
+
+def print_point_header(title: str, machine: dict, reps: int, cold_seconds: float) -> None:
+    """The opening of a point-cloud benchmark's report: title, machine, and the first call's
+    time (numba's JIT compile or cache load, kept out of every timed figure)."""
+    print(title)
+    print()
+    print(f"{machine_line(machine)}; reps {reps} (median)")
+    print(f"mmtok first call in this process (numba import + JIT or cache load): "
+          f"{cold_seconds:.2f} s")
+    print()
+
+
+def print_cloud_table(heading: str, times: dict[str, float],
+                      exactness: dict[str, tuple[str, str]]) -> None:
+    """A one-cloud section: per contestant ms, time relative to ``times["mmtok"]`` and its
+    exactness columns, ``exactness[name]`` = (``=ref`` text, ``=mmtok`` text)."""
+    base = times["mmtok"]
+    print(heading)
+    print()
+    print("| contestant | ms | time / mmtok | =ref | =mmtok |")
+    print("|---|---:|---:|:-:|:-:|")
+    for name, t in times.items():
+        same_ref, same_ours = exactness[name]
+        print(f"| {name} | {t * 1e3:.3f} | {t / base:.2f}x | {same_ref} | {same_ours} |")
+    print()
+
+
+def batch_contest(size: str, row_label: str, fns: dict[str, Callable[[], object]], reps: int,
+                  batch: int, identical: bool) -> list[dict]:
+    """Warm up and time the batch contestants (the first is mmtok's batched call; a third of
+    ``reps``: every call covers ``batch`` clouds), print their table under ``size`` and
+    return their result rows labelled ``row_label``. ``identical`` says whether mmtok's
+    batched output matched the reference on the first clouds (shown in the heading)."""
+    for fn in fns.values():
+        fn()  # warm-up: JIT compile, caches
+    times = timed(fns, max(1, reps // 3))
+    print_batch_table(f"## {size}, batch of B = {batch} (first 2 clouds checked against the "
+                      f"reference: {'identical' if identical else 'DIFFERENT'})", times, batch)
+    return speed_rows(f"{row_label}, batch of {batch}", times, next(iter(times)))
+
+
 def parse_point_args(doc: str):
     """The command line of the point-cloud benchmarks: ``--reps``, ``--batch``, ``--cloud``."""
     import argparse

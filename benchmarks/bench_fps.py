@@ -35,12 +35,14 @@ import time
 
 import numpy as np
 from _common import (
+    batch_contest,
     describe_machine,
-    machine_line,
     make_cloud,
+    make_cloud_batch,
     parse_point_args,
-    print_batch_table,
+    print_cloud_table,
     print_goals,
+    print_point_header,
     result_section,
     speed_rows,
     timed,
@@ -77,15 +79,12 @@ def main() -> int:
 
     import numba
 
-    print(f"# FPS benchmark ({args.cloud} clouds, float32, start 0)")
-    print()
     machine = describe_machine({
         "numpy": np.__version__, "numba": numba.__version__,
         "fpsample": getattr(fpsample, "__version__", "unknown") if fpsample else None,
         "open3d": o3d.__version__ if o3d else None})
-    print(f"{machine_line(machine)}; reps {args.reps} (median)")
-    print(f"mmtok first call in a fresh process (numba import + JIT or cache load): {cold:.2f} s")
-    print()
+    print_point_header(f"# FPS benchmark ({args.cloud} clouds, float32, start 0)", machine,
+                       args.reps, cold)
     rng = np.random.default_rng(0)
     goals = []
     sections = []
@@ -126,19 +125,11 @@ def main() -> int:
         times = timed(fns, args.reps)
         times["numpy reference"] = timed({"r": lambda: farthest_point_sample_reference(cloud, m)}, ref_reps)["r"]
         base = times["mmtok"]
-        print(f"## N = {n}, M = {m}, one cloud")
-        print()
-        print("| contestant | ms | time / mmtok | =ref | =mmtok |")
-        print("|---|---:|---:|:-:|:-:|")
-        for name, t in times.items():
-            if name == "numpy reference":
-                same_ref, same_ours = "yes", "yes" if np.array_equal(ours, ref) else "no"
-            else:
-                out = outs[name]
-                idx = out[0] if name == "mmtok numba vanilla" else as_indices(name, out, cloud)
-                same_ref, same_ours = same(idx, ref), same(idx, ours)
-            print(f"| {name} | {t * 1e3:.3f} | {t / base:.2f}x | {same_ref} | {same_ours} |")
-        print()
+        exactness = {"numpy reference": ("yes", "yes" if np.array_equal(ours, ref) else "no")}
+        for name, out in outs.items():
+            idx = out[0] if name == "mmtok numba vanilla" else as_indices(name, out, cloud)
+            exactness[name] = same(idx, ref), same(idx, ours)
+        print_cloud_table(f"## N = {n}, M = {m}, one cloud", times, exactness)
         peer_times = {k: v for k, v in times.items() if k not in ("mmtok", "mmtok numba vanilla", "numpy reference")}
         if (n, m) == (8192, 512) and "fpsample kdline h=5" in times:
             goals.append(("8192 -> 512 <= fpsample kdline", base, times["fpsample kdline h=5"]))
@@ -155,7 +146,7 @@ def main() -> int:
             speed_rows(f"{n} -> {m}", times, "mmtok", goal_peers)))
 
         # batch
-        batch = np.stack([make_cloud(n, args.cloud, rng) for _ in range(args.batch)])
+        batch = make_cloud_batch(args.batch, n, args.cloud, rng)
         bref = farthest_point_sample(batch, m)
         bfns = {
             f"mmtok batched (prange, {numba.get_num_threads()} threads)": lambda: farthest_point_sample(batch, m),
@@ -169,17 +160,10 @@ def main() -> int:
         if o3d is not None:
             pcs = [o3d.geometry.PointCloud(o3d.utility.Vector3dVector(c.astype(np.float64))) for c in batch]
             bfns["Open3D loop"] = lambda: [pc.farthest_point_down_sample(m, 0) for pc in pcs]
-        for f in bfns.values():
-            f()
-        check = all(
-            np.array_equal(bref[b], farthest_point_sample_reference(batch[b], m)) for b in range(min(2, args.batch))
-        )
-        btimes = timed(bfns, max(1, args.reps // 3))
-        print_batch_table(f"## N = {n}, M = {m}, batch of B = {args.batch} (first 2 clouds checked "
-                          f"against the reference: {'identical' if check else 'DIFFERENT'})",
-                          btimes, args.batch)
-        ours_b = next(iter(btimes))
-        sections[-1]["rows"] += speed_rows(f"{n} -> {m}, batch of {args.batch}", btimes, ours_b)
+        identical = all(np.array_equal(bref[b], farthest_point_sample_reference(batch[b], m))
+                        for b in range(min(2, args.batch)))
+        sections[-1]["rows"] += batch_contest(f"N = {n}, M = {m}", f"{n} -> {m}", bfns,
+                                              args.reps, args.batch, identical)
 
     print_goals("## Goals", goals)
     write_result(args.result, "fps", "Farthest point sampling on the CPU", sections,
