@@ -167,6 +167,12 @@ def foreign_cpu_line(foreign: float, share: float, threshold: float = 0.03) -> s
                if share > threshold else "."))
 
 
+def foreign_cpu_notes(foreign: float | None, share: float | None) -> list[str]:
+    """:func:`foreign_cpu_line` as a list of report lines: none where /proc/stat was
+    unreadable (``foreign`` None)."""
+    return [] if foreign is None else [foreign_cpu_line(foreign, share)]
+
+
 # --------------------------------------------------------------------------------------
 # timing and formatting
 # --------------------------------------------------------------------------------------
@@ -192,6 +198,21 @@ def timed(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
 def verdict(ok: bool) -> str:
     """``"PASS"`` or ``"FAIL"``."""
     return "PASS" if ok else "FAIL"
+
+
+def open_workdir(workdir: Path, title: str) -> Path:
+    """``workdir`` resolved and created; prints the report's title and the folder."""
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"# {title}\n\nworkdir: {workdir}", flush=True)
+    return workdir
+
+
+def results_table_head(heading: str, machine: dict) -> list[str]:
+    """The opening lines of a Results section: ``heading``, the machine line and the header
+    of the Measurement | Value | Ratio | Goal | Result table."""
+    return ["", heading, "", machine_line(machine), "",
+            "| Measurement | Value | Ratio | Goal | Result |", "|---|---:|---:|---|---|"]
 
 
 def fmt_seconds(values: list[float]) -> str:
@@ -254,6 +275,49 @@ def fresh_class_folders(folder: Path, classes: int) -> None:
 def write_stamp(folder: Path, wanted: dict) -> None:
     """Mark a generated folder complete (see :func:`reusable_files`)."""
     (folder / ".bench_images.json").write_text(json.dumps(wanted))
+
+
+def generated_folder(folder: Path, wanted: dict, count: int, classes: int,
+                     list_files: Callable[[Path], list[Path]],
+                     generate: Callable[[], object]) -> tuple[list[Path], bool]:
+    """(files, reused): the ``count`` files of a generated folder, reused when its stamp
+    equals ``wanted``; otherwise ``folder`` is emptied into ``classes`` class folders,
+    ``generate()`` fills them and the stamp is written last (an interrupted generation is
+    never reused)."""
+    files = reusable_files(folder, wanted, count, list_files)
+    if files is not None:
+        return files, True
+    fresh_class_folders(folder, classes)
+    generate()
+    write_stamp(folder, wanted)
+    return list_files(folder), False
+
+
+def link_or_copy(source: Path, dest: Path) -> None:
+    """A hard link at ``dest`` to ``source`` (no extra disk, same page cache), a copy where
+    links fail (another file system); creates ``dest``'s folder."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+
+
+# --------------------------------------------------------------------------------------
+# audio (bench_fbank.py, bench_tokenize_audio.py)
+# --------------------------------------------------------------------------------------
+
+
+def librosa_log_mel(y):
+    """librosa's closest match to mmtok's Kaldi fbank at 16 kHz: melspectrogram with the same
+    window length (400), hop (160), FFT size (512) and mel count (128), no centring, power
+    spectrum, then ``log(max(S, float32 eps))`` (numpy and librosa are imported here)."""
+    import librosa
+    import numpy as np
+
+    spec = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, win_length=400,
+                                          hop_length=160, n_mels=128, center=False, power=2.0)
+    return np.log(np.maximum(spec, np.finfo(np.float32).eps))
 
 
 # --------------------------------------------------------------------------------------
@@ -387,6 +451,17 @@ def print_goals(heading: str, goals: list[tuple[str, float, float]], peer: str =
 def utc_now() -> str:
     """The current UTC time as ``YYYY-MM-DDTHH:MM:SSZ``."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write_run_json(path: Path, benchmark: str, machine: dict, fields: dict,
+                   foreign: float | None, run_started: float) -> None:
+    """The detailed ``--json`` file of the image and embed benchmarks: ``benchmark``, the
+    date, ``machine``, then ``fields``, then other processes' CPU seconds and the wall time
+    since ``run_started`` (a ``time.perf_counter()``)."""
+    write_results_json(path, {
+        "benchmark": benchmark, "date_utc": utc_now(), "machine": machine, **fields,
+        "foreign_cpu_seconds": None if foreign is None else round(foreign, 1),
+        "wall_seconds": round(time.perf_counter() - run_started, 1)})
 
 
 def write_results_json(path: Path, payload: dict, *, announce: bool = True) -> None:

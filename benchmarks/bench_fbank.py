@@ -37,6 +37,7 @@ from _common import (  # noqa: E402
     add_result_args,
     describe_machine,
     interleaved_times,
+    librosa_log_mel,
     machine_line,
     result_row,
     result_section,
@@ -50,7 +51,6 @@ sys.path.insert(0, str(HERE.parent / "tests" / "modalities"))  # the naive refer
 RESULTS_JSON = HERE / "results" / "fbank.json"
 SR = 16000
 SAMPLES = 163840  # 10.24 s -> 1022 Kaldi frames
-EPS = float(np.finfo(np.float32).eps)
 GOAL = 1.0
 
 
@@ -68,13 +68,8 @@ def run_mmtok(batch: list[np.ndarray]) -> None:
 
 
 def run_librosa(batch: list[np.ndarray]) -> None:
-    import librosa
-
     for clip in batch:
-        spec = librosa.feature.melspectrogram(y=clip, sr=SR, n_fft=512, win_length=400,
-                                              hop_length=160, n_mels=128, center=False,
-                                              power=2.0)
-        np.log(np.maximum(spec, EPS))
+        librosa_log_mel(clip)
 
 
 def machine_info() -> dict:

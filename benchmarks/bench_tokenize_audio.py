@@ -39,6 +39,7 @@ from _common import (  # noqa: E402
     add_result_args,
     describe_machine,
     interleaved_times,
+    librosa_log_mel,
     machine_line,
     result_row,
     result_section,
@@ -97,9 +98,7 @@ def run_peer(paths: list[Path]) -> None:
 
     for path in paths:
         y, _ = librosa.load(path, sr=16000)
-        spec = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, win_length=400,
-                                              hop_length=160, n_mels=128, center=False)
-        np.log(np.maximum(spec, np.finfo(np.float32).eps))
+        librosa_log_mel(y)
 
 
 def run_mmtok(folder: Path, store: Path, count: int) -> None:

@@ -36,7 +36,7 @@ from _common import (
     cpu_snapshot,
     describe_machine,
     foreign_cpu,
-    foreign_cpu_line,
+    foreign_cpu_notes,
     machine_line,
     result_row,
     result_section,
@@ -186,7 +186,7 @@ def main() -> int:
     for label, speedup, gap, passed in goals:
         print(f"- {label}: {speedup:.2f}x faster, test top-1 differs by {gap * 100:.2f} points: "
               f"{verdict(passed)}")
-    notes = [foreign_cpu_line(foreign, share)] if foreign is not None else []
+    notes = foreign_cpu_notes(foreign, share)
     for note in notes:
         print()
         print(note)
