@@ -72,21 +72,50 @@ def cpus_usable() -> int | None:
         return os.cpu_count()
 
 
-def describe_machine(versions: dict, *, detailed: bool = True) -> dict:
-    """The machine and software description kept in the results JSON.
+def describe_machine(versions: dict, *, with_torch: bool = False) -> dict:
+    """The machine and software description every benchmark prints and keeps in its JSON.
 
-    Keys, in order: ``cpu_model``, ``cpu_count``, (with ``detailed``) ``cpus_usable`` and
-    ``mem_total_gib``, ``platform``, ``python``, then ``versions`` as given (library name ->
-    version or setting).
+    Keys, in order: ``cpu_model``, ``cpu_count``, ``cpus_usable``, ``mem_total_gib``,
+    ``platform``, ``python``, (with ``with_torch``) ``torch``, ``torch_threads`` and
+    ``torch_interop_threads``, then ``versions`` as given (library name -> version, None
+    where the library is missing). Render it with :func:`machine_line`.
     """
-    info = {"cpu_model": cpu_model(), "cpu_count": os.cpu_count()}
-    if detailed:
-        info["cpus_usable"] = cpus_usable()
-        info["mem_total_gib"] = mem_total_gib()
-    info["platform"] = platform.platform()
-    info["python"] = platform.python_version()
+    info = {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "cpus_usable": cpus_usable(),
+            "mem_total_gib": mem_total_gib(), "platform": platform.platform(),
+            "python": platform.python_version()}
+    if with_torch:  # imported only on request: torch takes seconds to import
+        import torch
+
+        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                    torch_interop_threads=torch.get_num_interop_threads())
     info.update(versions)
     return info
+
+
+# how machine_line spells a library whose key is not its usual name
+DISPLAY_NAMES = {"pillow": "Pillow", "libjpeg_turbo": "libjpeg-turbo", "sklearn": "scikit-learn"}
+# keys machine_line shows elsewhere in the line (or, ``platform``, leaves to the JSON)
+_HARDWARE_KEYS = ("cpu_model", "cpu_count", "cpus_usable", "mem_total_gib", "platform",
+                  "python", "torch_threads", "torch_interop_threads")
+
+
+def machine_line(info: dict) -> str:
+    """A :func:`describe_machine` dict as the one ``Machine:`` line the benchmarks print:
+    CPU model, cores (usable), memory; Python, torch with its thread counts, then every
+    other library with its version (``missing`` for None)."""
+    hardware = f"{info['cpu_model']}, {info['cpu_count']} cores ({info['cpus_usable']} usable)"
+    if info.get("mem_total_gib") is not None:
+        hardware += f", {info['mem_total_gib']} GiB RAM"
+    software = [f"Python {info['python']}"]
+    for key, version in info.items():
+        if key in _HARDWARE_KEYS:
+            continue
+        text = f"{DISPLAY_NAMES.get(key, key)} {'missing' if version is None else version}"
+        if key == "torch" and "torch_threads" in info:
+            text += (f" ({info['torch_threads']} threads, interop "
+                     f"{info['torch_interop_threads']})")
+        software.append(text)
+    return f"Machine: {hardware}; {', '.join(software)}"
 
 
 # --------------------------------------------------------------------------------------
@@ -138,6 +167,12 @@ def foreign_cpu_line(foreign: float, share: float, threshold: float = 0.03) -> s
                if share > threshold else "."))
 
 
+def foreign_cpu_notes(foreign: float | None, share: float | None) -> list[str]:
+    """:func:`foreign_cpu_line` as a list of report lines: none where /proc/stat was
+    unreadable (``foreign`` None)."""
+    return [] if foreign is None else [foreign_cpu_line(foreign, share)]
+
+
 # --------------------------------------------------------------------------------------
 # timing and formatting
 # --------------------------------------------------------------------------------------
@@ -163,6 +198,21 @@ def timed(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
 def verdict(ok: bool) -> str:
     """``"PASS"`` or ``"FAIL"``."""
     return "PASS" if ok else "FAIL"
+
+
+def open_workdir(workdir: Path, title: str) -> Path:
+    """``workdir`` resolved and created; prints the report's title and the folder."""
+    workdir = workdir.resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"# {title}\n\nworkdir: {workdir}", flush=True)
+    return workdir
+
+
+def results_table_head(heading: str, machine: dict) -> list[str]:
+    """The opening lines of a Results section: ``heading``, the machine line and the header
+    of the Measurement | Value | Ratio | Goal | Result table."""
+    return ["", heading, "", machine_line(machine), "",
+            "| Measurement | Value | Ratio | Goal | Result |", "|---|---:|---:|---|---|"]
 
 
 def fmt_seconds(values: list[float]) -> str:
@@ -227,6 +277,49 @@ def write_stamp(folder: Path, wanted: dict) -> None:
     (folder / ".bench_images.json").write_text(json.dumps(wanted))
 
 
+def generated_folder(folder: Path, wanted: dict, count: int, classes: int,
+                     list_files: Callable[[Path], list[Path]],
+                     generate: Callable[[], object]) -> tuple[list[Path], bool]:
+    """(files, reused): the ``count`` files of a generated folder, reused when its stamp
+    equals ``wanted``; otherwise ``folder`` is emptied into ``classes`` class folders,
+    ``generate()`` fills them and the stamp is written last (an interrupted generation is
+    never reused)."""
+    files = reusable_files(folder, wanted, count, list_files)
+    if files is not None:
+        return files, True
+    fresh_class_folders(folder, classes)
+    generate()
+    write_stamp(folder, wanted)
+    return list_files(folder), False
+
+
+def link_or_copy(source: Path, dest: Path) -> None:
+    """A hard link at ``dest`` to ``source`` (no extra disk, same page cache), a copy where
+    links fail (another file system); creates ``dest``'s folder."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copy2(source, dest)
+
+
+# --------------------------------------------------------------------------------------
+# audio (bench_fbank.py, bench_tokenize_audio.py)
+# --------------------------------------------------------------------------------------
+
+
+def librosa_log_mel(y):
+    """librosa's closest match to mmtok's Kaldi fbank at 16 kHz: melspectrogram with the same
+    window length (400), hop (160), FFT size (512) and mel count (128), no centring, power
+    spectrum, then ``log(max(S, float32 eps))`` (numpy and librosa are imported here)."""
+    import librosa
+    import numpy as np
+
+    spec = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, win_length=400,
+                                          hop_length=160, n_mels=128, center=False, power=2.0)
+    return np.log(np.maximum(spec, np.finfo(np.float32).eps))
+
+
 # --------------------------------------------------------------------------------------
 # point clouds (bench_fps.py, bench_knn.py)
 # --------------------------------------------------------------------------------------
@@ -243,6 +336,53 @@ def make_cloud(n: int, kind: str, rng):
         v = rng.standard_normal((n, 3))
         return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
     return rng.random((n, 3)).astype(np.float32)
+
+
+def make_cloud_batch(count: int, n: int, kind: str, rng):
+    """``count`` clouds of :func:`make_cloud` stacked into one (count, n, 3) array."""
+    import numpy as np
+
+    return np.stack([make_cloud(n, kind, rng) for _ in range(count)])
+
+
+def print_point_header(title: str, machine: dict, reps: int, cold_seconds: float) -> None:
+    """The opening of a point-cloud benchmark's report: title, machine, and the first call's
+    time (numba's JIT compile or cache load, kept out of every timed figure)."""
+    print(title)
+    print()
+    print(f"{machine_line(machine)}; reps {reps} (median)")
+    print(f"mmtok first call in this process (numba import + JIT or cache load): "
+          f"{cold_seconds:.2f} s")
+    print()
+
+
+def print_cloud_table(heading: str, times: dict[str, float],
+                      exactness: dict[str, tuple[str, str]]) -> None:
+    """A one-cloud section: per contestant ms, time relative to ``times["mmtok"]`` and its
+    exactness columns, ``exactness[name]`` = (``=ref`` text, ``=mmtok`` text)."""
+    base = times["mmtok"]
+    print(heading)
+    print()
+    print("| contestant | ms | time / mmtok | =ref | =mmtok |")
+    print("|---|---:|---:|:-:|:-:|")
+    for name, t in times.items():
+        same_ref, same_ours = exactness[name]
+        print(f"| {name} | {t * 1e3:.3f} | {t / base:.2f}x | {same_ref} | {same_ours} |")
+    print()
+
+
+def batch_contest(size: str, row_label: str, fns: dict[str, Callable[[], object]], reps: int,
+                  batch: int, identical: bool) -> list[dict]:
+    """Warm up and time the batch contestants (the first is mmtok's batched call; a third of
+    ``reps``: every call covers ``batch`` clouds), print their table under ``size`` and
+    return their result rows labelled ``row_label``. ``identical`` says whether mmtok's
+    batched output matched the reference on the first clouds (shown in the heading)."""
+    for fn in fns.values():
+        fn()  # warm-up: JIT compile, caches
+    times = timed(fns, max(1, reps // 3))
+    print_batch_table(f"## {size}, batch of B = {batch} (first 2 clouds checked against the "
+                      f"reference: {'identical' if identical else 'DIFFERENT'})", times, batch)
+    return speed_rows(f"{row_label}, batch of {batch}", times, next(iter(times)))
 
 
 def parse_point_args(doc: str):
@@ -311,6 +451,17 @@ def print_goals(heading: str, goals: list[tuple[str, float, float]], peer: str =
 def utc_now() -> str:
     """The current UTC time as ``YYYY-MM-DDTHH:MM:SSZ``."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def write_run_json(path: Path, benchmark: str, machine: dict, fields: dict,
+                   foreign: float | None, run_started: float) -> None:
+    """The detailed ``--json`` file of the image and embed benchmarks: ``benchmark``, the
+    date, ``machine``, then ``fields``, then other processes' CPU seconds and the wall time
+    since ``run_started`` (a ``time.perf_counter()``)."""
+    write_results_json(path, {
+        "benchmark": benchmark, "date_utc": utc_now(), "machine": machine, **fields,
+        "foreign_cpu_seconds": None if foreign is None else round(foreign, 1),
+        "wall_seconds": round(time.perf_counter() - run_started, 1)})
 
 
 def write_results_json(path: Path, payload: dict, *, announce: bool = True) -> None:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from _common import interleaved_times, result_row, result_section
+from _common import interleaved_times, link_or_copy, result_row, result_section
 from _flops import mfu, peak_bf16_tflops, vit_dims, vit_forward_flops
 
 TITLE = "GPU: ViT-B/16 at 224, bf16 autocast"
@@ -47,12 +47,7 @@ def replicated_token_store(files: list[Path], count: int, workdir: Path) -> Path
         shutil.rmtree(folder, ignore_errors=True)
         for index in range(count):
             source = files[index % len(files)]
-            dest = folder / source.parent.name / f"r{index:06d}_{source.name}"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(source, dest)
-            except OSError:
-                shutil.copy2(source, dest)
+            link_or_copy(source, folder / source.parent.name / f"r{index:06d}_{source.name}")
     tokens = workdir / f"gpu_tokens_{count}.zarr"
     mmtok.tokenize(folder, tokens, "image", progress=False,  # resumes a finished store
                    workers=min(8, os.cpu_count() or 1))

@@ -47,17 +47,16 @@ from _common import (
     describe_machine,
     fmt_seconds,
     foreign_cpu,
-    foreign_cpu_line,
-    fresh_class_folders,
+    foreign_cpu_notes,
+    generated_folder,
+    open_workdir,
+    photo_like_pixels,
     result_row,
     result_section,
-    photo_like_pixels,
-    reusable_files,
-    utc_now,
+    results_table_head,
     verdict,
     write_result,
-    write_results_json,
-    write_stamp,
+    write_run_json,
 )
 from PIL import Image
 
@@ -94,15 +93,13 @@ def ensure_images(folder: Path, count: int) -> tuple[list[Path], bool]:
     """``count`` generated PNGs in ``NUM_CLASSES`` class folders (reused if present)."""
     wanted = {"count": count, "seed": SEED, "classes": NUM_CLASSES, "side": IMAGE_SIDE,
               "version": GEN_VERSION}
-    files = reusable_files(folder, wanted, count, _image_files)
-    if files is not None:
-        return files, True
-    fresh_class_folders(folder, NUM_CLASSES)
-    for index in range(count):
-        path = folder / f"class_{index % NUM_CLASSES}" / f"img_{index:05d}.png"
-        _photo_like(index).save(path, "PNG", compress_level=1)
-    write_stamp(folder, wanted)
-    return _image_files(folder), False
+
+    def generate() -> None:
+        for index in range(count):
+            path = folder / f"class_{index % NUM_CLASSES}" / f"img_{index:05d}.png"
+            _photo_like(index).save(path, "PNG", compress_level=1)
+
+    return generated_folder(folder, wanted, count, NUM_CLASSES, _image_files, generate)
 
 
 def make_weights(name: str, options: dict, path: Path):
@@ -272,20 +269,16 @@ def profile_embed(tokens: Path, out: Path, encoder: str, weights: Path, batch_si
 def machine_info() -> dict:
     """The machine and the versions that matter here (for the report and the JSON)."""
     import timm
-    import torch
     import zarr
 
     import mmtok
 
     return describe_machine({
         "numpy": np.__version__,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
         "timm": timm.__version__,
         "zarr": zarr.__version__,
         "mmtok": mmtok.__version__,
-    })
+    }, with_torch=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -336,9 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         args.shard_size = 32  # still 2 shards, so the read-ahead has something to overlap
 
     run_started = time.perf_counter()
-    workdir = args.workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    print(f"# mmtok embed benchmark\n\nworkdir: {workdir}", flush=True)
+    workdir = open_workdir(args.workdir, "mmtok embed benchmark")
 
     # 1. token store (not timed)
     t0 = time.perf_counter()
@@ -439,19 +430,10 @@ def main(argv: list[str] | None = None) -> int:
 
     m = machine
     enc = args.encoder + (f", depth {args.depth}" if args.depth else "")
-    lines = [
-        "",
+    lines = results_table_head(
         f"## Results ({n} images 224/16 -> {enc}, cls pool, float32, CPU; batch "
         f"{args.batch_size}, {shards} shards of {shard_size}; best of {args.reps} interleaved "
-        "repetitions, wall clock)",
-        "",
-        f"Machine: {m['cpu_model']}, {m['cpu_count']} cores ({m['cpus_usable']} usable), "
-        f"{m['mem_total_gib']} GiB RAM; torch {m['torch']} with {m['torch_threads']} threads "
-        f"(interop {m['torch_interop_threads']}), timm {m['timm']}, zarr {m['zarr']}, Python "
-        f"{m['python']}, mmtok {m['mmtok']}",
-        "",
-        "| Measurement | Value | Ratio | Goal | Result |",
-        "|---|---:|---:|---|---|",
+        "repetitions, wall clock)", m) + [
         f"| bare forward floor (tokens in memory; projector + blocks + pool only) "
         f"| {floor_sps:.2f} samples/s | 1.000x | - | - |",
         f"| mmtok embed, wall less model construction (store read, compute, write, markers) "
@@ -477,9 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         "differences of that order are machine jitter, not mmtok.",
         f"Features: mmtok vs floor max |diff| = {max_diff:.2e} (same weights, same batches).",
         f"Total benchmark wall time: {time.perf_counter() - run_started:.0f} s.",
-    ]
-    if foreign is not None:
-        lines.append(foreign_cpu_line(foreign, foreign_share))
+    ] + foreign_cpu_notes(foreign, foreign_share)
     print("\n".join(lines), flush=True)
 
     profile_text = None
@@ -490,10 +470,7 @@ def main(argv: list[str] | None = None) -> int:
               + profile_text.strip() + "\n```", flush=True)
 
     if args.json:
-        payload = {
-            "benchmark": "embed",
-            "date_utc": utc_now(),
-            "machine": machine,
+        fields = {
             "params": {"images": n, "encoder": args.encoder, "encoder_options": options,
                        "batch_size": args.batch_size, "shard_size": shard_size,
                        "shards": shards, "reps": args.reps, "pool": "cls",
@@ -516,10 +493,8 @@ def main(argv: list[str] | None = None) -> int:
             "features_max_abs_diff": max_diff,
             "mmtok_summary": summary,
             "profile_top20_cumulative": profile_text,
-            "foreign_cpu_seconds": None if foreign is None else round(foreign, 1),
-            "wall_seconds": round(time.perf_counter() - run_started, 1),
         }
-        write_results_json(RESULTS_JSON, payload)
+        write_run_json(RESULTS_JSON, "embed", machine, fields, foreign, run_started)
 
     cpu_rows = [
         result_row("mmtok embed, wall less model construction", round(excl_sps, 3),
@@ -536,9 +511,8 @@ def main(argv: list[str] | None = None) -> int:
     cpu_notes = [f"{n} images 224/16 -> {enc}, cls pool, float32, batch {args.batch_size}, "
                  f"{shards} shards of {shard_size}; best of {args.reps} interleaved "
                  f"repetitions; torch threads {m['torch_threads']}.",
-                 f"The floor's own repetitions differ by {spread:.1%}."]
-    if foreign is not None:
-        cpu_notes.append(foreign_cpu_line(foreign, foreign_share))
+                 f"The floor's own repetitions differ by {spread:.1%}.",
+                 *foreign_cpu_notes(foreign, foreign_share)]
     sections = [result_section("CPU: mmtok embed against the bare encoder forward", cpu_rows,
                                cpu_notes),
                 gpu_section(args, workdir, files)]
@@ -570,7 +544,6 @@ def gpu_section(args: argparse.Namespace, workdir: Path, files: list[Path],
     """The GPU section (``_embed_gpu.py``): ViT-B/16, bf16, on a larger token store;
     skipped with a reason when CUDA is absent."""
     import torch
-
     from _embed_gpu import accelerated_section, replicated_token_store, skipped_section
 
     if device == "cuda" and not torch.cuda.is_available():

@@ -37,6 +37,8 @@ from _common import (  # noqa: E402
     add_result_args,
     describe_machine,
     interleaved_times,
+    librosa_log_mel,
+    machine_line,
     result_row,
     result_section,
     verdict,
@@ -49,7 +51,6 @@ sys.path.insert(0, str(HERE.parent / "tests" / "modalities"))  # the naive refer
 RESULTS_JSON = HERE / "results" / "fbank.json"
 SR = 16000
 SAMPLES = 163840  # 10.24 s -> 1022 Kaldi frames
-EPS = float(np.finfo(np.float32).eps)
 GOAL = 1.0
 
 
@@ -67,13 +68,8 @@ def run_mmtok(batch: list[np.ndarray]) -> None:
 
 
 def run_librosa(batch: list[np.ndarray]) -> None:
-    import librosa
-
     for clip in batch:
-        spec = librosa.feature.melspectrogram(y=clip, sr=SR, n_fft=512, win_length=400,
-                                              hop_length=160, n_mels=128, center=False,
-                                              power=2.0)
-        np.log(np.maximum(spec, EPS))
+        librosa_log_mel(clip)
 
 
 def machine_info() -> dict:
@@ -82,7 +78,7 @@ def machine_info() -> dict:
     import scipy
 
     return describe_machine({"numpy": np.__version__, "scipy": scipy.__version__,
-                             "librosa": librosa.__version__}, detailed=False)
+                             "librosa": librosa.__version__})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,8 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     exact = float(np.abs(fbank(batch[0]) - ref_fbank(batch[0])).max())
 
     m = machine_info()
-    print(f"Machine: {m['cpu_model']}, {m['cpu_count']} cores; Python {m['python']}, numpy "
-          f"{m['numpy']}, scipy {m['scipy']}, librosa {m['librosa']}; single thread")
+    print(f"{machine_line(m)}; single thread")
     print(f"{args.clips} clips of 10.24 s at 16 kHz, best of {args.reps} repetitions\n")
     print("| Row | clips/s | ms/clip | ratio to librosa | Goal |")
     print("|---|---:|---:|---:|---|")

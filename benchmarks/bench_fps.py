@@ -30,16 +30,19 @@ peers looping over clouds on one thread.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 
 import numpy as np
 from _common import (
+    batch_contest,
+    describe_machine,
     make_cloud,
+    make_cloud_batch,
     parse_point_args,
-    print_batch_table,
+    print_cloud_table,
     print_goals,
+    print_point_header,
     result_section,
     speed_rows,
     timed,
@@ -54,7 +57,11 @@ def main() -> int:
     args = parse_point_args(__doc__)
 
     t0 = time.perf_counter()
-    from mmtok.kernels.fps import _fps_numba, farthest_point_sample, farthest_point_sample_reference
+    from mmtok.kernels.fps import (
+        _fps_numba,
+        farthest_point_sample,
+        farthest_point_sample_reference,
+    )
 
     farthest_point_sample(np.zeros((4, 3), np.float32), 2)
     cold = time.perf_counter() - t0
@@ -72,16 +79,12 @@ def main() -> int:
 
     import numba
 
-    print(f"# FPS benchmark ({args.cloud} clouds, float32, start 0)")
-    print()
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-        f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
-        f"fpsample {getattr(fpsample, '__version__', '-') if fpsample else 'missing'}, "
-        f"open3d {o3d.__version__ if o3d else 'missing'}; reps {args.reps} (median)"
-    )
-    print(f"mmtok first call in a fresh process (numba import + JIT or cache load): {cold:.2f} s")
-    print()
+    machine = describe_machine({
+        "numpy": np.__version__, "numba": numba.__version__,
+        "fpsample": getattr(fpsample, "__version__", "unknown") if fpsample else None,
+        "open3d": o3d.__version__ if o3d else None})
+    print_point_header(f"# FPS benchmark ({args.cloud} clouds, float32, start 0)", machine,
+                       args.reps, cold)
     rng = np.random.default_rng(0)
     goals = []
     sections = []
@@ -122,19 +125,11 @@ def main() -> int:
         times = timed(fns, args.reps)
         times["numpy reference"] = timed({"r": lambda: farthest_point_sample_reference(cloud, m)}, ref_reps)["r"]
         base = times["mmtok"]
-        print(f"## N = {n}, M = {m}, one cloud")
-        print()
-        print("| contestant | ms | time / mmtok | =ref | =mmtok |")
-        print("|---|---:|---:|:-:|:-:|")
-        for name, t in times.items():
-            if name == "numpy reference":
-                same_ref, same_ours = "yes", "yes" if np.array_equal(ours, ref) else "no"
-            else:
-                out = outs[name]
-                idx = out[0] if name == "mmtok numba vanilla" else as_indices(name, out, cloud)
-                same_ref, same_ours = same(idx, ref), same(idx, ours)
-            print(f"| {name} | {t * 1e3:.3f} | {t / base:.2f}x | {same_ref} | {same_ours} |")
-        print()
+        exactness = {"numpy reference": ("yes", "yes" if np.array_equal(ours, ref) else "no")}
+        for name, out in outs.items():
+            idx = out[0] if name == "mmtok numba vanilla" else as_indices(name, out, cloud)
+            exactness[name] = same(idx, ref), same(idx, ours)
+        print_cloud_table(f"## N = {n}, M = {m}, one cloud", times, exactness)
         peer_times = {k: v for k, v in times.items() if k not in ("mmtok", "mmtok numba vanilla", "numpy reference")}
         if (n, m) == (8192, 512) and "fpsample kdline h=5" in times:
             goals.append(("8192 -> 512 <= fpsample kdline", base, times["fpsample kdline h=5"]))
@@ -151,7 +146,7 @@ def main() -> int:
             speed_rows(f"{n} -> {m}", times, "mmtok", goal_peers)))
 
         # batch
-        batch = np.stack([make_cloud(n, args.cloud, rng) for _ in range(args.batch)])
+        batch = make_cloud_batch(args.batch, n, args.cloud, rng)
         bref = farthest_point_sample(batch, m)
         bfns = {
             f"mmtok batched (prange, {numba.get_num_threads()} threads)": lambda: farthest_point_sample(batch, m),
@@ -165,25 +160,16 @@ def main() -> int:
         if o3d is not None:
             pcs = [o3d.geometry.PointCloud(o3d.utility.Vector3dVector(c.astype(np.float64))) for c in batch]
             bfns["Open3D loop"] = lambda: [pc.farthest_point_down_sample(m, 0) for pc in pcs]
-        for f in bfns.values():
-            f()
-        check = all(
-            np.array_equal(bref[b], farthest_point_sample_reference(batch[b], m)) for b in range(min(2, args.batch))
-        )
-        btimes = timed(bfns, max(1, args.reps // 3))
-        print_batch_table(f"## N = {n}, M = {m}, batch of B = {args.batch} (first 2 clouds checked "
-                          f"against the reference: {'identical' if check else 'DIFFERENT'})",
-                          btimes, args.batch)
-        ours_b = next(iter(btimes))
-        sections[-1]["rows"] += speed_rows(f"{n} -> {m}, batch of {args.batch}", btimes, ours_b)
+        identical = all(np.array_equal(bref[b], farthest_point_sample_reference(batch[b], m))
+                        for b in range(min(2, args.batch)))
+        sections[-1]["rows"] += batch_contest(f"N = {n}, M = {m}", f"{n} -> {m}", bfns,
+                                              args.reps, args.batch, identical)
 
     print_goals("## Goals", goals)
     write_result(args.result, "fps", "Farthest point sampling on the CPU", sections,
                  quick=args.quick, params={"reps": args.reps, "batch": args.batch,
                                            "cloud": args.cloud},
-                 machine={"cpu_count": os.cpu_count(), "numba": numba.__version__,
-                          "fpsample": getattr(fpsample, "__version__", None),
-                          "open3d": o3d.__version__ if o3d else None})
+                 machine=machine)
     return 0
 
 

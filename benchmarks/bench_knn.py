@@ -23,17 +23,19 @@ Goal (issue 3): mmtok no slower than cKDTree (build + query + gather).
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import time
 
 import numpy as np
 from _common import (
+    batch_contest,
+    describe_machine,
     make_cloud,
+    make_cloud_batch,
     parse_point_args,
-    print_batch_table,
+    print_cloud_table,
     print_goals,
+    print_point_header,
     result_section,
     speed_rows,
     timed,
@@ -58,15 +60,10 @@ def main() -> int:
     knn_group(np.zeros((4, 3), np.float32), np.array([0]), 2)
     cold = time.perf_counter() - t0
 
-    print(f"# KNN grouping benchmark ({args.cloud} clouds, float32, k = {K}, centres = FPS picks)")
-    print()
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-        f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}, "
-        f"scipy {scipy.__version__}; reps {args.reps} (median)"
-    )
-    print(f"mmtok first call in this process (numba import + JIT or cache load): {cold:.2f} s")
-    print()
+    machine = describe_machine({"numpy": np.__version__, "numba": numba.__version__,
+                                "scipy": scipy.__version__})
+    print_point_header(f"# KNN grouping benchmark ({args.cloud} clouds, float32, k = {K}, "
+                       "centres = FPS picks)", machine, args.reps, cold)
     rng = np.random.default_rng(0)
     goals = []
     sections = []
@@ -91,12 +88,8 @@ def main() -> int:
         times = timed(fns, args.reps)
         base = times["mmtok"]
         ours = outs["mmtok"]
-        print(f"## N = {n}, G = {g}, one cloud")
-        print()
-        print("| contestant | ms | time / mmtok | =ref | =mmtok |")
-        print("|---|---:|---:|:-:|:-:|")
-        for name, t in times.items():
-            out = outs[name]
+        exactness = {}
+        for name, out in outs.items():
             if name == "mmtok numba brute force":
                 idx, nbh = out[0][0], out[1][0]
             elif name == "cKDTree query only (prebuilt)":
@@ -105,18 +98,15 @@ def main() -> int:
                 idx, nbh = out
             same_ref = np.array_equal(idx, ref[0]) and (nbh is None or np.array_equal(nbh, ref[1]))
             same_ours = np.array_equal(idx, ours[0])
-            print(
-                f"| {name} | {t * 1e3:.3f} | {t / base:.2f}x | {'yes' if same_ref else 'no'} | "
-                f"{'yes' if same_ours else 'no'} |"
-            )
-        print()
+            exactness[name] = "yes" if same_ref else "no", "yes" if same_ours else "no"
+        print_cloud_table(f"## N = {n}, G = {g}, one cloud", times, exactness)
         goals.append((f"N = {n}, G = {g}", base, times["cKDTree build+query+gather"]))
         sections.append(result_section(
             f"KNN N = {n}, G = {g}, k = {K}, one cloud (median of {args.reps})",
             speed_rows(f"N = {n}, G = {g}", times, "mmtok",
                        {"cKDTree build+query+gather": "mmtok no slower"})))
 
-        batch = np.stack([make_cloud(n, args.cloud, rng) for _ in range(args.batch)])
+        batch = make_cloud_batch(args.batch, n, args.cloud, rng)
         bcent = farthest_point_sample(batch, g)
         bctr = np.take_along_axis(batch, bcent[:, :, None], axis=1)
         bfns = {
@@ -126,23 +116,15 @@ def main() -> int:
                 kdtree_group(batch[b], bctr[b]) for b in range(args.batch)
             ],
         }
-        for f in bfns.values():
-            f()
         bout = knn_group(batch, bcent, K)
-        check = all(
-            np.array_equal(bout[0][b], knn_group_reference(batch[b], bcent[b], K)[0]) for b in range(2)
-        )
-        btimes = timed(bfns, max(1, args.reps // 3))
-        print_batch_table(f"## N = {n}, G = {g}, batch of B = {args.batch} (first 2 clouds checked "
-                          f"against the reference: {'identical' if check else 'DIFFERENT'})",
-                          btimes, args.batch)
-        sections[-1]["rows"] += speed_rows(f"N = {n}, G = {g}, batch of {args.batch}", btimes,
-                                           next(iter(btimes)))
+        identical = all(np.array_equal(bout[0][b], knn_group_reference(batch[b], bcent[b], K)[0])
+                        for b in range(2))
+        sections[-1]["rows"] += batch_contest(f"N = {n}, G = {g}", f"N = {n}, G = {g}", bfns,
+                                              args.reps, args.batch, identical)
 
     write_result(args.result, "knn", "k-NN grouping on the CPU", sections, quick=args.quick,
                  params={"reps": args.reps, "batch": args.batch, "cloud": args.cloud, "k": K},
-                 machine={"cpu_count": os.cpu_count(), "numba": numba.__version__,
-                          "scipy": scipy.__version__})
+                 machine=machine)
     print_goals("## Goal: mmtok no slower than cKDTree (build + query + gather), one cloud", goals,
                 "cKDTree")
     return 0

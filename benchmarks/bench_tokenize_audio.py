@@ -39,6 +39,8 @@ from _common import (  # noqa: E402
     add_result_args,
     describe_machine,
     interleaved_times,
+    librosa_log_mel,
+    machine_line,
     result_row,
     result_section,
     verdict,
@@ -96,9 +98,7 @@ def run_peer(paths: list[Path]) -> None:
 
     for path in paths:
         y, _ = librosa.load(path, sr=16000)
-        spec = librosa.feature.melspectrogram(y=y, sr=16000, n_fft=512, win_length=400,
-                                              hop_length=160, n_mels=128, center=False)
-        np.log(np.maximum(spec, np.finfo(np.float32).eps))
+        librosa_log_mel(y)
 
 
 def run_mmtok(folder: Path, store: Path, count: int) -> None:
@@ -119,7 +119,7 @@ def machine_info() -> dict:
 
     return describe_machine({"numpy": np.__version__, "librosa": librosa.__version__,
                              "soxr": soxr.__version__,
-                             "libsndfile": soundfile.__libsndfile_version__}, detailed=False)
+                             "libsndfile": soundfile.__libsndfile_version__})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     reps = args.reps or (2 if args.quick else 3)
 
     m = machine_info()
-    print(f"Machine: {m['cpu_model']}, {m['cpu_count']} cores; Python {m['python']}, numpy "
-          f"{m['numpy']}, librosa {m['librosa']}, soxr {m['soxr']}, libsndfile "
-          f"{m['libsndfile']}; one process, one thread")
+    print(f"{machine_line(m)}; one process, one thread")
     print(f"{count} clips of {SECONDS:g} s per set, best of {reps} repetitions\n")
     print("| Clip set | floor: librosa.load (files/s) | peer: load + melspectrogram (files/s) "
           "| mmtok tokenize (files/s) | mmtok / floor | mmtok / peer | Goal >= 0.7x floor |")

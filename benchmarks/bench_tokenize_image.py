@@ -44,17 +44,17 @@ from _common import (
     describe_machine,
     fmt_seconds,
     foreign_cpu,
-    foreign_cpu_line,
-    fresh_class_folders,
+    foreign_cpu_notes,
+    generated_folder,
+    link_or_copy,
+    open_workdir,
+    photo_like_pixels,
     result_row,
     result_section,
-    photo_like_pixels,
-    reusable_files,
-    utc_now,
+    results_table_head,
     verdict,
     write_result,
-    write_results_json,
-    write_stamp,
+    write_run_json,
 )
 from PIL import Image
 
@@ -106,19 +106,17 @@ def _image_files(folder: Path) -> list[Path]:
 def ensure_images(folder: Path, count: int) -> tuple[list[Path], bool]:
     """The ``count`` generated files under ``folder`` (reused if present); (files, reused)."""
     wanted = {"count": count, "seed": SEED, "classes": NUM_CLASSES, "version": GEN_VERSION}
-    files = reusable_files(folder, wanted, count, _image_files)
-    if files is not None:
-        return files, True
-    fresh_class_folders(folder, NUM_CLASSES)
-    import multiprocessing
 
-    jobs = [(str(folder), i) for i in range(count)]
-    processes = max(1, min(os.cpu_count() or 1, 8))
-    with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        for _ in pool.imap_unordered(_write_one, jobs, chunksize=16):
-            pass
-    write_stamp(folder, wanted)
-    return _image_files(folder), False
+    def generate() -> None:
+        import multiprocessing
+
+        jobs = [(str(folder), i) for i in range(count)]
+        processes = max(1, min(os.cpu_count() or 1, 8))
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            for _ in pool.imap_unordered(_write_one, jobs, chunksize=16):
+                pass
+
+    return generated_folder(folder, wanted, count, NUM_CLASSES, _image_files, generate)
 
 
 def subset_folder(folder: Path, files: list[Path], every: int, target: Path) -> Path:
@@ -129,12 +127,7 @@ def subset_folder(folder: Path, files: list[Path], every: int, target: Path) -> 
     if target.exists():
         shutil.rmtree(target)
     for path in chosen:
-        dest = target / path.relative_to(folder)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(path, dest)
-        except OSError:
-            shutil.copy2(path, dest)
+        link_or_copy(path, target / path.relative_to(folder))
     return target
 
 
@@ -286,10 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--images must be at least 8 and --reps at least 1")
 
     run_started = time.perf_counter()
-    workdir = args.workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = open_workdir(args.workdir, "mmtok image tokenize benchmark")
     folder = workdir / f"images_{images}"
-    print(f"# mmtok image tokenize benchmark\n\nworkdir: {workdir}", flush=True)
     t0 = time.perf_counter()
     files, reused = ensure_images(folder, images)
     sizes = np.array([p.stat().st_size for p in files])
@@ -365,18 +356,9 @@ def main(argv: list[str] | None = None) -> int:
     ok_rss = abs(r_rss - 1) <= GOAL_RSS_SPREAD
 
     m = machine
-    lines = [
-        "",
+    lines = results_table_head(
         f"## Results ({images} images, {shards} shards of {effective_shard}; "
-        f"throughput = best of {args.reps} interleaved repetitions, wall clock)",
-        "",
-        f"Machine: {m['cpu_model']}, {m['cpu_count']} cores ({m['cpus_usable']} usable), "
-        f"{m['mem_total_gib']} GiB RAM; Python {m['python']}, numpy {m['numpy']}, "
-        f"Pillow {m['pillow']} (libjpeg-turbo {m['libjpeg_turbo']}), zarr {m['zarr']}, "
-        f"mmtok {m['mmtok']}",
-        "",
-        "| Measurement | Value | Ratio | Goal | Result |",
-        "|---|---:|---:|---|---|",
+        f"throughput = best of {args.reps} interleaved repetitions, wall clock)", m) + [
         f"| PIL decode + resize + crop loop (floor, 1 process) | {floor_ips:.1f} img/s "
         f"| 1.00x | - | - |",
         f"| same loop, 2 processes on halves (hardware ceiling, info) | {floor2_ips:.1f} img/s "
@@ -406,9 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         f"MiB: on Linux it includes this benchmark process's own peak, so it is not used; "
         f"RUSAGE_CHILDREN {rss_big['ru_maxrss_children_kb'] / 1024:.0f} MiB, workers=1 has none.)",
         f"Total benchmark wall time: {time.perf_counter() - run_started:.0f} s.",
-    ]
-    if foreign is not None:
-        lines.append(foreign_cpu_line(foreign, foreign_share))
+    ] + foreign_cpu_notes(foreign, foreign_share)
     print("\n".join(lines), flush=True)
 
     floor_name = "PIL decode + resize + crop loop, 1 process (floor)"
@@ -438,9 +418,7 @@ def main(argv: list[str] | None = None) -> int:
                    round(rss_big["after_import_peak_rss_kb"] / 1024, 1), "MiB"),
     ]
     notes = [f"{images} images, {shards} shards of {effective_shard}; best of {args.reps} "
-             "interleaved repetitions, wall clock."]
-    if foreign is not None:
-        notes.append(foreign_cpu_line(foreign, foreign_share))
+             "interleaved repetitions, wall clock.", *foreign_cpu_notes(foreign, foreign_share)]
     write_result(args.result, "tokenize_image", "Image tokenize throughput and memory", [
         result_section("Throughput", throughput, notes),
         result_section("Peak memory as the data grows (fresh process per size)", memory),
@@ -448,10 +426,7 @@ def main(argv: list[str] | None = None) -> int:
                                  "shards": shards, "reps": args.reps}, machine=machine)
 
     if args.json:
-        payload = {
-            "benchmark": "tokenize_image",
-            "date_utc": utc_now(),
-            "machine": machine,
+        fields = {
             "params": {"images": images, "shard_size": effective_shard, "shards": shards,
                        "reps": args.reps, "size": SIZE, "images_reused": reused,
                        "total_mib": round(float(np.sum(sizes)) / 2**20, 1),
@@ -474,10 +449,8 @@ def main(argv: list[str] | None = None) -> int:
                 "rss_full_vs_quarter": {"goal": f"within {GOAL_RSS_SPREAD}", "pass": ok_rss},
             },
             "mmtok_summaries": summaries,
-            "foreign_cpu_seconds": None if foreign is None else round(foreign, 1),
-            "wall_seconds": round(time.perf_counter() - run_started, 1),
         }
-        write_results_json(RESULTS_JSON, payload)
+        write_run_json(RESULTS_JSON, "tokenize_image", machine, fields, foreign, run_started)
     return 0
 
 

@@ -27,8 +27,6 @@ accuracy (within 0.5 points).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 
@@ -36,8 +34,10 @@ import numpy as np
 from _common import (
     add_result_args,
     cpu_snapshot,
+    describe_machine,
     foreign_cpu,
-    foreign_cpu_line,
+    foreign_cpu_notes,
+    machine_line,
     result_row,
     result_section,
     verdict,
@@ -126,14 +126,13 @@ def main() -> int:
     args = parser.parse_args()
     args.reps = args.reps or (1 if args.quick else 3)
     import sklearn
-    import torch
 
     cases = QUICK_CASES if args.quick else FULL_CASES
     print("# Linear probe with CLIP's sweep: mmtok vs scikit-learn (CPU)")
     print()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-          f"python {platform.python_version()}, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), scikit-learn {sklearn.__version__}; "
+    machine = describe_machine({"numpy": np.__version__, "sklearn": sklearn.__version__},
+                               with_torch=True)
+    print(f"{machine_line(machine)}; "
           "each contestant warmed up once on {} x {}, {} classes, then the fastest of {} "
           "interleaved repetitions".format(*WARM_UP_CASE, args.reps))
     print()
@@ -187,7 +186,7 @@ def main() -> int:
     for label, speedup, gap, passed in goals:
         print(f"- {label}: {speedup:.2f}x faster, test top-1 differs by {gap * 100:.2f} points: "
               f"{verdict(passed)}")
-    notes = [foreign_cpu_line(foreign, share)] if foreign is not None else []
+    notes = foreign_cpu_notes(foreign, share)
     for note in notes:
         print()
         print(note)
@@ -196,8 +195,7 @@ def main() -> int:
                                  notes)],
                  quick=args.quick, params={"cases": cases, "test_samples": TEST_SAMPLES,
                                            "reps": args.reps, "warm_up_case": WARM_UP_CASE},
-                 machine={"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "sklearn": sklearn.__version__})
+                 machine=machine)
     return 0
 
 
