@@ -124,3 +124,42 @@ def test_a_damaged_token_store_is_refused_before_training(clouds, tmp_path, cli)
     assert result.exit_code == 2, result.output
     assert "damaged" in result.stderr and "--repair" in result.stderr
     assert not (tmp_path / "h" / "head.json").exists()
+
+
+def test_each_epoch_reads_each_token_shard_once(clouds, tmp_path, monkeypatch):
+    """Training and scoring validation must share one read of each shard per epoch: the
+    validation rows come from the train store (--val-split), so a separate scoring pass
+    would read every shard a second time."""
+    from collections import Counter
+
+    import zarr
+
+    from mmtok.heads import tune
+
+    shard_size = tune.Store(clouds / "tokens.zarr").attrs["shard_size"]
+    reads: Counter[int] = Counter()
+    training = False
+    original_getitem = zarr.Array.__getitem__
+
+    def counting_getitem(array, key):
+        if training and array.basename == "tokens" and isinstance(key, slice):
+            reads[key.start // shard_size] += 1
+        return original_getitem(array, key)
+
+    original_train = tune._train
+
+    def counting_train(*args, **kwargs):
+        nonlocal training
+        training = True
+        try:
+            return original_train(*args, **kwargs)
+        finally:
+            training = False
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", counting_getitem)
+    monkeypatch.setattr(tune, "_train", counting_train)
+    epochs = 3
+    tune.tune_tokenizer(clouds / "tokens.zarr", tmp_path / "t", encoder=ENCODER,
+                        settings=tune.TuneSettings(epochs=epochs, batch_size=8), progress=False)
+    num_shards = tune.Store(clouds / "tokens.zarr").attrs["num_shards"]
+    assert reads == {shard: epochs for shard in range(num_shards)}
