@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from ..errors import StoreError, UsageError
 from ..store.layout import shard_bounds
-from ..store.reader import Store
+from ..store.reader import Store, open_complete_store
 from .data import stratified_split
 from .metrics import classification_metrics
 from .model import Head
@@ -208,12 +208,7 @@ def _token_splits(tokens, val, val_split: float, test, seed: int):
 
 
 def _token_store(path, like: Store | None = None) -> Store:
-    store = Store(path)
-    if store.attrs["kind"] != "tokens":
-        raise UsageError(f"{path} is a {store.attrs['kind']} store; --tune tokenizer reads "
-                         "token stores made by `mmtok tokenize`")
-    if not store.complete:
-        raise StoreError(f"{path} is not complete; rerun `mmtok tokenize` to finish it")
+    store = open_complete_store(path, "tokens", "--tune tokenizer")
     _require_intact(path)
     if like is not None and (store.attrs["config_hash"] != like.attrs["config_hash"]
                              or store.class_names != like.class_names):
