@@ -205,6 +205,39 @@ def test_a_dying_worker_is_reported_and_the_store_resumes(tmp_path):
     assert result.status == "complete" and result.errors_by_kind == {"decode_error": 1}
 
 
+def test_max_errors_counts_the_errors_of_shards_committed_before_an_interruption(tmp_path):
+    """--max-errors N stops once more than N samples have failed, errors of earlier runs
+    included: a resumed run must add the errors recorded in the shards it skips."""
+    import crashing  # noqa: F401  (registers the crash-test modality here too)
+    from pyrun import subprocess_env
+
+    from mmtok.errors import TooManyErrors
+
+    data = tmp_path / "data"
+    write_class_tree(data, per_class=4)  # cat/00-03, dog/00-03
+    for name in ("bad0.png", "bad1.png"):  # both in shard 2 of 2-sample shards
+        (data / "cat" / name).write_bytes(b"not an image")
+    crash = data / "dog" / "zz_crash.png"  # the last sample: shard 5 of 0..5
+    crash.write_bytes(b"CRASH")
+    out = tmp_path / "t.zarr"
+    # The process dies (like a kill) in the last shard, after committing shards 0-4 in order.
+    first_run = (f"import crashing, mmtok; mmtok.tokenize({str(data)!r}, {str(out)!r}, "
+                 "'crash-test', shard_size=2, progress=False)")
+    died = subprocess.run([sys.executable, "-c", first_run], env=subprocess_env(), check=False,
+                          capture_output=True, text=True, timeout=300)
+    assert died.returncode == 9, died.stderr
+    markers = mmtok.open_store(out).markers
+    assert [m is not None for m in markers] == [True] * 5 + [False]
+    assert sum(len(m["errors"]) for m in markers[:5]) == 2
+
+    crash.write_bytes(b"now just a bad file")  # same id: the rerun resumes the store
+    with pytest.raises(TooManyErrors, match="3 samples failed, more than --max-errors 2"):
+        mmtok.tokenize(data, out, "crash-test", shard_size=2, max_errors=2, progress=False)
+    # Each error counts once: the committed ones are not counted again on the next resume.
+    result = mmtok.tokenize(data, out, "crash-test", shard_size=2, max_errors=3, progress=False)
+    assert (result.status, result.num_invalid) == ("complete", 3)
+
+
 def test_set_reaches_every_tokenizer_option(tmp_path, cli):
     write_class_tree(tmp_path / "data", per_class=1)
     out = summary(cli("tokenize", tmp_path / "data", "-o", tmp_path / "t.zarr", "--json",

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import StoreError, UsageError
-from ..store.reader import Store
+from ..errors import UsageError
+from ..store.reader import open_complete_store
 
 FORMATS = (".h5", ".hdf5", ".npz", ".npy", ".parquet")
 
@@ -31,12 +31,7 @@ def export_features(store_path: str | os.PathLike, output: str | os.PathLike) ->
     if suffix not in FORMATS:
         raise UsageError(f"cannot export to {output.name}: choose a file ending in "
                          f"{', '.join(FORMATS)}")
-    store = Store(store_path)
-    if store.attrs["kind"] != "features":
-        raise UsageError(f"{store_path} is a {store.attrs['kind']} store; export takes a "
-                         "feature store made by `mmtok embed`")
-    if not store.complete:
-        raise StoreError(f"{store_path} is not complete; rerun `mmtok embed` to finish it")
+    store = open_complete_store(store_path, "features", "export")
     columns = {name: store.group[name][:] for name in ("features", "label", "valid", "id")}
     columns["id"] = np.array([str(i) for i in columns["id"]], dtype=object)
     writer = {".h5": _hdf5, ".hdf5": _hdf5, ".npz": _npz, ".npy": _npy,

@@ -23,7 +23,7 @@ from ..errors import StoreError, UsageError
 from ..store.integrity import checksum_mismatches
 from ..store.layout import ArraySpec, shard_bounds
 from ..store.lock import StoreLock
-from ..store.reader import Store
+from ..store.reader import Store, open_complete_store
 from ..store.summary import RunSummary, summarise_run
 from ..store.writer import (
     ShardData,
@@ -202,11 +202,7 @@ def embed(
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
     if batch_size is not None and batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    token_store = Store(tokens)
-    if token_store.attrs["kind"] != "tokens":
-        raise UsageError(f"{tokens} is a {token_store.attrs['kind']} store, not a token store")
-    if not token_store.complete:
-        raise StoreError(f"{tokens} is not complete; rerun `mmtok tokenize` to finish it first")
+    token_store = open_complete_store(tokens, "tokens", "embed")
     torch_device = resolve_device(device)
     frozen = load_encoder(encoder, weights=weights, pretrained=pretrained, seed=seed,
                           device=torch_device, model_kwargs=encoder_options)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import StoreError, UsageError
-from ..store.reader import Store
+from ..errors import UsageError
+from ..store.reader import Store, open_complete_store
 
 # The parts of a feature store's config that decide what a feature means.
 PROVENANCE_KEYS = ("encoder", "encoder_options", "weights_sha256", "width", "projector", "pool",
@@ -80,14 +80,8 @@ def provenance_differences(expected: dict[str, Any], found: dict[str, Any]) -> l
 
 def open_feature_store(path: str | os.PathLike) -> Store:
     """A complete feature store, or an error that says which command makes one."""
-    store = Store(path)
-    if store.attrs["kind"] != "features":
-        raise UsageError(f"{path} is a {store.attrs['kind']} store; heads train on feature "
-                         "stores made by `mmtok embed` (or use --tune tokenizer on a token "
-                         "store)")
-    if not store.complete:
-        raise StoreError(f"{path} is not complete; rerun `mmtok embed` to finish it")
-    return store
+    return open_complete_store(path, "features", "train-head",
+                               " (or use --tune tokenizer on a token store)")
 
 
 def load_features(path: str | os.PathLike, *, need_labels: bool = True) -> FeatureSet:

@@ -8,8 +8,12 @@ and after training and the run fails if they changed. The output folder holds th
 head's recorded provenance names the tuned projector by its sha256, so it applies to the
 features ``embed --projector`` makes with it.
 
-Batches are read a shard at a time in a shuffled shard order and shuffled within the shard,
-so memory stays at one shard however large the token store is.
+Training batches are read a shard at a time in a shuffled shard order and shuffled within the
+shard, so the training rows take one shard of memory however large the token store is. The
+validation rows are read once, before the first epoch, and kept on the CPU when their tokens
+fit in 1 GiB: scoring them after every epoch from the store would read each shard a second
+time per epoch (with ``--val-split`` they share shards with the training rows). A larger
+validation split is streamed from the store after every epoch.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +34,7 @@ import torch.nn.functional as F
 
 from ..errors import StoreError, UsageError
 from ..store.layout import shard_bounds
-from ..store.reader import Store
+from ..store.reader import Store, open_complete_store
 from .data import stratified_split
 from .metrics import classification_metrics
 from .model import Head
@@ -40,6 +44,9 @@ from .train import HeadRun, TrainedOn, _check_output, write_head_outputs
 
 PROJECTOR_FILE = "projector.safetensors"
 PROJECTOR_RECORD = "projector.json"
+SCORE_BATCH_SIZE = 64
+
+Batch = tuple[dict[str, torch.Tensor], torch.Tensor]  # model inputs by array name, labels
 
 
 @dataclass
@@ -56,6 +63,36 @@ class TokenSplit:
     store: Store
     rows: np.ndarray  # sorted sample indices, valid and labelled
     labels: np.ndarray
+
+
+HELD_BYTES_LIMIT = 1 << 30  # validation tokens kept in memory up to this size
+
+
+class ScoringSplit:
+    """The rows scored after every epoch. Their batches are read once and kept on the CPU
+    when their tokens fit in ``HELD_BYTES_LIMIT`` (with ``--val-split`` they share shards with the
+    training rows, so re-reading would read each shard twice per epoch); a larger split is
+    streamed from the store on every pass, one shard in memory."""
+
+    def __init__(self, split: TokenSplit) -> None:
+        self.split = split
+        self.labels = split.labels  # the order the batches come in: store order
+        held = _row_bytes(split.store) * len(split.rows) <= HELD_BYTES_LIMIT
+        self._held = list(self._read()) if held else None
+
+    def batches(self) -> Iterable[Batch]:
+        return self._held if self._held is not None else self._read()
+
+    def _read(self) -> Iterator[Batch]:
+        return _batches(self.split, SCORE_BATCH_SIZE, torch.device("cpu"))
+
+
+def _row_bytes(store: Store) -> int:
+    """Bytes of one sample's model inputs."""
+    from ..embedding.pipeline import INPUT_ARRAYS
+
+    arrays = [store.group[name] for name in INPUT_ARRAYS if name in store.array_names]
+    return sum(int(np.prod(array.shape[1:])) * np.dtype(array.dtype).itemsize for array in arrays)
 
 
 @dataclass
@@ -128,18 +165,21 @@ def tune_tokenizer(
     model = Model(module, frozen, _new_head(module, frozen, pool_how, len(class_names), seed,
                                             train_split, torch_device),
                   pool_how, PRECISIONS[precision] if torch_device.type == "cuda" else None)
+    held_val = ScoringSplit(val_split_rows)
     encoder_before = state_digest(frozen.module)
     loaded = time.perf_counter()
-    history, best_state = _train(model, train_split, val_split_rows, settings, seed,
-                                 torch_device, progress)
+    history, best_state = _train(model, train_split, held_val, settings, seed, torch_device,
+                                 progress)
     if state_digest(frozen.module) != encoder_before:
         raise RuntimeError("the frozen encoder's weights changed during tuning; this is a bug "
                            "in mmtok, please report it")
     model.projector.load_state_dict(best_state["projector"])
     model.head.load_state_dict(best_state["head"])
     trained = time.perf_counter()
-    val_metrics = evaluate_tokens(model, val_split_rows, class_names, torch_device)
-    test_metrics = (evaluate_tokens(model, test_split, class_names, torch_device)
+    val_metrics = evaluate_tokens(model, held_val.batches(), held_val.labels, class_names,
+                                  torch_device)
+    test_metrics = (evaluate_tokens(model, _batches(test_split, SCORE_BATCH_SIZE, torch_device),
+                                    test_split.labels, class_names, torch_device)
                     if test_split is not None else None)
     output.mkdir(parents=True, exist_ok=True)
     projector_sha = _save_projector(model.projector, record, output, {
@@ -186,12 +226,7 @@ def _token_splits(tokens, val, val_split: float, test, seed: int):
 
 
 def _token_store(path, like: Store | None = None) -> Store:
-    store = Store(path)
-    if store.attrs["kind"] != "tokens":
-        raise UsageError(f"{path} is a {store.attrs['kind']} store; --tune tokenizer reads "
-                         "token stores made by `mmtok tokenize`")
-    if not store.complete:
-        raise StoreError(f"{path} is not complete; rerun `mmtok tokenize` to finish it")
+    store = open_complete_store(path, "tokens", "--tune tokenizer")
     _require_intact(path)
     if like is not None and (store.attrs["config_hash"] != like.attrs["config_hash"]
                              or store.class_names != like.class_names):
@@ -242,7 +277,7 @@ def _new_head(projector, encoder, pool_how: str, num_classes: int, seed: int,
         return Head("linear", width, num_classes).to(device)
 
 
-def _train(model: Model, train: TokenSplit, val: TokenSplit, settings: TuneSettings, seed: int,
+def _train(model: Model, train: TokenSplit, val: ScoringSplit, settings: TuneSettings, seed: int,
            device: torch.device, progress: bool) -> tuple[list[dict], dict]:
     from tqdm import tqdm
 
@@ -289,30 +324,31 @@ def _epoch(model: Model, split: TokenSplit, optimizer, schedule, batch_size: int
 
 
 @torch.no_grad()
-def _probabilities(model: Model, split: TokenSplit, device: torch.device) -> np.ndarray:
+def _probabilities(model: Model, batches: Iterable[Batch], device: torch.device) -> np.ndarray:
     model.projector.eval()
     model.head.eval()
-    chunks = [torch.softmax(model.logits(batch), 1).cpu() for batch, _ in
-              _batches(split, 64, device)]
+    chunks = [torch.softmax(model.logits({name: values.to(device)
+                                          for name, values in batch.items()}), 1).cpu()
+              for batch, _ in batches]
     return torch.cat(chunks).numpy()
 
 
-def _score(model: Model, split: TokenSplit, device: torch.device) -> tuple[float, float]:
-    probabilities = _probabilities(model, split, device)
+def _score(model: Model, split: ScoringSplit, device: torch.device) -> tuple[float, float]:
+    probabilities = _probabilities(model, split.batches(), device)
     top1 = float((probabilities.argmax(1) == split.labels).mean())
     loss = float(-np.log(np.maximum(probabilities[np.arange(len(split.labels)),
                                                   split.labels], 1e-12)).mean())
     return top1, loss
 
 
-def evaluate_tokens(model: Model, split: TokenSplit, class_names: list[str],
-                    device: torch.device) -> dict[str, Any]:
-    return classification_metrics(_probabilities(model, split, device), split.labels, class_names)
+def evaluate_tokens(model: Model, batches: Iterable[Batch], labels: np.ndarray,
+                    class_names: list[str], device: torch.device) -> dict[str, Any]:
+    """Metrics of ``model`` on ``batches``, whose rows are those of ``labels`` in order."""
+    return classification_metrics(_probabilities(model, batches, device), labels, class_names)
 
 
 def _batches(split: TokenSplit, batch_size: int, device: torch.device,
-             generator: np.random.Generator | None = None
-             ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+             generator: np.random.Generator | None = None) -> Iterator[Batch]:
     """Batches of the split's rows, one shard in memory at a time; shuffled (shard order and
     rows within a shard) when ``generator`` is given, in store order otherwise (and then the
     labels come out in ``split.labels`` order)."""

@@ -17,7 +17,7 @@ import numpy as np
 import zarr
 from torch.utils.data import Dataset
 
-from ..errors import StoreError
+from ..errors import StoreError, UsageError
 from .layout import STANDARD_ARRAYS
 from .writer import read_attrs, read_markers
 
@@ -102,3 +102,22 @@ class Store(Dataset):
 def open_store(path: str | os.PathLike) -> Store:
     """Open a token or feature store for reading."""
     return Store(path)
+
+
+# The command that writes each kind of store: an error names it as the way to make or
+# finish one.
+MADE_BY = {"tokens": ("token", "mmtok tokenize"), "features": ("feature", "mmtok embed")}
+
+
+def open_complete_store(path: str | os.PathLike, kind: str, reader: str,
+                        hint: str = "") -> Store:
+    """A complete store of ``kind``; otherwise an error that names the command ``reader``
+    refusing it and the command that makes (or finishes) such a store, then ``hint``."""
+    noun, maker = MADE_BY[kind]
+    store = Store(path)
+    if store.attrs["kind"] != kind:
+        raise UsageError(f"{path} is a {store.attrs['kind']} store; {reader} reads {noun} "
+                         f"stores made by `{maker}`{hint}")
+    if not store.complete:
+        raise StoreError(f"{path} is not complete; rerun `{maker}` to finish it")
+    return store

@@ -124,3 +124,70 @@ def test_a_damaged_token_store_is_refused_before_training(clouds, tmp_path, cli)
     assert result.exit_code == 2, result.output
     assert "damaged" in result.stderr and "--repair" in result.stderr
     assert not (tmp_path / "h" / "head.json").exists()
+
+
+def test_each_epoch_reads_each_token_shard_once(clouds, tmp_path, monkeypatch):
+    """Training and scoring validation must share one read of each shard per epoch: the
+    validation rows come from the train store (--val-split), so a separate scoring pass
+    would read every shard a second time."""
+    from collections import Counter
+
+    import zarr
+
+    from mmtok.heads import tune
+
+    shard_size = tune.Store(clouds / "tokens.zarr").attrs["shard_size"]
+    reads: Counter[int] = Counter()
+    training = False
+    original_getitem = zarr.Array.__getitem__
+
+    def counting_getitem(array, key):
+        if training and array.basename == "tokens" and isinstance(key, slice):
+            reads[key.start // shard_size] += 1
+        return original_getitem(array, key)
+
+    original_train = tune._train
+
+    def counting_train(*args, **kwargs):
+        nonlocal training
+        training = True
+        try:
+            return original_train(*args, **kwargs)
+        finally:
+            training = False
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", counting_getitem)
+    monkeypatch.setattr(tune, "_train", counting_train)
+    epochs = 3
+    tune.tune_tokenizer(clouds / "tokens.zarr", tmp_path / "t", encoder=ENCODER,
+                        settings=tune.TuneSettings(epochs=epochs, batch_size=8), progress=False)
+    num_shards = tune.Store(clouds / "tokens.zarr").attrs["num_shards"]
+    assert reads == {shard: epochs for shard in range(num_shards)}
+
+
+def test_a_validation_split_over_the_memory_limit_is_streamed_with_the_same_results(
+        clouds, tmp_path, monkeypatch):
+    from mmtok.heads import tune
+
+    def tune_run(name: str) -> list[dict]:
+        run = tune.tune_tokenizer(clouds / "tokens.zarr", tmp_path / name, encoder=ENCODER,
+                                  settings=tune.TuneSettings(epochs=3, batch_size=8),
+                                  progress=False)
+        return run.extra["history"]
+
+    kept = []
+    original_init = tune.ScoringSplit.__init__
+
+    def recording_init(self, split):
+        original_init(self, split)
+        kept.append(self._held is not None)
+
+    monkeypatch.setattr(tune.ScoringSplit, "__init__", recording_init)
+    held = tune_run("held")
+    monkeypatch.setattr(tune, "HELD_BYTES_LIMIT", 0)
+    streamed = tune_run("streamed")
+    assert kept == [True, False]
+    for mine, theirs in zip(held, streamed, strict=True):
+        assert mine["train_loss"] == theirs["train_loss"]
+        assert mine["val_loss"] == pytest.approx(theirs["val_loss"], rel=1e-6)
+        assert mine["val_top1"] == theirs["val_top1"]
