@@ -22,6 +22,7 @@ from mmtok.heads.linear import (
     fit_logistic,
     logistic_objective,
     lowest_objective_start,
+    path_start,
     score,
     sweep_l2,
 )
@@ -178,6 +179,26 @@ def test_the_warm_start_is_the_solution_with_the_lowest_objective_at_the_new_str
             torch.cat([s.weight.reshape(-1), s.bias]))[0]) for known, s in solutions.items()}
         picked = lowest_objective_start(solutions, l2)
         assert picked is solutions[min(evaluated, key=evaluated.get)]
+
+
+def test_between_two_solutions_the_warm_start_is_their_blend_along_the_path():
+    x, y = (torch.from_numpy(a) for a in gaussian_classes(3000, 64, 30, 0.3, seed=9))
+    strong, weak = 1 / (1e-2 * 3000), 1 / (1.0 * 3000)
+    solutions = {l2: fit_logistic(x, y, 30, l2) for l2 in (strong, weak)}
+    middle = 1 / (0.1 * 3000)  # halfway in log scale
+    start = path_start(solutions, middle)
+    expected = (solutions[strong].weight + solutions[weak].weight) / 2
+    torch.testing.assert_close(start.weight, expected)
+    assert start.l2 == lowest_objective_start(solutions, middle).l2  # its pairs' strength
+    assert start.gradient is None  # a start to evaluate, not a solution
+    assert path_start(solutions, strong * 10) is lowest_objective_start(solutions, strong * 10)
+
+    blended = fit_logistic(x, y, 30, middle, start=start, same_data=True)
+    nearest = fit_logistic(x, y, 30, middle, start=lowest_objective_start(solutions, middle),
+                           same_data=True)
+    cold = fit_logistic(x, y, 30, middle)
+    assert blended.iterations < nearest.iterations, (blended.iterations, nearest.iterations)
+    torch.testing.assert_close(blended.weight, cold.weight, atol=2e-2, rtol=0)
 
 
 def test_warm_start_with_shifted_curvature_reaches_the_same_optimum():
