@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from _common import cpu_model, cpus_usable, mem_total_gib, utc_now
+from _common import describe_machine, utc_now
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -150,11 +149,9 @@ def git_revision() -> str:
 
 
 def describe() -> dict:
-    import platform
-
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "usable": cpus_usable(),
-            "memory_gib": mem_total_gib(), "gpu": gpu_description(),
-            "platform": platform.platform(), "python": platform.python_version(),
+    """:func:`_common.describe_machine`'s description plus the GPU, the installed library
+    versions and the mmtok revision."""
+    return {**describe_machine({}), "gpu": gpu_description(),
             "libraries": library_versions(), "revision": git_revision()}
 
 
@@ -220,8 +217,9 @@ def header_lines(machine: dict, quick: bool, date: str, command: str) -> list[st
         f"- mmtok revision: {machine['revision']}", "",
         "## Machine", "",
         "| | |", "|---|---|",
-        f"| CPU | {machine['cpu']}, {machine['cores']} cores ({machine['usable']} usable) |",
-        f"| Memory | {machine['memory_gib']} GiB |",
+        (f"| CPU | {machine['cpu_model']}, {machine['cpu_count']} cores "
+         f"({machine['cpus_usable']} usable) |"),
+        f"| Memory | {machine['mem_total_gib']} GiB |",
         f"| GPU | {machine['gpu']} |",
         f"| System | {machine['platform']}, Python {machine['python']} |",
         f"| Libraries | {libraries} |", "",
