@@ -47,14 +47,6 @@ class FeatureSet:
         return FeatureSet(self.features[rows], self.labels[rows], self.ids[rows],
                           self.indices[rows], self.class_names, self.provenance, self.source)
 
-    def join(self, other: FeatureSet) -> FeatureSet:
-        """Both sets as one (train + val for the final refit)."""
-        return FeatureSet(np.concatenate([self.features, other.features]),
-                          np.concatenate([self.labels, other.labels]),
-                          np.concatenate([self.ids, other.ids]),
-                          np.concatenate([self.indices, other.indices]),
-                          self.class_names, self.provenance, self.source)
-
 
 def provenance(config: dict[str, Any]) -> dict[str, Any]:
     """What made a store's features, from its config (see :data:`PROVENANCE_KEYS`)."""
@@ -84,21 +76,25 @@ def open_feature_store(path: str | os.PathLike) -> Store:
                                " (or use --tune tokenizer on a token store)")
 
 
-def load_features(path: str | os.PathLike, *, need_labels: bool = True) -> FeatureSet:
-    """The valid samples of a feature store, with labels (unlabelled ones are counted and,
-    when ``need_labels``, left out)."""
+def labelled_rows(store: Store) -> tuple[np.ndarray, np.ndarray, int]:
+    """(rows, labels) of the store's valid, labelled samples, and how many valid samples
+    have no label."""
+    labels = store.group["label"][:].astype(np.int64)
+    valid = store.group["valid"][:].astype(bool)
+    rows = np.flatnonzero(valid & (labels >= 0))
+    return rows, labels[rows], int((valid & (labels < 0)).sum())
+
+
+def load_features(path: str | os.PathLike) -> FeatureSet:
+    """The valid, labelled samples of a feature store (unlabelled ones are counted)."""
     store = open_feature_store(path)
     features = store.group["features"][:]
     if features.ndim != 2:
         raise UsageError(f"{path} keeps per-token features {features.shape[1:]}; heads need "
                          "pooled ones: re-embed with --pool cls, mean, max or cls+mean+max")
-    labels = store.group["label"][:].astype(np.int64)
-    valid = store.group["valid"][:].astype(bool)
+    rows, labels, unlabelled = labelled_rows(store)
     ids = np.array([str(i) for i in store.group["id"][:]], dtype=object)
-    keep = valid & (labels >= 0) if need_labels else valid
-    unlabelled = int((valid & (labels < 0)).sum())
-    rows = np.flatnonzero(keep)
-    chosen = FeatureSet(features[rows].astype(np.float32, copy=False), labels[rows], ids[rows],
+    chosen = FeatureSet(features[rows].astype(np.float32, copy=False), labels, ids[rows],
                         rows.astype(np.int64), list(store.class_names),
                         provenance(store.config), str(path), unlabelled)
     _check_finite(chosen)

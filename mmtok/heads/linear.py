@@ -214,6 +214,12 @@ def score(solution: LinearSolution, x: torch.Tensor, y: torch.Tensor) -> tuple[f
 Fitter = Callable[[float, "LinearSolution | None"], LinearSolution]
 
 
+def sweep_fits() -> int:
+    """How many fits the sweep makes at most: the grid, then two per halving."""
+    halvings = round(math.log2(START_SPACING / FINEST_SPACING))
+    return len(range(C_RANGE_DECADES[0], C_RANGE_DECADES[1] + 1, int(START_SPACING))) + 2 * halvings
+
+
 def clip_grid(num_train: int) -> list[float]:
     """The first sweep points as ``l2`` values, strongest first: C = 1e6 .. 1e-6 every two
     decades, with l2 = 1 / (C * n)."""

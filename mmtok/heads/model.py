@@ -45,8 +45,12 @@ class Head(nn.Module):
         self.mean.copy_(mean)
         self.scale.copy_(scale)
 
+    def standardize(self, features: torch.Tensor) -> torch.Tensor:
+        """The features as the layers see them (identity unless standardisation is set)."""
+        return (features - self.mean) / self.scale
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.layers((features - self.mean) / self.scale)
+        return self.layers(self.standardize(features))
 
 
 def save_head(head: Head, config: dict[str, Any], folder: str | os.PathLike) -> Path:

@@ -21,12 +21,13 @@ import torch
 from ..errors import UsageError
 from .data import (
     FeatureSet,
+    as_tensors,
     check_compatible,
     check_trainable,
     load_features,
     stratified_split,
 )
-from .linear import LinearSolution, clip_grid, train_linear
+from .linear import LinearSolution, sweep_fits, train_linear
 from .metrics import classification_metrics
 from .mlp import MlpSettings, train_mlp
 from .model import CONFIG_FILE, Head, save_head
@@ -171,22 +172,16 @@ def _standardization(features: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(mean.astype(np.float32)), torch.from_numpy(scale.astype(np.float32))
 
 
-def _standardized(model: Head, features: np.ndarray, device: torch.device) -> torch.Tensor:
-    x = torch.as_tensor(features, dtype=torch.float32, device=device)
-    return (x - model.mean) / model.scale
-
-
 def _train_linear(model: Head, splits: Splits, device: torch.device, l2: float | None,
                   refit: bool, progress: bool) -> dict[str, Any]:
     from tqdm import tqdm
 
     num_classes = len(splits.train.class_names)
-    tx = _standardized(model, splits.train.features, device)
-    vx = _standardized(model, splits.val.features, device)
-    ty = torch.as_tensor(splits.train.labels, dtype=torch.int64, device=device)
-    vy = torch.as_tensor(splits.val.labels, dtype=torch.int64, device=device)
-    bar = tqdm(total=len(clip_grid(len(ty))) + 8 if l2 is None else 0, desc="probe sweep",
-               unit="fit", disable=not progress or l2 is not None, dynamic_ncols=True)
+    tx, ty = as_tensors(splits.train.features, splits.train.labels, device)
+    vx, vy = as_tensors(splits.val.features, splits.val.labels, device)
+    tx, vx = model.standardize(tx), model.standardize(vx)
+    bar = tqdm(total=sweep_fits() if l2 is None else 0, desc="probe sweep", unit="fit",
+               disable=not progress or l2 is not None, dynamic_ncols=True)
     with bar:
         probe = train_linear(tx, ty, vx, vy, num_classes, l2=l2, refit=refit,
                              on_fit=bar.update)

@@ -24,6 +24,7 @@ from mmtok.heads.linear import (
     lowest_objective_start,
     path_start,
     score,
+    sweep_fits,
     sweep_l2,
 )
 from mmtok.heads.metrics import classification_metrics
@@ -227,6 +228,7 @@ def test_sweep_is_clips_parametric_binary_search():
     peak = 1e-3  # validation accuracy falls off on a log scale away from here
     result = sweep_l2(fit, lambda s: (1 - abs(np.log10(s.l2) - np.log10(peak)) / 20, 0.0), grid)
     assert len(visited) == 15  # 7 starting points, then 4 halvings with 2 points each
+    assert sweep_fits() == 15  # what the progress bar counts
     assert visited[:7] == grid
     assert result.best.l2 == pytest.approx(peak, rel=0.16)  # within 1/16 of a decade
     spacings = sorted({round(abs(np.log10(a / result.best.l2)), 4) for a in visited[7:]})
