@@ -134,11 +134,7 @@ class Embedder:
         return tensor.to(self.device, non_blocking=True)
 
     def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=self.autocast,
-                            enabled=self.autocast is not None):
-            projected = self.projector(batch)
-            x = run_encoder(self.encoder, projected)
-            return pool(x, projected.mask, projected.prefix, self.how)
+        return pooled_features(self.projector, self.encoder, batch, self.how, self.autocast)
 
     @torch.inference_mode()
     def __call__(self, rows: dict[str, np.ndarray], *, eager: bool = False) -> np.ndarray:
@@ -155,6 +151,17 @@ class Embedder:
             pooled = forward({name: self._to_device(values) for name, values in chunk.items()})
             outputs.append(pooled[:real].float().cpu().numpy())
         return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+
+
+def pooled_features(projector: torch.nn.Module, encoder: Any, batch: dict[str, torch.Tensor],
+                    how: str, autocast: torch.dtype | None = None) -> torch.Tensor:
+    """The recipe's forward: projector -> frozen encoder -> pool, under autocast when a
+    dtype is given (embed, and tokenizer tuning, which trains through it)."""
+    with torch.autocast(batch["tokens"].device.type, dtype=autocast,
+                        enabled=autocast is not None):
+        projected = projector(batch)
+        x = run_encoder(encoder, projected)
+        return pool(x, projected.mask, projected.prefix, how)
 
 
 def _pad_rows(values: np.ndarray, rows: int) -> np.ndarray:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ..errors import StoreError, UsageError
 from ..store.layout import shard_bounds
 from ..store.reader import Store, open_complete_store
-from .data import stratified_split
+from .data import labelled_rows, stratified_split
 from .metrics import classification_metrics
 from .model import Head
 from .plots import plot_learning_curve
@@ -104,14 +104,10 @@ class Model:
     autocast: torch.dtype | None
 
     def logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        from ..embedding.pooling import pool
-        from ..embedding.projectors import run_encoder
+        from ..embedding.pipeline import pooled_features
 
-        device_type = batch["tokens"].device.type
-        with torch.autocast(device_type, dtype=self.autocast, enabled=self.autocast is not None):
-            projected = self.projector(batch)
-            x = run_encoder(self.encoder, projected)
-            pooled = pool(x, projected.mask, projected.prefix, self.pool_how)
+        pooled = pooled_features(self.projector, self.encoder, batch, self.pool_how,
+                                 self.autocast)
         return self.head(pooled.float())
 
 
@@ -247,13 +243,11 @@ def _require_intact(path) -> None:
 
 
 def _labelled_rows(store: Store) -> TokenSplit:
-    labels = store.group["label"][:].astype(np.int64)
-    valid = store.group["valid"][:].astype(bool)
-    rows = np.flatnonzero(valid & (labels >= 0))
+    rows, labels, _ = labelled_rows(store)
     if len(rows) == 0:
         raise UsageError(f"{store.path} has no valid labelled samples; tokenize a folder of "
                          "class subfolders (or a manifest with labels)")
-    return TokenSplit(store, rows, labels[rows])
+    return TokenSplit(store, rows, labels)
 
 
 def _val_source(val, val_split: float, seed: int) -> str:
@@ -262,16 +256,13 @@ def _val_source(val, val_split: float, seed: int) -> str:
 
 def _new_head(projector, encoder, pool_how: str, num_classes: int, seed: int,
               train: TokenSplit, device: torch.device) -> Head:
-    from ..embedding.pooling import pool
-    from ..embedding.projectors import run_encoder
+    from ..embedding.pipeline import pooled_features
 
     with torch.no_grad():  # one sample through the model gives the pooled width
         first = TokenSplit(train.store, train.rows[:1], train.labels[:1])
         batch = next(_batches(first, 1, device))[0]
         projector.eval()
-        projected = projector(batch)
-        width = pool(run_encoder(encoder, projected), projected.mask, projected.prefix,
-                     pool_how).shape[1]
+        width = pooled_features(projector, encoder, batch, pool_how).shape[1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return Head("linear", width, num_classes).to(device)
