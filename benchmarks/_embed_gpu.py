@@ -84,14 +84,14 @@ def mmtok_forward(store, weights: Path, encoder: str, options: dict, device, pre
     """mmtok's ``Embedder`` over every token row, held in host memory; warmed up (and, with
     ``compile``, compiled) before it is returned."""
     from mmtok.embedding.encoders import load_encoder
-    from mmtok.embedding.pipeline import INPUT_ARRAYS, Embedder
+    from mmtok.embedding.pipeline import Embedder, input_arrays
     from mmtok.embedding.projectors import build_projector
 
     frozen = load_encoder(encoder, weights=weights, device=device, model_kwargs=options or None)
     projector, _ = build_projector(store.modality, store.config, frozen, 0)
     projector.to(device)
     embedder = Embedder(projector, frozen, "cls", device, precision, batch_size, compile=compile)
-    rows = {name: store.group[name][:] for name in INPUT_ARRAYS if name in store.array_names}
+    rows = {name: store.group[name][:] for name in input_arrays(store)}
     embedder({name: values[:2 * batch_size] for name, values in rows.items()})  # warm-up
     return lambda: embedder(rows)
 

@@ -125,7 +125,7 @@ class BareForward:
 
     def __init__(self, model, token_config: dict, how: str, batch_size: int,
                  shard_size: int) -> None:
-        from mmtok.embedding.projectors import ImageProjector
+        from mmtok.modalities.image.projector import ImageProjector
 
         self.projector = ImageProjector(model, token_config).requires_grad_(False).eval()
         self.model, self.how = model, how

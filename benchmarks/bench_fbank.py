@@ -4,7 +4,7 @@
 Both run single-threaded (thread counts pinned to 1 before numpy is imported) on the same
 10.24 s, 16 kHz float32 clips (speech-like: chirps, a modulated harmonic stack, noise):
 
-* mmtok: ``mmtok.modalities.fbank.fbank(clip)`` (AST settings: 25 ms Hanning window, 10 ms
+* mmtok: ``mmtok.modalities.audio.fbank.fbank(clip)`` (AST settings: 25 ms Hanning window, 10 ms
   shift, 128 mel bins, 512-point FFT, pre-emphasis 0.97, DC removal, log with float32 eps);
 * librosa: ``librosa.feature.melspectrogram(y=clip, sr=16000, n_fft=512, win_length=400,
   hop_length=160, n_mels=128, center=False, power=2.0)`` then ``log(max(S, eps))``, i.e. the
@@ -61,7 +61,7 @@ def clips(count: int) -> list[np.ndarray]:
 
 
 def run_mmtok(batch: list[np.ndarray]) -> None:
-    from mmtok.modalities.fbank import fbank
+    from mmtok.modalities.audio.fbank import fbank
 
     for clip in batch:
         fbank(clip)
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from test_fbank import ref_fbank
 
-    from mmtok.modalities.fbank import fbank
+    from mmtok.modalities.audio.fbank import fbank
 
     exact = float(np.abs(fbank(batch[0]) - ref_fbank(batch[0])).max())
 

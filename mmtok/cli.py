@@ -23,7 +23,9 @@ from .errors import MmtokError, UsageError
 
 app = typer.Typer(
     name="mmtok",
-    help="Raw multimodal data -> sharded Zarr token stores (and, later, features and heads).",
+    help="Raw multimodal data -> tokens -> frozen-transformer features -> small heads: "
+         "tokenize files into sharded Zarr token stores, embed them through one frozen "
+         "encoder, train probes and heads on the cached features. Every step resumes.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
@@ -90,7 +92,15 @@ def main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    """mmtok turns raw files into tokens for frozen-transformer learning."""
+    """mmtok turns raw files into tokens, features and heads for frozen-transformer learning
+    (the Meta-Transformer recipe: modality tokenizer -> frozen shared encoder -> small head)."""
+
+
+def _modality_help() -> str:
+    from .modalities import modality_names
+
+    return (f"One of: {', '.join(modality_names())}. `mmtok modalities NAME` shows its "
+            "options.")
 
 
 TOKENIZE_EPILOG = """Examples:
@@ -114,7 +124,7 @@ def tokenize(
         help="Folder of raw files; the class is the first sub-folder (ImageFolder layout).",
         show_default=False)] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Token store to create or resume (a .zarr folder).")] = ...,
-    modality: Annotated[str, typer.Option("-m", "--modality", help="image, xray, infrared or depth.")] = "image",
+    modality: Annotated[str, typer.Option("-m", "--modality", help=_modality_help())] = "image",
     files_from: Annotated[Optional[str], typer.Option(
         help="Read the file list from FILE, or '-' for stdin (newline- or NUL-separated).")] = None,
     manifest: Annotated[Optional[Path], typer.Option(help="CSV/TSV/JSONL manifest with path and label columns.")] = None,
@@ -352,24 +362,24 @@ def predict(
 
 
 @app.command()
-def modalities() -> None:
+def modalities(
+    name: Annotated[Optional[str], typer.Argument(
+        help="Show this modality in full: options, presets, extensions, the arrays its store "
+             "holds, its projector.", show_default=False)] = None,
+) -> None:
     """List the modalities and their tokenizer options (defaults shown)."""
-    import dataclasses
+    from .modalities import registered_modalities
+    from .modalities.describe import describe_modality, modality_options
 
-    from .modalities import make_config, modality_names
-    from .modalities.base import get_modality
-
-    for name in modality_names():
-        entry = get_modality(name)
-        typer.echo(f"{name}: {entry.help}")
-        typer.echo(f"  extensions: {' '.join(entry.extensions)}")
-        config = make_config(name)
-        for f in dataclasses.fields(config):
-            value = getattr(config, f.name)
-            if isinstance(value, tuple):
-                value = ",".join(str(v) for v in value)
-            if f.name != "modality":
-                typer.echo(f"  --set {f.name}={value}")
+    with _reported():
+        if name is not None:
+            typer.echo(describe_modality(name))
+            return
+    for spec in registered_modalities():
+        typer.echo(f"{spec.name}: {spec.help}")
+        typer.echo(f"  extensions: {' '.join(spec.extensions)}")
+        for option, value in modality_options(spec.name):
+            typer.echo(f"  --set {option}={value}")
 
 
 @app.command()

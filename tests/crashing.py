@@ -3,7 +3,7 @@ crashing native decoder."""
 
 import os
 
-from mmtok.modalities.base import register_modality
+from mmtok.modalities.base import ModalitySpec, get_modality, register_modality
 from mmtok.modalities.image import EXTENSIONS, ImageConfig, ImageTokenizer
 
 
@@ -15,4 +15,7 @@ class CrashingTokenizer(ImageTokenizer):
         return super().tokenize_file(path, part)
 
 
-register_modality("crash-test", ImageConfig, CrashingTokenizer, EXTENSIONS, {"size": 32})
+register_modality(ModalitySpec(
+    name="crash-test", config_class=ImageConfig, tokenizer=CrashingTokenizer,
+    extensions=EXTENSIONS, help="a test tokenizer that crashes on CRASH files",
+    projector=get_modality("image").projector, defaults={"size": 32}))

@@ -4,7 +4,11 @@ validates every modality."""
 import json
 import re
 
-from mmtok.demo import DEMO_MODALITIES, make_demo_images
+import pytest
+
+from mmtok.demo import demo_data_maker, demo_modalities
+
+DEMO_MODALITIES = demo_modalities()
 
 
 def test_demo_runs_end_to_end(tmp_path, cli):
@@ -25,9 +29,11 @@ def test_demo_runs_end_to_end(tmp_path, cli):
         assert metrics["test"]["top1"] > 1 / 3  # better than chance on three classes
 
 
-def test_demo_data_is_reproducible(tmp_path):
-    first = make_demo_images(tmp_path / "a", per_class=2)
-    second = make_demo_images(tmp_path / "b", per_class=2)
+@pytest.mark.parametrize("modality", sorted(DEMO_MODALITIES))
+def test_demo_data_is_reproducible(tmp_path, modality):
+    make = demo_data_maker(DEMO_MODALITIES[modality])
+    first = make(tmp_path / "a", per_class=2)
+    second = make(tmp_path / "b", per_class=2)
     files = sorted(p.relative_to(first) for p in first.rglob("*.*"))
-    assert len(files) == 6
+    assert len(files) == 6  # three classes of two
     assert all((first / f).read_bytes() == (second / f).read_bytes() for f in files)

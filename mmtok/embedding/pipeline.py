@@ -37,7 +37,13 @@ from .pooling import POOLS, pool
 from .projectors import build_projector, run_encoder
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
-INPUT_ARRAYS = ("tokens", "centers", "length", "valid_columns")
+
+
+def input_arrays(store: Store) -> list[str]:
+    """The token-store arrays the store's projector reads (its registry entry says which)."""
+    from ..modalities import get_modality
+
+    return list(get_modality(store.modality).inputs)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -63,7 +69,7 @@ def auto_batch_size(device: torch.device, tokens: int, width: int) -> int:
 
 def _read_shards(tokens: Store, shards: list[int]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     size, n = tokens.attrs["shard_size"], len(tokens)
-    names = [name for name in INPUT_ARRAYS if name in tokens.array_names]
+    names = input_arrays(tokens)
     for shard in shards:
         start, stop = shard_bounds(shard, n, size)
         rows = {name: tokens.group[name][start:stop] for name in (*names, "label", "valid", "id")}
@@ -235,12 +241,10 @@ def embed(
 
 
 def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:
-    first = tokens.group["tokens"]
+    # Zeros are enough: only the shape is kept, and prefix tokens are never masked, so even a
+    # length-0 input attends to something.
     probe = {name: np.zeros((1, *tokens.group[name].shape[1:]), tokens.group[name].dtype)
-             for name in INPUT_ARRAYS if name in tokens.array_names}
-    probe["length"] = np.array([first.shape[1]], np.int32)
-    if "valid_columns" in probe:
-        probe["valid_columns"] = np.array([1], np.int32)
+             for name in input_arrays(tokens)}
     return embedder(probe, eager=True).shape[1:]
 
 
@@ -270,6 +274,7 @@ def _run(tokens: Store, embedder: Embedder, output: str, pending: list[int], spe
 
     writer = ShardWriter(output)
     errors = _token_errors(tokens)
+    inputs_of = input_arrays(tokens)
     shape = spec.arrays["features"].shape
     bounds = [shard_bounds(s, spec.num_samples, spec.shard_size) for s in pending]
     already = spec.num_samples - sum(stop - start for start, stop in bounds)
@@ -281,7 +286,7 @@ def _run(tokens: Store, embedder: Embedder, output: str, pending: list[int], spe
             start = shard * spec.shard_size
             valid = rows["valid"].astype(bool)
             features = np.zeros((len(valid), *shape), np.float32)
-            inputs = {k: v[valid] for k, v in rows.items() if k in INPUT_ARRAYS}
+            inputs = {k: v[valid] for k, v in rows.items() if k in inputs_of}
             if valid.any():
                 features[valid] = embedder(inputs)
             shard_errors = [_invalid_record(start + int(i), str(rows["id"][i]), errors)

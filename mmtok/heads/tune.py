@@ -89,9 +89,9 @@ class ScoringSplit:
 
 def _row_bytes(store: Store) -> int:
     """Bytes of one sample's model inputs."""
-    from ..embedding.pipeline import INPUT_ARRAYS
+    from ..embedding.pipeline import input_arrays
 
-    arrays = [store.group[name] for name in INPUT_ARRAYS if name in store.array_names]
+    arrays = [store.group[name] for name in input_arrays(store)]
     return sum(int(np.prod(array.shape[1:])) * np.dtype(array.dtype).itemsize for array in arrays)
 
 
@@ -153,9 +153,9 @@ def tune_tokenizer(
     module, record = build_projector(store.modality, store.config, frozen, seed, projector,
                                      statics)
     if not module.trainable:
-        raise UsageError(f"the {store.modality} projector is the encoder's own patch embedding, "
-                         "which stays frozen with the encoder; train a probe on `mmtok embed` "
-                         "features instead of --tune tokenizer")
+        why = getattr(module, "frozen_because", "part of the frozen encoder")
+        raise UsageError(f"the {store.modality} projector is {why}; train a probe on "
+                         "`mmtok embed` features instead of --tune tokenizer")
     module.requires_grad_(True).to(torch_device)
     class_names = list(store.class_names)
     model = Model(module, frozen, _new_head(module, frozen, pool_how, len(class_names), seed,
@@ -343,11 +343,11 @@ def _batches(split: TokenSplit, batch_size: int, device: torch.device,
     """Batches of the split's rows, one shard in memory at a time; shuffled (shard order and
     rows within a shard) when ``generator`` is given, in store order otherwise (and then the
     labels come out in ``split.labels`` order)."""
-    from ..embedding.pipeline import INPUT_ARRAYS
+    from ..embedding.pipeline import input_arrays
 
     store = split.store
     size, total = store.attrs["shard_size"], len(store)
-    names = [name for name in INPUT_ARRAYS if name in store.array_names]
+    names = input_arrays(store)
     label_of = dict(zip(split.rows.tolist(), split.labels.tolist()))
     shards = np.unique(split.rows // size)
     if generator is not None:

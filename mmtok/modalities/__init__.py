@@ -1,9 +1,12 @@
-"""One module per modality; importing this package registers them all."""
+"""One package per modality; each registers itself when imported. Adding a modality is one
+new package and one line here."""
 
 from . import image  # noqa: F401  (registers image, xray, infrared, depth)
-from . import audio  # noqa: F401  (registers audio)
 from . import points  # noqa: F401  (registers points)
+from . import audio  # noqa: F401  (registers audio)
 from .base import (
+    DemoSpec,
+    ModalitySpec,
     Tokenizer,
     create_tokenizer,
     get_modality,
@@ -11,7 +14,9 @@ from .base import (
     modality_names,
     parse_options,
     register_modality,
+    registered_modalities,
 )
 
-__all__ = ["Tokenizer", "create_tokenizer", "get_modality", "make_config", "modality_names",
-           "parse_options", "register_modality"]
+__all__ = ["DemoSpec", "ModalitySpec", "Tokenizer", "create_tokenizer", "get_modality",
+           "make_config", "modality_names", "parse_options", "register_modality",
+           "registered_modalities"]

@@ -1,8 +1,9 @@
 """The modality registry and the interface every tokenizer implements.
 
-A modality is a frozen config dataclass (exactly what goes into the store's attrs), a set of
-file extensions a folder source picks up, and a tokenizer built from the config. Presets are
-named config defaults (``xray`` is the image tokenizer with one 16-bit channel, ...).
+A modality is one package under ``mmtok/modalities/`` that registers one
+:class:`ModalitySpec`: a frozen config dataclass (exactly what goes into the store's attrs),
+the file extensions a folder source picks up, the tokenizer built from the config, the
+projector the embed step builds for its tokens, presets, demo data and tiny test options.
 """
 
 from __future__ import annotations
@@ -55,37 +56,101 @@ class Tokenizer:
 
 
 @dataclass(frozen=True)
-class ModalityEntry:
+class DemoSpec:
+    """What ``mmtok demo`` needs to show a modality end to end.
+
+    ``make_data`` is ``"module:function"``, a function ``(folder, per_class=..., seed=...)``
+    that writes a small labelled data set in the modality's folder layout and returns it;
+    ``encoder`` and ``encoder_options`` name the tiny random-weight encoder it is embedded with.
+    """
+
+    make_data: str
+    encoder: str
+    encoder_options: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ModalitySpec:
+    """Everything modality-specific that code outside ``mmtok/modalities/`` may need.
+
+    Generic code (the CLI, the folder source, embed, tokenizer tuning, the demo, the docs'
+    option tables) loops over these entries and never branches on a modality's name.
+
+    - ``config_class``: a frozen dataclass, exactly what the store records; its field
+      ``modality`` holds the name.
+    - ``tokenizer``: builds the :class:`Tokenizer` from a config (numpy only: tokenize
+      workers never import torch).
+    - ``projector``: ``"module:function"`` of the function that builds the embed step's
+      projector, ``(token_config, encoder, statics) -> (nn.Module, record)``; imported only
+      when embedding, since it imports torch.
+    - ``inputs``: the token-store arrays that projector reads, in the order it reads them.
+    - ``defaults``: config values that differ from the dataclass's for this name (``xray``
+      is the image tokenizer with one 16-bit channel).
+    - ``presets``: named bundles of options a user picks with ``--set preset=NAME``; needs a
+      ``preset`` field in the config (the preset is recorded with the store).
+    - ``tiny_options``: the smallest sensible config, for tests and quick tries.
+    """
+
     name: str
     config_class: type
-    factory: Callable[[Any], Tokenizer]
-    defaults: Mapping[str, Any]
+    tokenizer: Callable[[Any], Tokenizer]
     extensions: tuple[str, ...]
     help: str
+    projector: str
+    inputs: tuple[str, ...] = ("tokens",)
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    presets: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    tiny_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    demo: DemoSpec | None = None
+    docs: str = ""
+
+    def __post_init__(self) -> None:
+        fields = {f.name for f in dataclasses.fields(self.config_class)}
+        if "modality" not in fields:
+            raise TypeError(f"{self.config_class.__name__} needs a 'modality' field")
+        if self.presets and "preset" not in fields:
+            raise TypeError(f"modality {self.name!r} has presets but its config has no "
+                            "'preset' field to record the chosen one")
+        named = set(self.defaults) | set(self.tiny_options)
+        named |= {key for preset in self.presets.values() for key in preset}
+        unknown = sorted(named - fields)
+        if unknown:
+            raise TypeError(f"modality {self.name!r} sets unknown config fields {unknown}")
 
 
-_REGISTRY: dict[str, ModalityEntry] = {}
+# The old name, for code written against the first registry.
+ModalityEntry = ModalitySpec
+
+_REGISTRY: dict[str, ModalitySpec] = {}
 
 
-def register_modality(
-    name: str,
-    config_class: type,
-    factory: Callable[[Any], Tokenizer],
-    extensions: tuple[str, ...],
-    defaults: Mapping[str, Any] | None = None,
-    help: str = "",
-) -> None:
-    _REGISTRY[name] = ModalityEntry(name, config_class, factory, dict(defaults or {}),
-                                    extensions, help)
+def register_modality(spec: ModalitySpec) -> ModalitySpec:
+    """Add a modality to the registry; a name registered twice is an error, not an overwrite
+    (two packages claiming one name would otherwise silently shadow each other)."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"modality {spec.name!r} is registered twice (by "
+                         f"{_REGISTRY[spec.name].tokenizer.__module__} and "
+                         f"{spec.tokenizer.__module__})")
+    _REGISTRY[spec.name] = spec
+    return spec
 
 
 def modality_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def get_modality(name: str) -> ModalityEntry:
+def registered_modalities() -> list[ModalitySpec]:
+    return [_REGISTRY[name] for name in modality_names()]
+
+
+def get_modality(name: str) -> ModalitySpec:
     if name not in _REGISTRY:
-        raise UsageError(f"unknown modality {name!r}; choose one of: {', '.join(modality_names())}")
+        import difflib
+
+        close = difflib.get_close_matches(name, _REGISTRY, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"unknown modality {name!r}{hint}; choose one of: "
+                         f"{', '.join(modality_names())} (`mmtok modalities` lists them)")
     return _REGISTRY[name]
 
 
@@ -94,16 +159,24 @@ def make_config(modality: str, **overrides: Any) -> Any:
     entry = get_modality(modality)
     fields = {f.name for f in dataclasses.fields(entry.config_class)}
     given = {k: v for k, v in overrides.items() if v is not None}
-    presets = getattr(entry.config_class, "PRESETS", {})
+    presets = entry.presets
     if "preset" in given and given["preset"] not in presets:
         raise UsageError(f"modality {modality!r} has no preset {given['preset']!r}; "
                          f"choose one of: {', '.join(sorted(presets))}")
-    preset = presets.get(given.get("preset", entry.defaults.get("preset")), {})
+    default_preset = entry.defaults.get("preset", _field_default(entry.config_class, "preset"))
+    preset = presets.get(given.get("preset", default_preset), {})
     unknown = sorted(set(given) - fields)
     if unknown:
         raise UsageError(f"modality {modality!r} has no option(s) {', '.join(unknown)}; "
                          f"its options are: {', '.join(sorted(fields - {'modality'}))}")
     return entry.config_class(**{**entry.defaults, **preset, **given, "modality": modality})
+
+
+def _field_default(config_class: type, name: str) -> Any:
+    for f in dataclasses.fields(config_class):
+        if f.name == name:
+            return f.default
+    return None
 
 
 def parse_options(modality: str, assignments: list[str]) -> dict[str, Any]:
@@ -141,8 +214,7 @@ def _convert(text: str, hint: Any, assignment: str) -> Any:
 
 
 def create_tokenizer(modality: str, **overrides: Any) -> Tokenizer:
-    entry = get_modality(modality)
-    return entry.factory(make_config(modality, **overrides))
+    return get_modality(modality).tokenizer(make_config(modality, **overrides))
 
 
 def config_to_dict(config: Any) -> dict:

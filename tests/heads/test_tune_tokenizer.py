@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mmtok
-from mmtok.demo import make_demo_points
+from mmtok.modalities.points.demo import make_demo_points
 
 ENCODER = "metatransformer:depth=1,width=32,heads=4"
 

@@ -16,7 +16,7 @@ from mmtok.errors import SampleError, UsageError
 from mmtok.kernels.patchify import patchify_reference
 from mmtok.modalities import create_tokenizer, make_config
 from mmtok.modalities.audio import AUDIOSET_MEAN, AUDIOSET_STD, dataset_statistics, to_float16
-from mmtok.modalities.fbank import fbank
+from mmtok.modalities.audio.fbank import fbank
 
 SR = 16000
 PAD_VALUE = -AUDIOSET_MEAN / (2 * AUDIOSET_STD)  # a zero-padded frame after normalisation

@@ -1,6 +1,6 @@
 """The Kaldi filterbank against a naive reference written from the Kaldi formulas.
 
-The reference below shares no code with mmtok.modalities.fbank: one Python loop over frames,
+The reference below shares no code with mmtok.modalities.audio.fbank: one Python loop over frames,
 numpy's FFT per frame (itself checked against a direct DFT), mel banks built with an explicit
 loop over (filter, FFT bin) as Kaldi's C++ ``MelBanks`` does, everything in float64.
 """
@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from mmtok.modalities.fbank import EPSILON, fbank, mel_banks, num_frames
+from mmtok.modalities.audio.fbank import EPSILON, fbank, mel_banks, num_frames
 
 SR = 16000
 LOG_EPS = math.log(np.finfo(np.float32).eps)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 
@@ -21,7 +20,7 @@ from ...errors import SampleError, UsageError
 from ...kernels.fps import farthest_point_sample
 from ...kernels.knn import knn_group
 from ...store.layout import ArraySpec
-from ..base import Tokenizer, register_modality
+from ..base import Tokenizer
 from .cloud import Cloud
 from .readers import (
     DEFAULT_MAX_POINTS,
@@ -34,6 +33,11 @@ from .readers import (
 
 EXTENSIONS = POINT_EXTENSIONS + MESH_EXTENSIONS + HDF5_EXTENSIONS
 CHANNELS = ("normals", "colors")
+PRESETS = {
+    "metatransformer": {"num_points": 1024, "num_groups": 256, "group_size": 32},
+    "point-mae": {"num_points": 1024, "num_groups": 64, "group_size": 32},
+    "modelnet8k": {"num_points": 8192, "num_groups": 512, "group_size": 32},
+}
 
 
 @dataclass(frozen=True)
@@ -51,12 +55,6 @@ class PointsConfig:
     mesh_points: int = 8192  # points sampled on a mesh's surface before reduction
     seed: int = 0
     max_points: int = DEFAULT_MAX_POINTS
-
-    PRESETS: ClassVar[dict[str, dict]] = {
-        "metatransformer": {"num_points": 1024, "num_groups": 256, "group_size": 32},
-        "point-mae": {"num_points": 1024, "num_groups": 64, "group_size": 32},
-        "modelnet8k": {"num_points": 8192, "num_groups": 512, "group_size": 32},
-    }
 
     def __post_init__(self) -> None:
         problems = []
@@ -186,7 +184,3 @@ class PointsTokenizer(Tokenizer):
         arrays = self.group(self.prepare(cloud))
         arrays["num_input_points"] = np.int64(len(cloud))
         return arrays
-
-
-register_modality("points", PointsConfig, PointsTokenizer, EXTENSIONS,
-                  help="point clouds and meshes: FPS centres + KNN groups (Point-MAE grouping)")

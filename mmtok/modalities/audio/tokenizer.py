@@ -9,7 +9,7 @@ first 10.24 s of an hour-long file reads 10.3 s of it. Length limits come from t
 before any decoding.
 
 Tokenizer, as AST (Gong et al. 2021): waveform minus its mean -> Kaldi fbank
-(:mod:`mmtok.modalities.fbank`: 25 ms Hanning window, 10 ms shift, 128 mel bins, pre-emphasis
+(:mod:`mmtok.modalities.audio.fbank`: 25 ms Hanning window, 10 ms shift, 128 mel bins, pre-emphasis
 0.97, DC removal, no dither, no energy) -> (target_frames, mel) padded with zeros in the
 log-mel domain or cut -> ``(x - mean) / (2 * std)`` -> transposed to (mel, frames) ->
 overlapping 16x16 patches with stride 10 in (frequency row, time column) order, as AST's
@@ -31,11 +31,11 @@ from typing import Iterable, Sequence
 import numpy as np
 import soundfile as sf
 
-from ..errors import SampleError, UsageError
-from ..kernels.patchify import patch_grid, patchify
-from ..store.layout import ArraySpec
-from .base import Tokenizer, register_modality
-from .files import check_input_file
+from ...errors import SampleError, UsageError
+from ...kernels.patchify import patch_grid, patchify
+from ...store.layout import ArraySpec
+from ..base import Tokenizer
+from ..files import check_input_file
 from .fbank import WINDOW_TYPES, fbank, frame_geometry, mel_banks, num_frames
 
 EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au")
@@ -385,9 +385,3 @@ def _statistics_parts(tokenizer: "AudioTokenizer", path: str) -> Sequence[str | 
         return tokenizer.window_parts(path)
     except SampleError:
         return []
-
-
-register_modality(
-    "audio", AudioConfig, AudioTokenizer, EXTENSIONS, {},
-    help="audio (WAV/FLAC/OGG/MP3 -> 16 kHz Kaldi log-mel 128 x 1024 -> AST 16x16/10 patches)",
-)

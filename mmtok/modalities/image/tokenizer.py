@@ -14,18 +14,20 @@ encoder's patch embedding applies to a token unchanged. Normalisation is not app
 
 from __future__ import annotations
 
+import threading
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import SampleError, UsageError
-from ..kernels.patchify import patch_grid, patchify
-from ..store.layout import ArraySpec
-from .base import Tokenizer, register_modality
-from .files import check_input_file
+from ...errors import SampleError, UsageError
+from ...kernels.patchify import patch_grid, patchify
+from ...store.layout import ArraySpec
+from ..base import Tokenizer
+from ..files import check_input_file
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -39,8 +41,6 @@ RESAMPLE = {
 HIGH_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 ORIENTATION_TAG = 0x0112
 TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # the ones that swap width and height
-# We enforce our own limit from the header; Pillow's warning-then-error is switched off.
-Image.MAX_IMAGE_PIXELS = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,25 @@ PRESETS = {
 
 
 DraftRequest = Callable[[int, int], tuple[str, tuple[int, int]]]
+_PIXEL_LIMIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def own_pixel_limit() -> Iterator[None]:
+    """Switch Pillow's decompression-bomb guard off for mmtok's own decode only.
+
+    mmtok enforces ``max_pixels`` itself from the header (a recorded ``too_large`` error, with
+    a user-set limit), so Pillow's fixed warning-then-error would only get in the way; but
+    other code in the same program keeps Pillow's guard: the limit is lifted only while
+    ``Image.open`` reads a header, and the lock keeps two of our threads from restoring each
+    other's value.
+    """
+    with _PIXEL_LIMIT_LOCK:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def open_image(path: str, max_pixels: int,
@@ -105,7 +124,8 @@ def open_image(path: str, max_pixels: int,
     """
     check_input_file(path)
     try:
-        image = Image.open(path)
+        with own_pixel_limit():  # Pillow checks its limit when it reads the header
+            image = Image.open(path)
     except FileNotFoundError:
         raise SampleError("not_found", "no such file") from None
     except (PermissionError, IsADirectoryError) as exc:
@@ -235,11 +255,3 @@ class ImageTokenizer(Tokenizer):
             "length": np.int32(len(tokens)),
             "orig_size": np.array(original, dtype=np.int32),
         }
-
-
-for _name, _preset in PRESETS.items():
-    register_modality(
-        _name, ImageConfig, ImageTokenizer, EXTENSIONS, _preset,
-        help=f"image family ({_preset.get('channels', 3)} channel(s), "
-             f"{_preset.get('bit_depth', 8)}-bit)",
-    )

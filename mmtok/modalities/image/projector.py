@@ -1,0 +1,69 @@
+"""The image family's projector: the timm ViT's own patch embedding (as a matmul over the
+stored (channel, row, column) patches), cls token, position embedding and pre-norm, so a
+feature equals timm's ``forward_features`` on the same normalised image. It has no weights
+of its own (it reads the encoder's), so it is not trainable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ...embedding.projectors import Projected
+from ...errors import UsageError
+
+
+class ImageProjector(nn.Module):
+    """Stored uint8/uint16 patches -> the timm ViT's embedding of the same normalised image."""
+
+    trainable = False
+    frozen_because = "the encoder's own patch embedding, which stays frozen with the encoder"
+
+    def __init__(self, vit: nn.Module, config: dict) -> None:
+        super().__init__()
+        if vit is None:
+            raise UsageError("image stores need a timm ViT encoder (its patch embedding is the "
+                             "image projector); choose e.g. --encoder vit_base_patch16_224")
+        patch, grid = config["patch"], config["size"] // config["patch"]
+        if tuple(vit.patch_embed.patch_size) != (patch, patch):
+            raise UsageError(f"tokens are {patch}x{patch} patches but the encoder's patches are "
+                             f"{tuple(vit.patch_embed.patch_size)}; re-tokenize with a matching "
+                             "--patch or choose another encoder")
+        if not vit.dynamic_img_size and tuple(vit.patch_embed.grid_size) != (grid, grid):
+            raise UsageError(f"tokens form a {grid}x{grid} grid but the encoder's position "
+                             f"embedding covers {tuple(vit.patch_embed.grid_size)}; re-tokenize "
+                             f"with --size {vit.patch_embed.grid_size[0] * patch}")
+        weight = vit.patch_embed.proj.weight.detach()  # (D, C, p, p)
+        channels = config["channels"]
+        if channels != weight.shape[1]:
+            if channels != 1:
+                raise UsageError(f"{channels}-channel tokens cannot use a {weight.shape[1]}-"
+                                 "channel patch embedding")
+            weight = weight.sum(dim=1, keepdim=True)  # gray input: timm's adapt_input_conv
+        per_element = patch * patch
+        mean = torch.tensor(config["mean"], dtype=torch.float32).expand(channels)
+        std = torch.tensor(config["std"], dtype=torch.float32).expand(channels)
+        self.register_buffer("weight", weight.reshape(weight.shape[0], -1).T.contiguous())
+        bias = vit.patch_embed.proj.bias
+        self.register_buffer("bias", bias.detach() if bias is not None else
+                             torch.zeros(weight.shape[0]))
+        self.register_buffer("mean", mean.repeat_interleave(per_element))
+        self.register_buffer("std", std.repeat_interleave(per_element))
+        self.scale = 1.0 / (255.0 if config["bit_depth"] == 8 else 65535.0)
+        self.vit = vit
+        self.prefix = vit.num_prefix_tokens
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> Projected:
+        pixels = (batch["tokens"].float() * self.scale - self.mean) / self.std
+        x = torch.addmm(self.bias, pixels.flatten(0, 1), self.weight).view(
+            pixels.shape[0], pixels.shape[1], -1)
+        x = self.vit.patch_embed.norm(x)
+        x = self.vit.norm_pre(self.vit.patch_drop(self.vit._pos_embed(x)))
+        return Projected(x, None, self.prefix)
+
+
+def build(token_config: dict, encoder: Any, statics: dict) -> tuple[nn.Module, dict]:
+    return (ImageProjector(encoder.vit, token_config),
+            {"kind": "timm-patch-embed", "source": encoder.weights_source})
