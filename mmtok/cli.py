@@ -142,7 +142,7 @@ def tokenize(
     mean: Annotated[Optional[str], typer.Option(help="Normalisation means recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
     std: Annotated[Optional[str], typer.Option(help="Normalisation stds recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
     max_pixels: Annotated[Optional[int], typer.Option(help="Larger images are recorded as too_large (default 100M).", rich_help_panel="Image options")] = None,
-    stats_from_data: Annotated[bool, typer.Option("--stats-from-data", help="First compute the normalisation statistics over the inputs (audio: fbank mean/std) and record them in the config.")] = False,
+    stats_from_data: Annotated[bool, typer.Option("--stats-from-data", help="First fit the normalisation statistics on the inputs (audio: fbank mean/std) and record them in the config, with where they were fitted. Training data only: tokenize validation and test data with --config-from.")] = False,
     config_from: Annotated[Optional[Path], typer.Option("--config-from", metavar="STORE", help="Tokenize exactly like STORE (a token store, or a feature store's token config): its whole tokenizer config, fitted statistics and modality; e.g. the training store for validation and test data.")] = None,
     settings: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any tokenizer option of the modality, e.g. --set size=256 (repeatable); see `mmtok modalities`.")] = None,
     jpeg_draft: Annotated[Optional[bool], typer.Option(help="Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
