@@ -120,6 +120,7 @@ be written (full or read-only file system), 130 interrupted (rerun to resume).
 
 @app.command(epilog=TOKENIZE_EPILOG)
 def tokenize(
+    ctx: typer.Context,
     source: Annotated[Optional[Path], typer.Argument(
         help="Folder of raw files; the class is the first sub-folder (ImageFolder layout).",
         show_default=False)] = None,
@@ -151,7 +152,8 @@ def tokenize(
     mean: Annotated[Optional[str], typer.Option(help="Normalisation means recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
     std: Annotated[Optional[str], typer.Option(help="Normalisation stds recorded for embed, comma-separated.", rich_help_panel="Image options")] = None,
     max_pixels: Annotated[Optional[int], typer.Option(help="Larger images are recorded as too_large (default 100M).", rich_help_panel="Image options")] = None,
-    stats_from_data: Annotated[bool, typer.Option("--stats-from-data", help="First compute the normalisation statistics over the inputs (audio: fbank mean/std) and record them in the config.")] = False,
+    stats_from_data: Annotated[bool, typer.Option("--stats-from-data", help="First fit the normalisation statistics on the inputs (audio: fbank mean/std) and record them in the config, with where they were fitted. Training data only: tokenize validation and test data with --config-from.")] = False,
+    config_from: Annotated[Optional[Path], typer.Option("--config-from", metavar="STORE", help="Tokenize exactly like STORE (a token store, or a feature store's token config): its whole tokenizer config, fitted statistics and modality; e.g. the training store for validation and test data.")] = None,
     settings: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any tokenizer option of the modality, e.g. --set size=256 (repeatable); see `mmtok modalities`.")] = None,
     jpeg_draft: Annotated[Optional[bool], typer.Option(help="Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
 ) -> None:
@@ -168,19 +170,28 @@ def tokenize(
             jpeg_draft=jpeg_draft,
         )
         named = {k: v for k, v in named.items() if v is not None}
+        # -m is passed on only when given, so that --config-from can refuse one that
+        # disagrees with its store; --set values are typed by the modality they apply to.
+        # (by name: typer ships its own copy of click, whose ParameterSource is another enum)
+        given = getattr(ctx.get_parameter_source("modality"), "name", "DEFAULT") != "DEFAULT"
+        chosen = modality if given else None
+        if config_from is not None:
+            from .fitted import read_reused_config
+
+            modality = read_reused_config(config_from).modality
         options = {**named, **parse_options(modality, settings or [])}
         if files_from is not None:
             if source is not None:
                 raise UsageError("give a folder or --files-from, not both")
             source = open_path_list(files_from)
         summary = run_tokenize(
-            source, output, modality, manifest=manifest,
+            source, output, chosen, manifest=manifest,
             root=str(root) if root else None, labels=labels.value, path_column=path_column,
             label_column=label_column, follow_external_symlinks=follow_external_symlinks,
             workers=workers, shard_size=shard_size, overwrite=overwrite, repair=repair,
             strict=strict,
             max_errors=max_errors, progress=progress, stats_from_data=stats_from_data,
-            **options,
+            config_from=config_from, **options,
         )
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
 
@@ -403,6 +414,7 @@ def info(
         f"store      {details['path']} ({details['kind']}, mmtok {details['mmtok_version']})",
         f"modality   {details['modality']}",
         f"config     {config}",
+        f"statistics {_statistics_line(details)}",
         f"samples    {details['num_samples']} ({details['num_valid']} valid, "
         f"{details['num_invalid']} invalid, {details['samples_committed']} committed)",
         f"classes    {shown or 'none (unlabeled)'}",
@@ -413,6 +425,21 @@ def info(
         f"size       {details['bytes_on_disk'] / 1e6:.1f} MB on disk",
     ]
     typer.echo("\n".join(lines))
+
+
+def _statistics_line(details: dict) -> str:
+    """Where the config's fitted statistics came from, as `info` prints it."""
+    fitted, reused = details.get("fitted"), details.get("config_from")
+    if fitted is None:
+        line = "none fitted (the config's values were given or defaults)"
+    else:
+        source = fitted["source"]
+        where = source.get("root") or source.get("manifest") or source.get("kind", "?")
+        line = (f"{', '.join(fitted['fields'])} fitted on {where} ({fitted['num_samples']} "
+                f"samples, source hash {fitted['source_hash'][:12]})")
+    if reused is not None:
+        line += f"; config reused from {reused['path']} (--config-from)"
+    return line
 
 
 @app.command()

@@ -30,7 +30,8 @@ TEST_SEED, TEST_PER_CLASS = 1, 10
 
 def run_demo(workdir: str | os.PathLike, workers: int = 2, progress: bool = True) -> dict:
     """Generate each modality's demo data (a training set and a test set drawn with another
-    seed), tokenize both, embed both with a tiny encoder, train a linear probe on the
+    seed), tokenize both (the training set fitting its tokenizer's statistics, the test set
+    reusing the training store's config: ``config_from``), embed both with a tiny encoder, train a linear probe on the
     training features, score it on the test features, and validate every store.
 
     Returns ``{modality: {"tokenize", "embed": RunSummary, "head": HeadRun, "info",
@@ -49,7 +50,7 @@ def run_demo(workdir: str | os.PathLike, workers: int = 2, progress: bool = True
         test_data = make_data(workdir / "data" / f"{modality}-test", per_class=TEST_PER_CLASS,
                               seed=TEST_SEED)
         test = _tokenize_and_embed(test_data, workdir, f"{modality}-test", workers, progress,
-                                   modality)
+                                   modality, config_from=train["tokens"])
         head = train_head(train["features"], workdir / f"{modality}.head", test=test["features"],
                           overwrite=True, progress=progress)
         stores = (train["tokens"], train["features"], test["tokens"], test["features"])
@@ -62,14 +63,24 @@ def run_demo(workdir: str | os.PathLike, workers: int = 2, progress: bool = True
 
 
 def _tokenize_and_embed(data: Path, workdir: Path, name: str, workers: int, progress: bool,
-                        modality: str | None = None) -> dict:
+                        modality: str | None = None, config_from: Path | None = None) -> dict:
+    """Tokenize and embed ``data``: a training set fits the statistics its tokenizer fits
+    (audio: fbank mean/std), a test set reuses the training store's config (``config_from``)
+    so that nothing about it is fitted on test data."""
     from .embedding.pipeline import embed
+    from .modalities import create_tokenizer
+    from .modalities.base import fits_statistics
     from .pipeline import tokenize
 
     modality = modality or name
     tokens, features = workdir / f"{name}.zarr", workdir / f"{name}.features.zarr"
-    summary = tokenize(data, tokens, modality, workers=workers, shard_size=16,
-                       progress=progress)
+    if config_from is None:
+        fit = fits_statistics(create_tokenizer(modality))
+        summary = tokenize(data, tokens, modality, workers=workers, shard_size=16,
+                           progress=progress, stats_from_data=fit)
+    else:
+        summary = tokenize(data, tokens, workers=workers, progress=progress,
+                           config_from=config_from)
     demo = demo_modalities()[modality]
     encoder_options = dict(demo.encoder_options) if demo.encoder_options else None
     embedded = embed(tokens, features, demo.encoder, encoder_options=encoder_options,

@@ -20,8 +20,15 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .errors import SampleError, TooManyErrors, UsageError, WorkerDied
+from .fitted import (
+    ReusedConfig,
+    fitted_record,
+    provenance_attrs,
+    read_reused_config,
+    reused_options,
+)
 from .modalities import create_tokenizer, get_modality
-from .modalities.base import Tokenizer, config_to_dict
+from .modalities.base import Tokenizer, config_to_dict, fits_statistics
 from .sources import SampleList, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
@@ -147,7 +154,7 @@ def _pool_work(shard: int) -> dict:
 def tokenize(
     source: str | os.PathLike | Sequence[str] | SampleList | None = None,
     output: str | os.PathLike = "tokens.zarr",
-    modality: str = "image",
+    modality: str | None = None,
     *,
     manifest: str | os.PathLike | None = None,
     root: str | None = None,
@@ -163,18 +170,35 @@ def tokenize(
     max_errors: int | None = None,
     progress: bool = True,
     stats_from_data: bool = False,
+    config_from: str | os.PathLike | None = None,
     **options: Any,
 ) -> RunSummary:
     """Tokenize raw files into a Zarr token store; resumes an existing store by default.
 
     ``source`` is a folder (class = first sub-folder), a sequence of file paths, or a
     :class:`SampleList`; alternatively pass ``manifest`` (CSV/JSONL with path and label
-    columns). ``options`` are the modality's config fields (``size=224, patch=16, ...``).
-    A resumed run rewrites committed shards whose files are gone; ``repair`` also checks
-    every committed shard against its checksums and rewrites the damaged ones.
+    columns). ``modality`` defaults to ``"image"``. ``options`` are the modality's config
+    fields (``size=224, patch=16, ...``). A resumed run rewrites committed shards whose files
+    are gone; ``repair`` also checks every committed shard against its checksums and
+    rewrites the damaged ones.
+
+    ``stats_from_data`` first fits the tokenizer's statistics on this data (training data
+    only); ``config_from`` (a token or feature store) instead reuses that store's whole
+    tokenizer config, fitted statistics, modality and shard size included, so validation
+    and test data are tokenized exactly like the training data (see :mod:`mmtok.fitted`).
     """
     started = time.perf_counter()
+    # Every argument is checked before the source is listed or any data is read: a typo
+    # must not cost a walk over the source or a statistics pass.
+    _check_run_arguments(workers, max_errors, shard_size)
+    reused = _reused_config(config_from, stats_from_data)
+    if reused is not None:
+        modality, options = reused.modality, reused_options(reused, modality, options)
+    modality = modality or "image"
     tokenizer = create_tokenizer(modality, **options)
+    if stats_from_data and not fits_statistics(tokenizer):
+        raise UsageError(f"modality {modality!r} cannot compute its normalisation statistics "
+                         "from the data; pass them with --set instead")
     samples = build_sample_list(
         source, get_modality(modality).extensions, manifest=manifest, root=root, labels=labels,
         path_column=path_column, label_column=label_column,
@@ -182,29 +206,22 @@ def tokenize(
     )
     if tokenizer.list_parts is not None:
         samples = expand_parts(samples, tokenizer.list_parts, tokenizer.part_class_names)
-    if stats_from_data:
-        # A deterministic pre-pass: a rerun computes the same values, so the config (and
-        # with it resume) is unchanged.
-        paths = list(dict.fromkeys(s.path for s in samples.samples if s.problem is None))
-        options = {**options, **tokenizer.statistics_from(paths)}
-        tokenizer = create_tokenizer(modality, **options)
     if len(samples) == 0:
         raise UsageError(f"no {modality} files found in the source "
                          f"(extensions: {' '.join(get_modality(modality).extensions)})")
-    if workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if max_errors is not None and max_errors < 0:
-        raise UsageError("--max-errors must be 0 or more")
+    fitted = reused.fitted if reused is not None else None
+    if stats_from_data:
+        tokenizer, fitted = _fit_statistics(tokenizer, modality, options, samples)
     specs = tokenizer.sample_arrays()
     if shard_size is None:
-        shard_size = default_shard_size(sum(s.sample_bytes for s in specs.values()))
-    if shard_size < 1:
-        raise UsageError("--shard-size must be at least 1")
+        # a reused config keeps its store's shard size: the config hash covers the layout
+        shard_size = (reused.shard_size if reused is not None
+                      else default_shard_size(sum(s.sample_bytes for s in specs.values())))
     spec = StoreSpec(
         kind="tokens", modality=modality, config=config_to_dict(tokenizer.config), arrays=specs,
         static_arrays=tokenizer.static_arrays(), num_samples=len(samples),
         shard_size=shard_size, class_names=samples.class_names, source=samples.description,
-        source_hash=samples.fingerprint(),
+        source_hash=samples.fingerprint(), extra_attrs=provenance_attrs(fitted, reused),
     )
     output = os.fspath(output)
     with writing(output), StoreLock(output):
@@ -215,6 +232,36 @@ def tokenize(
                               strict, max_errors, progress, done, resume.errors_in_done)
     return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
                          resume.repaired)
+
+
+def _check_run_arguments(workers: int, max_errors: int | None, shard_size: int | None) -> None:
+    if workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if max_errors is not None and max_errors < 0:
+        raise UsageError("--max-errors must be 0 or more")
+    if shard_size is not None and shard_size < 1:
+        raise UsageError("--shard-size must be at least 1")
+
+
+def _reused_config(config_from: str | os.PathLike | None,
+                   stats_from_data: bool) -> ReusedConfig | None:
+    if config_from is None:
+        return None
+    if stats_from_data:
+        raise UsageError("--config-from reuses the statistics fitted on that store's data, "
+                         "--stats-from-data would fit new ones on this data (for test data, "
+                         "a leak); give one or the other")
+    return read_reused_config(config_from)
+
+
+def _fit_statistics(tokenizer: Tokenizer, modality: str, options: dict,
+                    samples: SampleList) -> tuple[Tokenizer, dict]:
+    """The tokenizer with its statistics fitted on ``samples``, and the fitted record."""
+    # A deterministic pre-pass: a rerun computes the same values, so the config (and with
+    # it resume) is unchanged.
+    paths = list(dict.fromkeys(s.path for s in samples.samples if s.problem is None))
+    fitted = tokenizer.statistics_from(paths)
+    return create_tokenizer(modality, **{**options, **fitted}), fitted_record(fitted, samples)
 
 
 def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_errors,

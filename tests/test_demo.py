@@ -7,6 +7,7 @@ import re
 import pytest
 
 from mmtok.demo import demo_data_maker, demo_modalities
+from mmtok.store.writer import read_attrs
 
 DEMO_MODALITIES = demo_modalities()
 
@@ -27,6 +28,15 @@ def test_demo_runs_end_to_end(tmp_path, cli):
         assert metrics["samples"]["test"] == 30  # the separately drawn test set
         assert float(accuracy) == round(metrics["test"]["top1"], 3)
         assert metrics["test"]["top1"] > 1 / 3  # better than chance on three classes
+    fitted = []
+    for modality in DEMO_MODALITIES:  # test sets are tokenized with the train config
+        train, test = (read_attrs(tmp_path / f"{name}.zarr")
+                       for name in (modality, f"{modality}-test"))
+        assert (test["config"], test["config_hash"]) == (train["config"], train["config_hash"])
+        assert test["config_from"]["path"] == str(tmp_path / f"{modality}.zarr")
+        assert test.get("fitted") == train.get("fitted")
+        fitted += [modality] if "fitted" in train else []
+    assert "audio" in fitted  # fbank mean/std fitted on the training set only
 
 
 @pytest.mark.parametrize("modality", sorted(DEMO_MODALITIES))

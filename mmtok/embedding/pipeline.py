@@ -21,7 +21,7 @@ import torch
 
 from ..errors import StoreError, UsageError
 from ..store.integrity import checksum_mismatches
-from ..store.layout import ArraySpec, shard_bounds
+from ..store.layout import FITTED, ArraySpec, shard_bounds
 from ..store.lock import StoreLock
 from ..store.reader import Store, open_complete_store
 from ..store.summary import RunSummary, summarise_run
@@ -265,6 +265,8 @@ def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precis
         class_names=attrs["class_names"],
         source={"tokens": os.path.abspath(tokens.path), **attrs["source"]},
         source_hash=attrs["source_hash"],
+        # where the token config's statistics were fitted, for `info` and --config-from
+        extra_attrs={FITTED: attrs[FITTED]} if FITTED in attrs else {},
     )
 
 

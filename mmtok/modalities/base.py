@@ -50,9 +50,23 @@ class Tokenizer:
     part_class_names: Callable[[str], list[str] | None] | None = None
 
     def statistics_from(self, paths: list[str]) -> dict[str, Any]:
-        """Config overrides computed from the data (``tokenize --stats-from-data``)."""
+        """The fitted fields: config overrides computed from the training data
+        (``tokenize --stats-from-data``), e.g. audio's ``{"mean": .., "std": ..}``.
+
+        Must be deterministic (a rerun fits the same values, so the store resumes) and
+        return config field names only: the pipeline records them, with the hash of the
+        sample list they came from, as the store's ``fitted`` provenance, and
+        ``--config-from`` reuses them unchanged for validation and test data. A tokenizer
+        without statistics keeps this default, which refuses.
+        """
         raise UsageError(f"modality {self.config.modality!r} cannot compute its normalisation "
                          "statistics from the data; pass them with --set instead")
+
+
+def fits_statistics(tokenizer: Tokenizer) -> bool:
+    """Whether ``tokenizer`` fits statistics from data (overrides ``statistics_from``);
+    lets callers refuse ``--stats-from-data`` before any pass over the data."""
+    return type(tokenizer).statistics_from is not Tokenizer.statistics_from
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,10 @@ def store_info(path: str | os.PathLike) -> dict:
         "config_hash": attrs["config_hash"],
         "config": attrs["config"],
         "source": attrs["source"],
+        # where fitted statistics came from (tokenize --stats-from-data, kept by
+        # --config-from) and the store a reused config came from; None when neither
+        "fitted": attrs.get("fitted"),
+        "config_from": attrs.get("config_from"),
         "arrays": {name: list(zarr.open_array(path / name, mode="r").shape)
                    for name in attrs["arrays"]},
     }

@@ -21,6 +21,7 @@ import numpy as np
 
 ATTRS_KEY = "mmtok"
 COMMITS = "commits"
+FITTED = "fitted"  # attrs key: where fitted statistics came from (see mmtok/fitted.py)
 STANDARD_ARRAYS = ("label", "valid", "id")
 TARGET_CHUNK_BYTES = 4 << 20  # inner chunks of a few MB: fast partial reads, few files
 
