@@ -271,12 +271,20 @@ class AudioTokenizer(Tokenizer):
 
     def load(self, path: str, part: str | None = None) -> np.ndarray:
         """Mono waveform at ``sample_rate`` of the sample's window (float32 in [-1, 1])."""
-        c = self.config
-        start = 0 if part is None else self.window_index(part) * c.window_hop
-        handle, info = open_audio(path, c.max_seconds)
+        start = self.window_start(part)
+        handle, info = open_audio(path, self.config.max_seconds)
         with handle:
-            wave = read_span(handle, info, start, start + c.window_samples, c.sample_rate,
-                             c.resample_quality)
+            return self.load_window(handle, info, start)
+
+    def window_start(self, part: str | None) -> int:
+        """First output sample of the window ``part`` names (0 for the whole file)."""
+        return 0 if part is None else self.window_index(part) * self.config.window_hop
+
+    def load_window(self, handle: sf.SoundFile, info: AudioInfo, start: int) -> np.ndarray:
+        """``load`` on a file already open (``open_audio``): only this window is decoded."""
+        c = self.config
+        wave = read_span(handle, info, start, start + c.window_samples, c.sample_rate,
+                         c.resample_quality)
         if len(wave) == 0:
             kind = "empty_audio" if start == 0 else "truncated"
             raise SampleError(kind, f"no audio samples from {start / c.sample_rate:.2f} s on "
@@ -298,10 +306,47 @@ class AudioTokenizer(Tokenizer):
         return grid, length
 
     def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
+        self.check_part(part)
+        return self.tokenize_wave(self.load(path, part))
+
+    def tokenize_parts(self, path: str, parts: Sequence[str | None]
+                       ) -> list[dict[str, np.ndarray] | SampleError]:
+        """Windows of one file: opened and its header checked once, then each window's span
+        decoded after a seek, as ``tokenize_file`` decodes it (so the bytes are the same).
+
+        After a window fails, the next one opens the file afresh, as a lone call would: a
+        decoder that failed mid-stream may not decode the following span the same way, and
+        a file that cannot be opened gives every window the error opening gives.
+        """
+        for part in parts:
+            self.check_part(part)
+        starts = [self.window_start(part) for part in parts]  # bad names stop the run first
+        results: list[dict[str, np.ndarray] | SampleError] = []
+        opened: tuple[sf.SoundFile, AudioInfo] | None = None
+        try:
+            for start in starts:
+                try:
+                    opened = opened or open_audio(path, self.config.max_seconds)
+                    results.append(self.tokenize_wave(self.load_window(*opened, start)))
+                except SampleError as exc:
+                    results.append(exc)
+                    if opened is not None:
+                        opened[0].close()
+                    opened = None
+        finally:
+            if opened is not None:
+                opened[0].close()
+        return results
+
+    def check_part(self, part: str | None) -> None:
+        if part is not None and self.config.long_clips != "split":
+            raise UsageError(f"audio part {part!r} given but long_clips is "
+                             f"{self.config.long_clips!r}")
+
+    def tokenize_wave(self, wave: np.ndarray) -> dict[str, np.ndarray]:
+        """One window's waveform -> its arrays (``tokenize_file`` after the reader)."""
         c = self.config
-        if part is not None and c.long_clips != "split":
-            raise UsageError(f"audio part {part!r} given but long_clips is {c.long_clips!r}")
-        grid, length = self.features(self.load(path, part))
+        grid, length = self.features(wave)
         # (x - mean) / (2 std) in float32, one cast to float16, then a pure gather: the same
         # values as patchify(..., mean=, std=) and half the work (no overlap duplicates)
         normalised = to_float16((grid - np.float32(c.mean)) / np.float32(2.0 * c.std))
