@@ -173,6 +173,8 @@ def test_audio_windows_are_decoded_from_one_open_and_equal_lone_windows(tmp_path
     batched = tokenizer.tokenize_parts(path, parts)
     assert opens.count == 1
     same_outcomes(batched, alone)
+    tokenizer.statistics_from([path])  # --stats-from-data: the header, then one decode pass
+    assert opens.count == 1 + 2
 
 
 def test_audio_stores_are_byte_identical_batched_or_per_sample(tmp_path, monkeypatch):

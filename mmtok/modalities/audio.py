@@ -26,7 +26,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -311,32 +311,39 @@ class AudioTokenizer(Tokenizer):
 
     def tokenize_parts(self, path: str, parts: Sequence[str | None]
                        ) -> list[dict[str, np.ndarray] | SampleError]:
-        """Windows of one file: opened and its header checked once, then each window's span
-        decoded after a seek, as ``tokenize_file`` decodes it (so the bytes are the same).
-
-        After a window fails, the next one opens the file afresh, as a lone call would: a
-        decoder that failed mid-stream may not decode the following span the same way, and
-        a file that cannot be opened gives every window the error opening gives.
-        """
+        """Windows of one file, read by :meth:`load_parts` (one open for the run)."""
         for part in parts:
             self.check_part(part)
+        return [wave if isinstance(wave, SampleError) else self.tokenize_wave(wave)
+                for wave in self.load_parts(path, parts)]
+
+    def load_parts(self, path: str, parts: Sequence[str | None]
+                   ) -> Iterator[np.ndarray | SampleError]:
+        """``load(path, part)`` for each part in order, or the SampleError it raises: the
+        file is opened and its header checked once, then each window's span is decoded
+        after a seek, as ``load`` decodes it (so the samples are the same).
+
+        After a window fails, the next one opens the file afresh, as a lone ``load`` would:
+        a decoder that failed mid-stream may not decode the following span the same way,
+        and a file that cannot be opened gives every window the error opening gives.
+        """
         starts = [self.window_start(part) for part in parts]  # bad names stop the run first
-        results: list[dict[str, np.ndarray] | SampleError] = []
         opened: tuple[sf.SoundFile, AudioInfo] | None = None
         try:
             for start in starts:
                 try:
                     opened = opened or open_audio(path, self.config.max_seconds)
-                    results.append(self.tokenize_wave(self.load_window(*opened, start)))
+                    wave = self.load_window(*opened, start)
                 except SampleError as exc:
-                    results.append(exc)
                     if opened is not None:
                         opened[0].close()
                     opened = None
+                    yield exc
+                    continue
+                yield wave
         finally:
             if opened is not None:
                 opened[0].close()
-        return results
 
     def check_part(self, part: str | None) -> None:
         if part is not None and self.config.long_clips != "split":
@@ -407,11 +414,11 @@ def dataset_statistics(paths: Iterable[str], config: AudioConfig | None = None,
     tokenizer = AudioTokenizer(config)
     count, total, squares = 0, 0.0, 0.0
     for path in paths:
-        for part in _statistics_parts(tokenizer, path):
-            try:  # per window: one unreadable window does not hide the file's others
-                grid, length = tokenizer.features(tokenizer.load(path, part))
-            except SampleError:
+        # per window: one unreadable window does not hide the file's others
+        for wave in tokenizer.load_parts(path, _statistics_parts(tokenizer, path)):
+            if isinstance(wave, SampleError):
                 continue
+            grid, length = tokenizer.features(wave)
             real = grid[:, :length].astype(np.float64)
             count += real.size
             total += float(real.sum())
