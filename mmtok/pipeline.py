@@ -135,7 +135,8 @@ def file_runs(samples: Sequence[Sample]) -> list[tuple[int, int]]:
     return runs
 
 
-def _tokenize_run(tokenizer: Tokenizer, run: Sequence[Sample]) -> list:
+def _tokenize_run(tokenizer: Tokenizer, run: Sequence[Sample]
+                  ) -> list[dict[str, np.ndarray] | SampleError]:
     """One ``tokenize_parts`` call for a run of samples of one file: a dict or a
     SampleError per sample. An error raised by the call is every sample's error."""
     if run[0].problem is not None:
