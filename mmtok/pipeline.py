@@ -29,7 +29,7 @@ from .fitted import (
 )
 from .modalities import create_tokenizer, get_modality
 from .modalities.base import Tokenizer, config_to_dict, fits_statistics
-from .sources import SampleList, expand_parts, from_file_list, from_folder, from_manifest
+from .sources import Sample, SampleList, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
 from .store.summary import RunSummary, summarise_run
@@ -82,36 +82,80 @@ def build_sample_list(
 
 def work_shard(
     shard: int,
-    samples: Sequence,
+    samples: Sequence[Sample],
     tokenizer: Tokenizer,
     writer: ShardWriter,
     strict: bool = False,
     on_sample: Callable[[], None] | None = None,
 ) -> dict:
-    """Tokenize and write one whole shard; returns its commit marker."""
+    """Tokenize and write one whole shard; returns its commit marker.
+
+    ``samples`` are this shard's samples only (``shard_slice``), so a worker is handed its
+    own slice, never the whole list. Consecutive samples of one file go to the tokenizer in
+    one ``tokenize_parts`` call; every sample's result or error still lands in its own row.
+    """
     attrs = writer.attrs
     start, stop = shard_bounds(shard, attrs["num_samples"], attrs["shard_size"])
+    if len(samples) != stop - start:  # a caller passed the whole list, or the wrong slice
+        raise ValueError(f"shard {shard} holds samples {start}:{stop}, got {len(samples)}")
     specs = tokenizer.sample_arrays()
     arrays = {name: np.zeros((stop - start, *s.shape), s.dtype) for name, s in specs.items()}
     valid = np.zeros(stop - start, dtype=bool)
     errors = []
-    for row, sample in enumerate(samples[start:stop]):
-        try:
-            if sample.problem is not None:
-                raise SampleError(*sample.problem, stage="source")
-            for name, values in tokenizer.tokenize_file(sample.path, sample.part).items():
-                arrays[name][row] = values
-            valid[row] = True
-        except SampleError as exc:
-            if strict:
-                raise TooManyErrors(f"{sample.id}: {exc.kind}: {exc.message} (--strict)") from None
-            errors.append({"index": start + row, "id": sample.id, "kind": exc.kind,
-                           "stage": exc.stage, "message": exc.message})
-        if on_sample is not None:
-            on_sample()
-    labels = np.array([s.label for s in samples[start:stop]], dtype=np.int32)
-    ids = [s.id for s in samples[start:stop]]
+    for first, last in file_runs(samples):
+        for row, outcome in enumerate(_tokenize_run(tokenizer, samples[first:last]), first):
+            sample = samples[row]
+            if isinstance(outcome, SampleError):
+                if strict:
+                    raise TooManyErrors(f"{sample.id}: {outcome.kind}: {outcome.message} "
+                                        "(--strict)") from None
+                errors.append({"index": start + row, "id": sample.id, "kind": outcome.kind,
+                               "stage": outcome.stage, "message": outcome.message})
+            else:
+                for name, values in outcome.items():
+                    arrays[name][row] = values
+                valid[row] = True
+            if on_sample is not None:
+                on_sample()
+    labels = np.array([s.label for s in samples], dtype=np.int32)
+    ids = [s.id for s in samples]
     return writer.write(shard, ShardData(arrays, labels, valid, ids, errors))
+
+
+def shard_slice(samples: Sequence[Sample], shard: int, shard_size: int) -> Sequence[Sample]:
+    """The samples of shard ``shard``: what ``work_shard`` and a worker's task receive."""
+    start, stop = shard_bounds(shard, len(samples), shard_size)
+    return samples[start:stop]
+
+
+def file_runs(samples: Sequence[Sample]) -> list[tuple[int, int]]:
+    """``(first, stop)`` index ranges of maximal runs of consecutive samples that read the
+    same file. A sample with a listing problem is a run of its own (it is never read)."""
+    runs: list[tuple[int, int]] = []
+    for index, sample in enumerate(samples):
+        previous = samples[index - 1] if index else None
+        if (previous is not None and sample.problem is None and previous.problem is None
+                and sample.path == previous.path):
+            runs[-1] = (runs[-1][0], index + 1)
+        else:
+            runs.append((index, index + 1))
+    return runs
+
+
+def _tokenize_run(tokenizer: Tokenizer, run: Sequence[Sample]
+                  ) -> list[dict[str, np.ndarray] | SampleError]:
+    """One ``tokenize_parts`` call for a run of samples of one file: a dict or a
+    SampleError per sample. An error raised by the call is every sample's error."""
+    if run[0].problem is not None:
+        return [SampleError(*run[0].problem, stage="source")]
+    try:
+        outcomes = tokenizer.tokenize_parts(run[0].path, [s.part for s in run])
+    except SampleError as exc:
+        return [exc] * len(run)
+    if len(outcomes) != len(run):  # a tokenizer bug: results would land on the wrong rows
+        raise RuntimeError(f"{type(tokenizer).__name__}.tokenize_parts returned "
+                           f"{len(outcomes)} results for {len(run)} parts of {run[0].path}")
+    return list(outcomes)
 
 
 # --- process pool plumbing: state set once per worker by the initializer -------------------
@@ -133,11 +177,13 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init_worker(parent, samples, tokenizer, store_path, strict, counter) -> None:
+def _init_worker(parent, tokenizer, store_path, strict, counter) -> None:
+    """Per-worker state shared by every task; the samples travel with each task instead
+    (``_pool_work``), so a worker holds one shard's slice, not the whole sample list."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
-    _WORKER.update(samples=samples, tokenizer=tokenizer, writer=ShardWriter(store_path),
-                   strict=strict, counter=counter)
+    _WORKER.update(tokenizer=tokenizer, writer=ShardWriter(store_path), strict=strict,
+                   counter=counter)
 
 
 def _count_one() -> None:
@@ -146,9 +192,10 @@ def _count_one() -> None:
         counter.value += 1
 
 
-def _pool_work(shard: int) -> dict:
+def _pool_work(shard: int, samples: Sequence[Sample]) -> dict:
+    """One task: shard ``shard`` with its own samples (``shard_slice``)."""
     w = _WORKER
-    return work_shard(shard, w["samples"], w["tokenizer"], w["writer"], w["strict"], _count_one)
+    return work_shard(shard, samples, w["tokenizer"], w["writer"], w["strict"], _count_one)
 
 
 def tokenize(
@@ -286,28 +333,31 @@ def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_
         if workers == 1 or len(pending) <= 1:
             writer = ShardWriter(output)
             for shard in pending:
-                marker = work_shard(shard, samples, tokenizer, writer, strict,
-                                    lambda: bar.update(1))
+                marker = work_shard(shard, shard_slice(samples, shard, spec.shard_size),
+                                    tokenizer, writer, strict, lambda: bar.update(1))
                 written += marker["stop"] - marker["start"]
                 check_errors(marker)
         else:
             written = _run_pool(pending, samples, tokenizer, output, workers, strict, bar,
-                                check_errors)
+                                check_errors, spec.shard_size)
     finally:
         bar.close()
     return written
 
 
-def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_errors) -> int:
+def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_errors,
+              shard_size: int) -> int:
     context = multiprocessing.get_context("spawn")
     counter = context.Value("q", 0)
     pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=context,
                                initializer=_init_worker,
-                               initargs=(os.getpid(), samples, tokenizer, output, strict,
-                                         counter))
+                               initargs=(os.getpid(), tokenizer, output, strict, counter))
     written = shown = 0
     try:
-        futures = {pool.submit(_pool_work, shard): shard for shard in pending}
+        # each task carries only its shard's samples: a million-row list is not pickled
+        # into every worker, and a worker's memory does not grow with the source
+        futures = {pool.submit(_pool_work, shard, shard_slice(samples, shard, shard_size)):
+                   shard for shard in pending}
         remaining = set(futures)
         while remaining:
             finished, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)

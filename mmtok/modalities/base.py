@@ -11,11 +11,11 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import SampleError, UsageError
 from ..store.layout import ArraySpec
 
 
@@ -23,7 +23,9 @@ class Tokenizer:
     """Turns one input file into fixed-shape arrays. Deterministic, no learned weights.
 
     ``tokenize_file`` raises :class:`mmtok.errors.SampleError` for a bad sample; any other
-    exception is a bug and stops the run.
+    exception is a bug and stops the run. The pipeline calls ``tokenize_parts`` once per
+    run of consecutive samples of one file in a shard; tokenizers of multi-sample files
+    override it to open the file once and read the rows or windows together.
     """
 
     config: Any
@@ -40,6 +42,26 @@ class Tokenizer:
     def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
         """Arrays for one sample: the whole file, or the ``part`` named by ``list_parts``."""
         raise NotImplementedError
+
+    def tokenize_parts(
+        self, path: str, parts: Sequence[str | None]
+    ) -> list[dict[str, np.ndarray] | SampleError]:
+        """Arrays for several samples of the file ``path``, one entry per ``parts`` item, in
+        that order: the sample's arrays, or the :class:`SampleError` it failed with.
+
+        A ``SampleError`` raised by the call itself (the file cannot be opened, its header
+        is bad) is every part's error. The results must equal ``tokenize_file(path, part)``
+        for each part, byte for byte, errors included; an override only saves the repeated
+        opening, header parsing and reading. Any other exception is a bug and stops the run.
+        This default loops over ``tokenize_file``.
+        """
+        results: list[dict[str, np.ndarray] | SampleError] = []
+        for part in parts:
+            try:
+                results.append(self.tokenize_file(path, part))
+            except SampleError as exc:
+                results.append(exc)
+        return results
 
     # Files that hold several samples (ModelNet HDF5 rows, long audio split into windows)
     # override this; it runs once per file while the sample list is built, so it must be

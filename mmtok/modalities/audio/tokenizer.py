@@ -26,7 +26,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import soundfile as sf
@@ -271,12 +271,20 @@ class AudioTokenizer(Tokenizer):
 
     def load(self, path: str, part: str | None = None) -> np.ndarray:
         """Mono waveform at ``sample_rate`` of the sample's window (float32 in [-1, 1])."""
-        c = self.config
-        start = 0 if part is None else self.window_index(part) * c.window_hop
-        handle, info = open_audio(path, c.max_seconds)
+        start = self.window_start(part)
+        handle, info = open_audio(path, self.config.max_seconds)
         with handle:
-            wave = read_span(handle, info, start, start + c.window_samples, c.sample_rate,
-                             c.resample_quality)
+            return self.load_window(handle, info, start)
+
+    def window_start(self, part: str | None) -> int:
+        """First output sample of the window ``part`` names (0 for the whole file)."""
+        return 0 if part is None else self.window_index(part) * self.config.window_hop
+
+    def load_window(self, handle: sf.SoundFile, info: AudioInfo, start: int) -> np.ndarray:
+        """``load`` on a file already open (``open_audio``): only this window is decoded."""
+        c = self.config
+        wave = read_span(handle, info, start, start + c.window_samples, c.sample_rate,
+                         c.resample_quality)
         if len(wave) == 0:
             kind = "empty_audio" if start == 0 else "truncated"
             raise SampleError(kind, f"no audio samples from {start / c.sample_rate:.2f} s on "
@@ -298,10 +306,54 @@ class AudioTokenizer(Tokenizer):
         return grid, length
 
     def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
+        self.check_part(part)
+        return self.tokenize_wave(self.load(path, part))
+
+    def tokenize_parts(self, path: str, parts: Sequence[str | None]
+                       ) -> list[dict[str, np.ndarray] | SampleError]:
+        """Windows of one file, read by :meth:`load_parts` (one open for the run)."""
+        for part in parts:
+            self.check_part(part)
+        return [wave if isinstance(wave, SampleError) else self.tokenize_wave(wave)
+                for wave in self.load_parts(path, parts)]
+
+    def load_parts(self, path: str, parts: Sequence[str | None]
+                   ) -> Iterator[np.ndarray | SampleError]:
+        """``load(path, part)`` for each part in order, or the SampleError it raises: the
+        file is opened and its header checked once, then each window's span is decoded
+        after a seek, as ``load`` decodes it (so the samples are the same).
+
+        After a window fails, the next one opens the file afresh, as a lone ``load`` would:
+        a decoder that failed mid-stream may not decode the following span the same way,
+        and a file that cannot be opened gives every window the error opening gives.
+        """
+        starts = [self.window_start(part) for part in parts]  # bad names stop the run first
+        opened: tuple[sf.SoundFile, AudioInfo] | None = None
+        try:
+            for start in starts:
+                try:
+                    opened = opened or open_audio(path, self.config.max_seconds)
+                    wave = self.load_window(*opened, start)
+                except SampleError as exc:
+                    if opened is not None:
+                        opened[0].close()
+                    opened = None
+                    yield exc
+                    continue
+                yield wave
+        finally:
+            if opened is not None:
+                opened[0].close()
+
+    def check_part(self, part: str | None) -> None:
+        if part is not None and self.config.long_clips != "split":
+            raise UsageError(f"audio part {part!r} given but long_clips is "
+                             f"{self.config.long_clips!r}")
+
+    def tokenize_wave(self, wave: np.ndarray) -> dict[str, np.ndarray]:
+        """One window's waveform -> its arrays (``tokenize_file`` after the reader)."""
         c = self.config
-        if part is not None and c.long_clips != "split":
-            raise UsageError(f"audio part {part!r} given but long_clips is {c.long_clips!r}")
-        grid, length = self.features(self.load(path, part))
+        grid, length = self.features(wave)
         # (x - mean) / (2 std) in float32, one cast to float16, then a pure gather: the same
         # values as patchify(..., mean=, std=) and half the work (no overlap duplicates)
         normalised = to_float16((grid - np.float32(c.mean)) / np.float32(2.0 * c.std))
@@ -362,11 +414,11 @@ def dataset_statistics(paths: Iterable[str], config: AudioConfig | None = None,
     tokenizer = AudioTokenizer(config)
     count, total, squares = 0, 0.0, 0.0
     for path in paths:
-        for part in _statistics_parts(tokenizer, path):
-            try:  # per window: one unreadable window does not hide the file's others
-                grid, length = tokenizer.features(tokenizer.load(path, part))
-            except SampleError:
+        # per window: one unreadable window does not hide the file's others
+        for wave in tokenizer.load_parts(path, _statistics_parts(tokenizer, path)):
+            if isinstance(wave, SampleError):
                 continue
+            grid, length = tokenizer.features(wave)
             real = grid[:, :length].astype(np.float64)
             count += real.size
             total += float(real.sum())

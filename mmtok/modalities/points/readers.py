@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 import zipfile
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -160,19 +160,96 @@ def read_hdf5_row(path: str, row: int, max_points: int = DEFAULT_MAX_POINTS) -> 
 
     try:
         with h5py.File(path, "r") as handle:
-            data = handle["data"]
-            if data.ndim != 3 or data.shape[2] < 3:
-                raise SampleError("bad_shape", f"data has shape {data.shape}, expected (N, P, 3+)")
-            if data.shape[1] > max_points:  # a compressed or unwritten dataset costs no disk
-                raise SampleError("too_large", f"rows of {data.shape[1]} points exceed "
-                                  f"max_points {max_points}")
+            data = hdf5_data(handle, max_points)
             points = np.asarray(data[row])
     except SampleError:
         raise
     except Exception as exc:  # noqa: BLE001 - h5py raises OSError/KeyError/... on bad files
-        raise SampleError("decode_error", f"not a readable ModelNet HDF5 file: "
-                          f"{type(exc).__name__}: {exc}") from None
+        raise hdf5_error(exc) from None
     return split_columns(points, f"data[{row}]")
+
+
+HDF5_BLOCK_BYTES = 64 << 20  # one slice's rows: big clouds stay bounded in memory
+
+
+def iter_hdf5_rows(path: str, rows: Sequence[int], max_points: int = DEFAULT_MAX_POINTS
+                   ) -> Iterator[tuple[int, Cloud | SampleError]]:
+    """``read_hdf5_row`` for many rows of one file, opening it once: yields ``(row, cloud
+    or the SampleError that reading the row alone gives)`` for each distinct row of
+    ``rows``, in increasing order.
+
+    Each block of consecutive rows (up to HDF5_BLOCK_BYTES) is read with one slice, and
+    the next block only when the caller asks for it. A block whose read fails is read
+    again row by row, so a damaged chunk fails only the rows it holds. A file that cannot
+    be opened, or whose ``data`` has a bad shape, raises SampleError on the first step.
+    """
+    import h5py
+
+    check_input_file(path)
+    try:
+        with h5py.File(path, "r") as handle:
+            data = hdf5_data(handle, max_points)
+            row_bytes = max(1, math.prod(data.shape[1:]) * data.dtype.itemsize)
+            for block in row_blocks(sorted(set(rows)), max(1, HDF5_BLOCK_BYTES // row_bytes)):
+                yield from read_block(data, block)
+    except SampleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - h5py raises OSError/KeyError/... on bad files
+        raise hdf5_error(exc) from None
+
+
+def row_blocks(rows: list[int], most: int) -> list[list[int]]:
+    """Sorted ``rows`` cut into runs of consecutive numbers, each at most ``most`` long."""
+    blocks: list[list[int]] = []
+    for row in rows:
+        if blocks and row == blocks[-1][-1] + 1 and len(blocks[-1]) < most:
+            blocks[-1].append(row)
+        else:
+            blocks.append([row])
+    return blocks
+
+
+def read_block(data: Any, block: list[int]) -> list[tuple[int, Cloud | SampleError]]:
+    """Rows ``block`` (consecutive) of the open ``data`` dataset, with one slice."""
+    try:
+        points = np.asarray(data[block[0]:block[-1] + 1])
+        if len(points) != len(block):  # a row beyond the end: let lone reads name it
+            raise IndexError("rows beyond the end of data")
+    except Exception:  # noqa: BLE001 - re-read alone below, where each error is the row's own
+        return [(row, lone_row(data, row)) for row in block]
+    return [(row, guarded_columns(points[i], f"data[{row}]")) for i, row in enumerate(block)]
+
+
+def lone_row(data: Any, row: int) -> Cloud | SampleError:
+    """Row ``row`` read alone, or its error: what ``read_hdf5_row`` reports for it."""
+    try:
+        points = np.asarray(data[row])
+    except Exception as exc:  # noqa: BLE001
+        return hdf5_error(exc)
+    return guarded_columns(points, f"data[{row}]")
+
+
+def guarded_columns(points: np.ndarray, source: str) -> Cloud | SampleError:
+    try:
+        return split_columns(points, source)
+    except SampleError as exc:
+        return exc
+
+
+def hdf5_data(handle: Any, max_points: int) -> Any:
+    """The open file's ``data`` dataset, after the checks every row needs."""
+    data = handle["data"]
+    if data.ndim != 3 or data.shape[2] < 3:
+        raise SampleError("bad_shape", f"data has shape {data.shape}, expected (N, P, 3+)")
+    if data.shape[1] > max_points:  # a compressed or unwritten dataset costs no disk
+        raise SampleError("too_large", f"rows of {data.shape[1]} points exceed "
+                          f"max_points {max_points}")
+    return data
+
+
+def hdf5_error(exc: Exception) -> SampleError:
+    return SampleError("decode_error", f"not a readable ModelNet HDF5 file: "
+                       f"{type(exc).__name__}: {exc}")
 
 
 def hdf5_rows(path: str) -> list[tuple[str, int | None]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -28,6 +29,7 @@ from .readers import (
     MESH_EXTENSIONS,
     POINT_EXTENSIONS,
     hdf5_rows,
+    iter_hdf5_rows,
     read_cloud,
 )
 
@@ -180,7 +182,27 @@ class PointsTokenizer(Tokenizer):
 
     def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
         c = self.config
-        cloud = read_cloud(path, part, c.mesh_points, c.seed, c.max_points)
+        return self.tokenize_cloud(read_cloud(path, part, c.mesh_points, c.seed, c.max_points))
+
+    def tokenize_cloud(self, cloud: Cloud) -> dict[str, np.ndarray]:
+        """One read cloud's arrays (``tokenize_file`` after the reader)."""
         arrays = self.group(self.prepare(cloud))
         arrays["num_input_points"] = np.int64(len(cloud))
         return arrays
+
+    def tokenize_parts(self, path: str, parts: Sequence[str | None]
+                       ) -> list[dict[str, np.ndarray] | SampleError]:
+        """HDF5 rows: the file is opened once and its rows read in slices
+        (:func:`iter_hdf5_rows`); other files go through ``tokenize_file`` per part."""
+        if os.path.splitext(path)[1].lower() not in HDF5_EXTENSIONS or None in parts:
+            return super().tokenize_parts(path, parts)
+        results: dict[int, dict[str, np.ndarray] | SampleError] = {}
+        for row, cloud in iter_hdf5_rows(path, [int(p) for p in parts], self.config.max_points):
+            if isinstance(cloud, SampleError):
+                results[row] = cloud
+                continue
+            try:  # tokenized as it is read, so only one block of raw rows is held at a time
+                results[row] = self.tokenize_cloud(cloud)
+            except SampleError as exc:
+                results[row] = exc
+        return [results[int(p)] for p in parts]
