@@ -10,7 +10,8 @@ collects it, that supplies:
   path. ``label`` is 0 or 1 and must change the content enough for a head to tell the two
   classes apart (the tuning test trains on them); ``index`` varies the sample and can pick
   among the modality's formats;
-- ``malformed_inputs()``: ``{file name: Malformed(write, kind, hazard)}`` with at least one
+- ``malformed_inputs()``: ``{sample id: Malformed(write, kind, hazard)}`` (the id is the
+  file name, ``NAME#ROW`` for a container's row) with at least one
   input per hazard in ``REQUIRED_HAZARDS`` (``nonfinite`` only when ``holds_floats``); the
   base adds a zero-byte file and a file of random bytes under ``extension``;
 - ``extension`` (those two files'), ``noise_kind`` (the kind random bytes get);
@@ -273,9 +274,9 @@ class TokenizerConformance:
         for i in range(2):
             path = self.write_sample(folder, f"good{i}", i, i)
             expected.update(dict.fromkeys(self.sample_ids(path.name)))
-        for name, case in self.all_malformed().items():
-            case.write(folder / name)
-            expected.update(dict.fromkeys(self.sample_ids(name), case.kind))
+        for sample_id, case in self.all_malformed().items():
+            case.write(folder / sample_id.partition("#")[0])
+            expected[sample_id] = case.kind
         store = tmp_path / "t.zarr"
         stdout, peak = run_bounded(sys.executable, [
             "tokenize", str(folder), "-o", str(store), "-m", self.modality, "--labels", "none",

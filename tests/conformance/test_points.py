@@ -1,4 +1,5 @@
-"""Conformance of point clouds (64 points, 8 groups of 8), from NPY, XYZ, PCD and HDF5."""
+"""Conformance of point clouds (64 points, 8 groups of 8), from NPY, XYZ, PCD and ModelNet
+HDF5 (two samples in one file)."""
 
 from __future__ import annotations
 
@@ -36,13 +37,13 @@ class TestPoints(TokenizerConformance):
         elif kind == 2:
             path = folder / f"{stem}.pcd"
             write_pcd(path, xyz)
-        else:  # a ModelNet-style container of one row: the sample id is FILE#0
+        else:  # a ModelNet-style container of two rows: samples FILE#0 and FILE#1
             path = folder / f"{stem}.h5"
-            write_modelnet_h5(path, xyz[None], [label])
+            write_modelnet_h5(path, np.stack([xyz, cloud(label, index + 100)]), [label] * 2)
         return path
 
     def sample_ids(self, name: str) -> list[str]:
-        return [f"{name}#0"] if name.endswith(".h5") else [name]
+        return [f"{name}#0", f"{name}#1"] if name.endswith(".h5") else [name]
 
     def malformed_inputs(self) -> dict[str, Malformed]:
         xyz = cloud(0, 0)
@@ -56,5 +57,5 @@ class TestPoints(TokenizerConformance):
             "inf.npy": Malformed(npy(inf), "nan_points", "nonfinite"),
             "header_bomb.npy": Malformed(npy_header_bomb, "truncated", "absurd_size"),
             "header_bomb.pcd": Malformed(pcd_header_bomb, "truncated", "absurd_size"),
-            "bomb.h5": Malformed(hdf5_bomb, "too_large", "absurd_size"),
+            "bomb.h5#0": Malformed(hdf5_bomb, "too_large", "absurd_size"),  # a 100 M-point row
         }
