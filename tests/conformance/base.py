@@ -84,15 +84,16 @@ def valid_features(store: Path) -> tuple[np.ndarray, np.ndarray]:
     return group["features"][:], group["valid"][:]
 
 
-def kill_near_commits(command: list[str], store: Path, rng: np.random.Generator,
+def kill_near_commits(commands: list[list[str]], store: Path, rng: np.random.Generator,
                       kills: int) -> list[int]:
-    """Run ``command`` again and again, SIGKILLing each run once it has committed ``0`` or
-    ``1`` (drawn) more shards, plus up to 5 ms; returns the committed shards after each kill.
+    """Run the ``commands`` in turn, SIGKILLing each run once it has committed ``0`` or ``1``
+    (drawn) more shards, plus up to 5 ms; returns the committed shards after each kill.
     Stops early when a run finishes first. (A kill after a random delay, as
     tests/killing.py's ``kill_repeatedly`` does, mostly lands in start-up when a run is as
     small as these.)"""
     progress: list[int] = []
-    for _ in range(kills):
+    for kill in range(kills):
+        command = commands[kill % len(commands)]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         if not wait_for_lock(process, store):
@@ -232,13 +233,15 @@ class TokenizerConformance:
 
     @pytest.mark.slow
     def test_repeated_sigkills_resume_to_the_uninterrupted_store(self, data, tmp_path):
-        """``slow_kills`` SIGKILLs, one sample per shard: each lands a seeded random moment
-        after the run commits none or one more shard, so kills fall in store creation, in
-        shards and in commits, and the store still grows."""
+        """``slow_kills`` SIGKILLs of runs with one and two workers in turn, one sample per
+        shard: each lands a seeded random moment after the run commits none or one more
+        shard, so kills fall in store creation, in shards and in commits, and the store
+        still grows."""
         root, ids = data
         reference, store = tmp_path / "ref.zarr", tmp_path / "killed.zarr"
         assert subprocess.run(self.command(root, reference, 1), capture_output=True).returncode == 0
-        progress = kill_near_commits(self.command(root, store, 1), store,
+        one, two = self.command(root, store, 1), [*self.command(root, store, 1), "-j", "2"]
+        progress = kill_near_commits([one, two], store,
                                      np.random.default_rng(len(self.modality)), self.slow_kills)
         assert len(progress) >= self.slow_kills // 2, progress
         assert any(0 < p < len(ids) for p in progress), f"no kill landed part-way: {progress}"
@@ -303,6 +306,11 @@ class TokenizerConformance:
         assert self.embed(reference, tmp_path / "one.zarr", batch_size=1).status == "complete"
         single, _ = valid_features(tmp_path / "one.zarr")
         np.testing.assert_allclose(single, values, rtol=1e-4, atol=1e-5)
+
+    def test_embedding_twice_gives_byte_identical_feature_stores(self, reference, features,
+                                                                  tmp_path):
+        assert self.embed(reference, tmp_path / "again.zarr", batch_size=3).status == "complete"
+        assert store_files(tmp_path / "again.zarr") == store_files(features)
 
     def test_padding_never_changes_a_pooled_feature(self, data, reference, features, tmp_path):
         if not self.padding_variants:
