@@ -245,13 +245,16 @@ class TokenizerConformance:
         still grows."""
         root, ids = data
         reference, store = tmp_path / "ref.zarr", tmp_path / "killed.zarr"
-        assert subprocess.run(self.command(root, reference, 1), capture_output=True).returncode == 0
+        made = subprocess.run(self.command(root, reference, 1), capture_output=True, text=True,
+                              timeout=300)
+        assert made.returncode == 0, made.stderr[-4000:]
         one, two = self.command(root, store, 1), [*self.command(root, store, 1), "-j", "2"]
         progress = kill_near_commits([one, two], store,
                                      np.random.default_rng(len(self.modality)), self.slow_kills)
         assert len(progress) >= self.slow_kills // 2, progress
         assert any(0 < p < len(ids) for p in progress), f"no kill landed part-way: {progress}"
-        finish = subprocess.run(self.command(root, store, 1), capture_output=True, text=True)
+        finish = subprocess.run(self.command(root, store, 1), capture_output=True, text=True,
+                                timeout=300)
         assert finish.returncode == 0, finish.stderr[-4000:]
         assert_same_store(store, reference)
         assert_ids_complete(store, ids)
