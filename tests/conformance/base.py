@@ -4,7 +4,8 @@ A modality's conformance tests are one subclass, named ``Test<Something>`` so th
 collects it, that supplies:
 
 - ``modality``: the registered name;
-- ``options``: tiny tokenizer options (config fields, as ``mmtok.tokenize(**options)`` and
+- ``options`` (default: the registry's ``tiny_options``): tiny tokenizer options (config
+  fields, as ``mmtok.tokenize(**options)`` and
   ``--set KEY=VALUE`` take them), so that every run is fast;
 - ``write_sample(folder, stem, label, index)``: write one valid sample file and return its
   path. ``label`` is 0 or 1 and must change the content enough for a head to tell the two
@@ -65,6 +66,13 @@ class Malformed(NamedTuple):
     hazard: str  # one of REQUIRED_HAZARDS (or anything else, for extra cases)
 
 
+def tiny_cli_options(modality: str) -> list[str]:
+    """The registry's tiny options for ``modality`` as ``--set`` arguments."""
+    from mmtok.modalities import get_modality
+
+    return cli_options(dict(get_modality(modality).tiny_options))
+
+
 def cli_options(options: dict[str, Any]) -> list[str]:
     """``{"size": 32, "mean": (0.5, 0.5)}`` -> ``["--set", "size=32", "--set", "mean=0.5,0.5"]``."""
     args = []
@@ -115,7 +123,7 @@ def kill_near_commits(commands: list[list[str]], store: Path, rng: np.random.Gen
 
 class TokenizerConformance:
     modality: ClassVar[str]
-    options: ClassVar[dict[str, Any]] = {}
+    options: ClassVar[dict[str, Any]]  # default: the registry's tiny_options for the modality
     extension: ClassVar[str]
     noise_kind: ClassVar[str] = "decode_error"
     holds_floats: ClassVar[bool] = True
@@ -127,6 +135,13 @@ class TokenizerConformance:
     shard_size: ClassVar[int] = 2
     slow_kills: ClassVar[int] = 12
     tune_epochs: ClassVar[int] = 4
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "modality" in cls.__dict__ and "options" not in cls.__dict__:
+            from mmtok.modalities import get_modality
+
+            cls.options = dict(get_modality(cls.modality).tiny_options)
 
     # --- hooks --------------------------------------------------------------------------
 

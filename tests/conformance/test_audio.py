@@ -30,7 +30,6 @@ def cut_flac(path: Path) -> None:
 
 class TestAudio(TokenizerConformance):
     modality = "audio"
-    options = {"num_mel_bins": 32, "target_frames": 48}
     extension = ".wav"
     # the same clips padded to 64 and 96 frames instead of 48: more masked patches, and
     # every feature must stay what it was

@@ -30,7 +30,6 @@ def png_cut() -> bytes:
 
 
 class ImageFamilyConformance(TokenizerConformance):
-    options = {"size": 32, "patch": 16}
     extension = ".png"
     encoder = TINY_VIT
     encoder_options = {"img_size": 32, "depth": 1}

@@ -22,7 +22,6 @@ def cloud(label: int, index: int, n: int = 150) -> np.ndarray:
 
 class TestPoints(TokenizerConformance):
     modality = "points"
-    options = {"num_points": 64, "num_groups": 8, "group_size": 8}
     extension = ".npy"
 
     def write_sample(self, folder: Path, stem: str, label: int, index: int) -> Path:
