@@ -68,8 +68,13 @@ class Tokenizer:
     # cheap (read headers, not data).
     # Parts may be ``(name, label)`` pairs when the file stores labels (HDF5 rows); then
     # ``part_class_names(path)`` may name the classes.
-    list_parts: Callable[[str], list[str] | list[tuple[str, int | None]] | None] | None = None
+    # A part's label may also be a class name (a string): a table's label column; the class
+    # names are then every name seen, sorted. With ``list_parts_label_column`` the pipeline
+    # calls ``list_parts(path, label_column=...)`` with ``--label-column`` (None when not
+    # given), so a table's tokenizer can read labels from the column the user names.
+    list_parts: Callable[..., list[str] | list[tuple[str, int | str | None]] | None] | None = None
     part_class_names: Callable[[str], list[str] | None] | None = None
+    list_parts_label_column: ClassVar[bool] = False
 
     def statistics_from(self, paths: list[str]) -> dict[str, Any]:
         """The fitted fields: config overrides computed from the training data
