@@ -264,7 +264,7 @@ def tokenize(
                          f"(extensions: {' '.join(get_modality(modality).extensions)})")
     fitted = reused.fitted if reused is not None else None
     if stats_from_data:
-        tokenizer, fitted = _fit_statistics(tokenizer, modality, options, samples)
+        tokenizer, fitted = _fit_statistics(tokenizer, modality, options, samples, label_column)
     specs = tokenizer.sample_arrays()
     if shard_size is None:
         # a reused config keeps its store's shard size: the config hash covers the layout
@@ -308,12 +308,16 @@ def _reused_config(config_from: str | os.PathLike | None,
 
 
 def _fit_statistics(tokenizer: Tokenizer, modality: str, options: dict,
-                    samples: SampleList) -> tuple[Tokenizer, dict]:
+                    samples: SampleList, label_column: str | None = None
+                    ) -> tuple[Tokenizer, dict]:
     """The tokenizer with its statistics fitted on ``samples``, and the fitted record."""
     # A deterministic pre-pass: a rerun computes the same values, so the config (and with
     # it resume) is unchanged.
     paths = list(dict.fromkeys(s.path for s in samples.samples if s.problem is None))
-    fitted = tokenizer.statistics_from(paths)
+    if tokenizer.list_parts_label_column:  # a table: its label column is not a feature
+        fitted = tokenizer.statistics_from(paths, label_column=label_column)
+    else:
+        fitted = tokenizer.statistics_from(paths)
     return create_tokenizer(modality, **{**options, **fitted}), fitted_record(fitted, samples)
 
 

@@ -5,6 +5,7 @@ from . import image  # noqa: F401  (registers image, xray, infrared, depth)
 from . import points  # noqa: F401  (registers points)
 from . import audio  # noqa: F401  (registers audio)
 from . import text  # noqa: F401  (registers text)
+from . import tabular  # noqa: F401  (registers tabular)
 from .base import (
     DemoSpec,
     ModalitySpec,

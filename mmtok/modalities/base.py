@@ -74,7 +74,7 @@ class Tokenizer:
     # given), so a table's tokenizer can read labels from the column the user names.
     list_parts: Callable[..., list[str] | list[tuple[str, int | str | None]] | None] | None = None
     part_class_names: Callable[[str], list[str] | None] | None = None
-    list_parts_label_column: ClassVar[bool] = False
+    list_parts_label_column: ClassVar[bool] = False  # also: statistics_from(paths, label_column=)
 
     def statistics_from(self, paths: list[str]) -> dict[str, Any]:
         """The fitted fields: config overrides computed from the training data
@@ -259,5 +259,9 @@ def create_tokenizer(modality: str, **overrides: Any) -> Tokenizer:
 
 
 def config_to_dict(config: Any) -> dict:
-    """JSON-ready dict (tuples become lists) of a config dataclass."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+    """JSON-ready dict (tuples become lists, nested ones too) of a config dataclass."""
+    return {k: _lists(v) for k, v in dataclasses.asdict(config).items()}
+
+
+def _lists(value: Any) -> Any:
+    return [_lists(v) for v in value] if isinstance(value, (tuple, list)) else value
