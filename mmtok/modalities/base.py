@@ -248,7 +248,11 @@ def _convert(text: str, hint: Any, assignment: str) -> Any:
             return text.lower() in ("1", "true", "yes", "on")
         if typing.get_origin(hint) is tuple:
             item = typing.get_args(hint)[0]
-            return tuple(item(v) for v in text.split(","))
+            if typing.get_origin(item) is tuple:  # nested: "a|b,c|d" -> (("a", "b"), ("c", "d"))
+                inner = typing.get_args(item)[0]
+                return tuple(tuple(inner(x) for x in v.split("|")) if v else ()
+                             for v in text.split(","))
+            return tuple(item(v) for v in text.split(",")) if text else ()
         return hint(text)
     except ValueError:
         raise UsageError(f"--set {assignment!r}: {text!r} is not a valid {hint}") from None

@@ -185,12 +185,11 @@ def column_names(path: str) -> list[str]:
 
 
 def require_rows(path: str) -> RowIndex:
-    """The index of a file that holds data rows; an empty or header-only file is a usage
-    error (nothing to tokenize, and a typo'd file more likely than an intended one)."""
-    try:
-        index = row_index(path)
-    except SampleError as exc:
-        raise UsageError(f"{path}: {exc.message}") from None
+    """The index of a file that holds data rows. A header-only file (or a JSONL/Parquet file
+    of no rows) is a usage error: nothing to tokenize, and more likely the wrong file than an
+    intended one. A file that cannot be read at all (zero bytes, not Parquet) raises its
+    ``SampleError``, which listing records as that file's problem like any bad file's."""
+    index = row_index(path)  # an unreadable file stays a SampleError: recorded, not fatal
     if index.num_rows == 0:
         raise UsageError(f"{path} holds no data rows (empty or header only)")
     return index

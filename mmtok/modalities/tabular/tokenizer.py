@@ -45,6 +45,7 @@ class TabularConfig:
     max_vocabulary: int = 10_000  # text columns with more distinct values are dropped
     min_frequency: int = 1  # rarer values are not in the vocabulary (they map to unknown)
     bad_cells: str = "missing"  # unparsable numeric cells: "missing" (flagged) or "error"
+    max_row_bytes: int = 1 << 20  # longer rows are too_large, never parsed
     # the fitted schema (tokenize --stats-from-data; reused with --config-from)
     columns: tuple[str, ...] = ()
     kinds: tuple[str, ...] = ()
@@ -95,6 +96,12 @@ class TabularTokenizer(Tokenizer):
         return {"numeric": ArraySpec((len(self.numeric_columns),), "float32"),
                 "categorical": ArraySpec((len(self.categorical_columns),), "int32"),
                 "missing": ArraySpec((len(self.config.columns),), "bool")}
+
+    def static_arrays(self) -> dict[str, np.ndarray]:
+        # called once before a store is created: a run without a schema stops here, before
+        # any store or shard exists
+        self._require_schema()
+        return {}
 
     def _require_schema(self) -> None:
         if not self.config.columns:
@@ -192,7 +199,8 @@ class TabularTokenizer(Tokenizer):
         results: list = [None] * len(rows)
         order = np.argsort(rows, kind="stable")
         for first, last in _runs(rows[order]):
-            block = rowfiles.read_rows(path, first, last, list(self.config.columns))
+            block = rowfiles.read_rows(path, first, last, list(self.config.columns),
+                                       max_row_bytes=self.config.max_row_bytes)
             arrays, cell_errors = self.transform(block.table)
             where = {int(r): i for i, r in enumerate(block.rows)}
             for slot in order:

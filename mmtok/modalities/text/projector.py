@@ -11,15 +11,21 @@ import torch
 from torch import nn
 
 
+MIN_POSITIONS = 512
+
+
 class TextProjector(nn.Module):
     trainable = True
 
     def __init__(self, vocab_size: int, context_length: int, width: int) -> None:
         super().__init__()
+        # drawn first and for at least MIN_POSITIONS positions, so that position p starts
+        # equal whatever the context length: more padding never changes a feature
+        self.pos_embed = nn.Parameter(
+            torch.randn(1, max(context_length, MIN_POSITIONS), width) * 0.01)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, width) * 0.02)
         self.token_embed = nn.Embedding(vocab_size, width)
         nn.init.normal_(self.token_embed.weight, std=0.02)
-        self.pos_embed = nn.Parameter(torch.randn(1, context_length, width) * 0.01)
-        self.cls_token = nn.Parameter(torch.randn(1, 1, width) * 0.02)
         self.vocab_size = vocab_size
         self.prefix = 1
 

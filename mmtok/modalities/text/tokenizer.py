@@ -198,12 +198,9 @@ class TextTokenizer(Tokenizer):
         return [{name: values[0] for name, values in encoded.items()}] * count
 
     def _read_text_file(self, path: str) -> str:
-        try:
-            size = check_input_file(path)
-        except SampleError as exc:
-            if exc.kind != "empty_file":
-                raise
-            return ""  # an empty text is valid: start and end tokens only
+        # a zero-byte file is empty_file, as in every modality (usually a failed write); an
+        # empty text (a file of whitespace, an empty cell) is valid: start and end only
+        size = check_input_file(path)
         limit = MAX_BYTES_PER_CHAR * self.config.max_chars
         if size > limit:
             raise SampleError("too_large", f"the file is {size} bytes, more than the limit "
