@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 
 from .base import Malformed, TokenizerConformance
 
+# nested fields in their --set form ("a|b" per column, columns separated by commas)
 SCHEMA = {"columns": ("x", "c"), "kinds": ("numeric", "categorical"),
-          "vocabularies": (("p", "q"),), "numeric_params": ((-2.0, -1.0, 0.0, 1.0, 2.0),),
-          "max_row_bytes": 4096}
+          "vocabularies": "p|q", "numeric_params": "-2|-1|0|1|2", "max_row_bytes": 4096}
 
 
 def rows(label: int, index: int) -> dict:

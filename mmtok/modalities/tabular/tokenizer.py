@@ -27,8 +27,10 @@ KINDS = ("numeric", "categorical", "boolean")
 FIT_BLOCK_ROWS = 1 << 16
 
 
-def _tuples(value):
-    return tuple(_tuples(v) if isinstance(v, (list, tuple)) else v for v in value)
+def _nested(text: str, item) -> tuple:
+    """ "a|b,c|d" -> (("a", "b"), ("c", "d")) """
+    return tuple(tuple(item(x) for x in group.split("|")) if group else ()
+                 for group in text.split(",")) if text else ()
 
 
 @dataclass(frozen=True)
@@ -54,8 +56,17 @@ class TabularConfig:
     dropped: tuple[str, ...] = ()  # the fit's notes on the columns it left out
 
     def __post_init__(self) -> None:
-        for name in ("vocabularies", "numeric_params"):  # JSON gives lists: make them tuples
-            object.__setattr__(self, name, _tuples(getattr(self, name)))
+        for name, item in (("vocabularies", str), ("numeric_params", float)):
+            value = getattr(self, name)
+            if isinstance(value, str):  # the --set form: "a|b,c|d" (one group per column)
+                value = _nested(value, item)
+            else:  # JSON gives lists: make them tuples
+                value = tuple(tuple(item(x) for x in v) for v in value)
+            object.__setattr__(self, name, value)
+        for name in ("categorical", "numeric", "drop", "columns", "kinds", "dropped"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, tuple(value.split(",")) if value else ())
         problems = []
         if self.numeric_transform not in ("quantile", "standard"):
             problems.append(f"numeric_transform must be 'quantile' or 'standard', not "
