@@ -44,7 +44,7 @@ class TabularProjector(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]):
         from ...embedding.projectors import Projected
 
-        numeric = batch["numeric"].float()
+        numeric = batch["numeric"].float()[:, :self.num_weight.shape[0]]
         missing = batch["missing"].bool()
         parts = []
         if numeric.shape[1]:
@@ -52,7 +52,7 @@ class TabularProjector(nn.Module):
             value = numeric.unsqueeze(-1) * self.num_weight
             parts.append(torch.where(gone, self.num_missing.expand_as(value), value)
                          + self.num_bias)
-        categorical = batch["categorical"].long()
+        categorical = batch["categorical"].long()[:, :self.cat_bias.shape[0]]
         if categorical.shape[1]:
             parts.append(self.cat_embed(categorical + self.offsets) + self.cat_bias)
         x = torch.cat(parts, dim=1)[:, self.order]

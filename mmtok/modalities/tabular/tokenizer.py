@@ -104,8 +104,10 @@ class TabularTokenizer(Tokenizer):
         self.params = [np.array(p, np.float64) for p in config.numeric_params]
 
     def sample_arrays(self) -> dict[str, ArraySpec]:
-        return {"numeric": ArraySpec((len(self.numeric_columns),), "float32"),
-                "categorical": ArraySpec((len(self.categorical_columns),), "int32"),
+        # at least one slot each (zarr cannot shard a zero-width array): a table without
+        # numeric (or categorical) columns keeps one zero slot that the projector ignores
+        return {"numeric": ArraySpec((max(1, len(self.numeric_columns)),), "float32"),
+                "categorical": ArraySpec((max(1, len(self.categorical_columns)),), "int32"),
                 "missing": ArraySpec((len(self.config.columns),), "bool")}
 
     def static_arrays(self) -> dict[str, np.ndarray]:
@@ -235,8 +237,8 @@ class TabularTokenizer(Tokenizer):
 
         n = table.num_rows
         c = self.config
-        numeric = np.zeros((n, len(self.numeric_columns)), np.float32)
-        categorical = np.zeros((n, len(self.categorical_columns)), np.int32)
+        numeric = np.zeros((n, max(1, len(self.numeric_columns))), np.float32)
+        categorical = np.zeros((n, max(1, len(self.categorical_columns))), np.int32)
         missing = np.zeros((n, len(c.columns)), bool)
         errors: dict[int, SampleError] = {}
         j_num = j_cat = 0
