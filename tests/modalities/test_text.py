@@ -32,7 +32,7 @@ def _random_lines(n: int, seed: int = 0) -> list[str]:
 
 def test_clip_ids_equal_open_clip_tokenize():
     open_clip = pytest.importorskip("open_clip")
-    texts = CORPUS + _random_lines(400)
+    texts = CORPUS + _random_lines(400) + _tricky_lines(600, seed=1)
     ours = create_tokenizer("text").encode(texts)
     reference = open_clip.tokenize(texts).numpy()
     np.testing.assert_array_equal(ours["tokens"], reference)
@@ -42,6 +42,48 @@ def test_clip_ids_equal_open_clip_tokenize():
     assert ours["truncated"][long] and ours["tokens"][long, -1] == 49407
     assert ours["length"][1] == 2  # an empty text: start and end only
     assert not ours["truncated"][0]
+
+
+# characters around every one of ftfy's fixes and mojibake heuristics, and plain ones
+TRICKY = (list("abcXYZ 019.,'!?\t\n\r&;#<>") + ["&amp;", "&eacute;", "&EACUTE;", "&#x2019;",
+          "&nbsp", "&lt;b&gt;"] + list("éèßſÃÂâ€œ\x9d™©°·»–—´¡×²³ØÙàµ√±≈‚вЂВГРСβΒΓΞΟā")
+          + list("ﬁﬂĳǆＡＢ１　ｶ‘’“”ʼ\u2028\u2029\x85\x1b\x07\x0b\x7f\ufeff\u206a")
+          + list("中日本語한국어ÅΣας🙂👍🏽\u200d\u0301\u0345\u0558\U00010940ͅ") + ["e\u0301"])
+
+
+def _tricky_lines(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(TRICKY, size=int(rng.integers(0, 12)))) for _ in range(n)]
+
+
+def test_fast_cleaning_equals_open_clips_cleaning():
+    from mmtok.modalities.text import clip_bpe
+
+    lines = CORPUS + _tricky_lines(3000) + [w + " word" for w in TRICKY] + ["Ã " + "x", "1\nÃ x"]
+    fast = [t for t in lines if clip_bpe.ftfy_leaves_alone(t)]
+    # both paths are exercised: many lines skip ftfy, many do not
+    assert 0.2 * len(lines) < len(fast) < 0.8 * len(lines)
+    for text in lines:
+        assert clip_bpe.clean(text) == clip_bpe.clean_like_open_clip(text), repr(text)
+
+
+def test_the_rust_split_equals_open_clips_regex_on_every_code_point():
+    """Oniguruma's (?i) and Unicode tables differ from the regex module's; the spelled-out
+    pattern must not, in contexts that exercise each alternative."""
+    import regex
+    from tokenizers import Regex, pre_tokenizers
+
+    from mmtok.modalities.text import clip_bpe
+
+    reference = regex.compile(clip_bpe.OPEN_CLIP_PATTERN, regex.IGNORECASE)
+    split = pre_tokenizers.Split(Regex(clip_bpe.split_pattern()), behavior="removed",
+                                 invert=True)
+    every = clip_bpe._all_code_points()
+    rng = np.random.default_rng(0)
+    sample = every[:0x3400] + "".join(rng.choice(list(every[0x3400:]), 20000))
+    for context in (" {}", " '{}", " a{}1", " !{}!", " '{}e"):
+        text = "".join(context.format(c) for c in sample) + " <ſtart_of_text> <end_of_text>"
+        assert [piece for piece, _ in split.pre_tokenize_str(text)] == reference.findall(text)
 
 
 def test_the_clip_vocabulary_is_clips():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 from dataclasses import dataclass
 from typing import Sequence
@@ -84,9 +85,12 @@ def _sha256(path: str) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _encoder(tokenizer: str, context_length: int):
-    """(tokenizers.Tokenizer, clean function or None, vocabulary size), built once per process."""
+    """(tokenizers.Tokenizer, clean function or None, vocabulary size, pad id), built once per
+    process. The tokenizer truncates but does not pad: :meth:`TextTokenizer.encode` pads in
+    numpy (a padded Encoding's 77 ids as a Python list cost more than the BPE)."""
     if tokenizer == CLIP:
-        return clip_bpe.build_clip_tokenizer(context_length), clip_bpe.clean, clip_bpe.VOCAB_SIZE
+        return (clip_bpe.build_clip_tokenizer(context_length), clip_bpe.clean,
+                clip_bpe.VOCAB_SIZE, clip_bpe.PAD)
     from tokenizers import Tokenizer as HFTokenizer
 
     try:
@@ -96,9 +100,8 @@ def _encoder(tokenizer: str, context_length: int):
             from None
     padding = hf.padding or {}
     hf.enable_truncation(max_length=context_length)
-    hf.enable_padding(length=context_length, pad_id=padding.get("pad_id", 0),
-                      pad_token=padding.get("pad_token", "[PAD]"))
-    return hf, None, hf.get_vocab_size(with_added_tokens=True)
+    hf.no_padding()
+    return hf, None, hf.get_vocab_size(with_added_tokens=True), int(padding.get("pad_id", 0))
 
 
 class TextTokenizer(Tokenizer):
@@ -132,16 +135,18 @@ class TextTokenizer(Tokenizer):
     # --- tokenizing ---------------------------------------------------------------------
     def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
         """Token arrays for a batch of strings, in one Rust call."""
-        hf, clean, _ = _encoder(self.config.tokenizer, self.config.context_length)
-        if clean is not None:
-            texts = [clean(t) for t in texts]
-        encodings = hf.encode_batch(list(texts))
-        n = len(encodings)
-        tokens = np.array([e.ids for e in encodings], np.int32).reshape(n, -1)
-        mask = np.array([e.attention_mask for e in encodings], np.int32).reshape(n, -1)
-        truncated = np.fromiter((bool(e.overflowing) for e in encodings), bool, n)
-        return {"tokens": tokens, "length": mask.sum(axis=1, dtype=np.int32),
-                "truncated": truncated}
+        hf, clean, _, pad = _encoder(self.config.tokenizer, self.config.context_length)
+        texts = list(map(clean, texts)) if clean is not None else list(texts)
+        encodings = hf.encode_batch_fast(texts) if hasattr(hf, "encode_batch_fast") \
+            else hf.encode_batch(texts)
+        ids = [e.ids for e in encodings]
+        n = len(ids)
+        length = np.fromiter(map(len, ids), np.int32, n)
+        tokens = np.full((n, self.config.context_length), pad, np.int32)
+        tokens[np.arange(self.config.context_length) < length[:, None]] = np.fromiter(
+            itertools.chain.from_iterable(ids), np.int32, int(length.sum()))
+        truncated = np.fromiter((len(e.overflowing) > 0 for e in encodings), bool, n)
+        return {"tokens": tokens, "length": length, "truncated": truncated}
 
     def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
         outcome = self.tokenize_parts(path, [part])[0]
