@@ -1,0 +1,75 @@
+"""Tiny video clips written with PyAV for the video tests. Frame ``i`` is a flat gray of level
+``8 * i + 4`` (so the test reads back which frame it got), with a white 12x12 block in the
+top-left corner of the coded picture (so it can tell a rotation)."""
+
+from __future__ import annotations
+
+import fractions
+
+import numpy as np
+
+# (extension, encoder, pixel format) of the containers the tests cover
+FORMATS = {"mp4": ("libx264", "yuv420p"), "webm": ("libvpx-vp9", "yuv420p"),
+           "avi": ("mjpeg", "yuvj420p")}
+
+
+def level(index: int) -> int:
+    return 8 * index + 4
+
+
+def read_index(value: float) -> int:
+    return int(round((float(value) - 4) / 8))
+
+
+def frame_pixels(index: int, width: int = 64, height: int = 48) -> np.ndarray:
+    pixels = np.full((height, width, 3), level(index), np.uint8)
+    pixels[:12, :12] = 255
+    return pixels
+
+
+def encoder_available(codec: str) -> bool:
+    import av
+
+    return codec in av.codecs_available
+
+
+def write_clip(path, frames: int = 20, fps: int = 25, ext: str | None = None, *,
+               pts_ms: list[int] | None = None, rotation: int | None = None,
+               gop: int | None = None, width: int = 64, height: int = 48,
+               pixels=frame_pixels) -> str:
+    """Write ``frames`` frames (or one per ``pts_ms`` entry, at those milliseconds: a
+    variable-rate clip) with the container's encoder; returns the path."""
+    import av
+
+    path = str(path)
+    ext = ext or path.rsplit(".", 1)[-1]
+    codec, pix_fmt = FORMATS.get(ext, ("libx264", "yuv420p"))
+    with av.open(path, "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        options = {"g": str(gop)} if gop else {}
+        if codec == "libx264":
+            options.update({"crf": "1", "preset": "ultrafast"})
+        stream.options = options
+        if pts_ms is not None:
+            stream.time_base = fractions.Fraction(1, 1000)
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        count = len(pts_ms) if pts_ms is not None else frames
+        for i in range(count):
+            frame = av.VideoFrame.from_ndarray(pixels(i, width, height), format="rgb24")
+            if pts_ms is not None:
+                frame.pts, frame.time_base = pts_ms[i], fractions.Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def tokens_to_frames(tokens: np.ndarray, num_frames: int, size: int, patch: int = 16,
+                     tubelet: int = 2) -> np.ndarray:
+    """(L, 3*tubelet*patch*patch) tokens -> (T, size, size, 3) frames (inverse tubelets)."""
+    g = size // patch
+    x = tokens.reshape(num_frames // tubelet, g, g, 3, tubelet, patch, patch)
+    return x.transpose(0, 4, 1, 5, 2, 6, 3).reshape(num_frames, size, size, 3)
