@@ -1,6 +1,7 @@
-"""Tiny video clips written with PyAV for the video tests. Frame ``i`` is a flat gray of level
-``8 * i + 4`` (so the test reads back which frame it got), with a white 12x12 block in the
-top-left corner of the coded picture (so it can tell a rotation)."""
+"""Tiny video clips written with PyAV for the video tests. Frame ``i`` draws its index in
+its pixels: red is level ``8 * (i % 32) + 4``, green ``8 * (i // 32) + 4`` (so a test reads
+back which frame it got, through any lossy codec), with a white 12x12 block in the top-left
+corner of the coded picture (so it can tell a rotation)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ def level(index: int) -> int:
     return 8 * index + 4
 
 
-def read_index(value: float) -> int:
-    return int(round((float(value) - 4) / 8))
+def read_index(rgb) -> int:
+    """The frame index drawn in an (R, G, ...) pixel."""
+    low, high = (int(round((float(v) - 4) / 8)) for v in rgb[:2])
+    return low + 32 * high
 
 
 def frame_pixels(index: int, width: int = 64, height: int = 48) -> np.ndarray:
-    pixels = np.full((height, width, 3), level(index), np.uint8)
+    pixels = np.empty((height, width, 3), np.uint8)
+    pixels[..., 0], pixels[..., 1], pixels[..., 2] = level(index % 32), level(index // 32), 128
     pixels[:12, :12] = 255
     return pixels
 
@@ -50,6 +54,8 @@ def write_clip(path, frames: int = 20, fps: int = 25, ext: str | None = None, *,
         options = {"g": str(gop)} if gop else {}
         if codec == "libx264":
             options.update({"crf": "1", "preset": "ultrafast"})
+        elif codec == "libvpx-vp9":
+            options.update({"crf": "4", "b": "0", "deadline": "realtime", "cpu-used": "8"})
         stream.options = options
         if pts_ms is not None:
             stream.time_base = fractions.Fraction(1, 1000)

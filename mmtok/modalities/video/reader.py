@@ -223,12 +223,13 @@ class ContainerVideo:
         chosen: list[Any] = [None] * len(times)
         j, prev = 0, None  # next target; last decoded frame before it
         seek_to = None if times[0] - self.info.start <= SEEK_GAP_SECONDS else times[0]
-        from_start = seek_to is None
+        at_start = seek_to is None  # this pass began at the stream's first frame
+        may_seek = True  # False once a seek proved unreliable: decode straight through
         while j < len(times):
             restart = None
             frames = self._frames(seek_to, deadline, errors)
             for when, frame in frames:
-                if prev is None and when > times[j] and not from_start:
+                if prev is None and when > times[j] and not at_start:
                     restart = "start"  # the seek landed past the target: decode from the start
                     break
                 while j < len(times) and when >= times[j]:
@@ -240,22 +241,23 @@ class ContainerVideo:
                 if j == len(times):
                     break
                 prev = (when, frame)
-                if times[j] - when > SEEK_GAP_SECONDS and not from_start:
+                if may_seek and times[j] - when > SEEK_GAP_SECONDS:
                     restart = "seek"
                     break
             frames.close()
+            if j == len(times):
+                break
             if restart is None:  # the stream ended: the remaining times take its last frame
                 if prev is None:
                     raise SampleError("decode_error", "no frame of the video stream could be "
                                       "decoded" + (f" ({errors[0]})" if errors else ""),
                                       stage="decode")
-                for k in range(j, len(times)):
-                    chosen[k] = prev
+                chosen[j:] = [prev] * (len(times) - j)
                 break
             if restart == "start":
-                seek_to, from_start, prev = self.info.start, True, None
-                continue
-            seek_to, prev = times[j], None
+                seek_to, at_start, may_seek, prev = self.info.start, True, False, None
+            else:
+                seek_to, at_start, prev = times[j], False, None
         out, converted = [], {}
         for when, frame in chosen:
             key = id(frame)

@@ -7,8 +7,8 @@ times its frame rate when the container has none, as WebM), frame ``i`` at time
 Indices follow VideoMAE (v2) evaluation: ``dense`` takes a centred window of
 ``num_frames * rate`` frames and ``num_frames`` indices spread over it by ``np.linspace``; a
 clip no longer than the window takes every ``rate``-th frame and repeats the last.
-``segments`` (TSN) takes the middle frame of ``num_frames`` equal segments. ``clips=K`` spreads
-K windows from the first frame to the last (VideoMAE's test-time temporal views), one sample
+``segments`` (TSN) takes the middle frame of ``num_frames`` equal segments. ``clips=K`` takes
+VideoMAE's K test-time temporal views, spread from the first frame to the last, one sample
 each, with ids ``FILE#clip=k``. Each index's time picks the frame whose presentation
 timestamp is nearest, so a constant-rate stream gives exactly frame ``i`` and a variable-rate
 one the frame shown then. Only the frames needed are decoded (see ``reader.py``).
@@ -107,20 +107,25 @@ def dense_indices(length: int, num_frames: int, rate: int, clips: int = 1,
                   clip: int = 0) -> np.ndarray:
     """VideoMAE (v2) evaluation indices of ``clip`` (of ``clips``) into ``length`` frames.
 
-    A clip no longer than the window (``num_frames * rate``) takes ``length // rate`` indices
-    spread over it and repeats the last frame; a longer one a window centred (one clip) or
-    placed k/(K-1) of the way from the first to the last frame, with ``num_frames`` indices
-    by ``np.linspace`` over it.
+    One clip (validation): a clip no longer than the window (``num_frames * rate``) takes
+    ``length // rate`` indices spread over it by ``np.linspace`` and repeats the last frame; a
+    longer one takes ``num_frames`` indices by ``np.linspace`` over the centred window.
+    Several clips (test-time views): every ``rate``-th frame (the last repeated up to
+    ``num_frames``), and clip k takes ``num_frames`` consecutive ones of them starting
+    ``int(k * (count - num_frames) / (clips - 1))`` in.
     """
     window = num_frames * rate
+    if clips > 1:
+        every = list(range(0, length, rate))
+        every += [every[-1]] * (num_frames - len(every))
+        step = max((len(every) - num_frames) / (clips - 1), 0.0)
+        begin = int(clip * step)
+        return np.asarray(every[begin:begin + num_frames], dtype=np.int64)
     if length <= window:
         index = np.linspace(0, length, num=length // rate)
         index = np.concatenate((index, np.ones(num_frames - length // rate) * length))
         return np.clip(index, 0, length - 1).astype(np.int64)
-    if clips == 1:
-        end = (window + length) // 2
-    else:
-        end = window + (clip * (length - window)) // (clips - 1)
+    end = (window + length) // 2
     begin = end - window
     index = np.linspace(begin, end, num=num_frames)
     return np.clip(index, begin, end - 1).astype(np.int64)
