@@ -40,6 +40,7 @@ def encoder_available(codec: str) -> bool:
 def write_clip(path, frames: int = 20, fps: int = 25, ext: str | None = None, *,
                pts_ms: list[int] | None = None, rotation: int | None = None,
                gop: int | None = None, width: int = 64, height: int = 48,
+               preset: str = "ultrafast",
                pixels=frame_pixels) -> str:
     """Write ``frames`` frames (or one per ``pts_ms`` entry, at those milliseconds: a
     variable-rate clip) with the container's encoder; returns the path."""
@@ -53,7 +54,7 @@ def write_clip(path, frames: int = 20, fps: int = 25, ext: str | None = None, *,
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         options = {"g": str(gop)} if gop else {}
         if codec == "libx264":
-            options.update({"crf": "1", "preset": "ultrafast"})
+            options.update({"crf": "1", "preset": preset})  # veryfast: B-frames
         elif codec == "libvpx-vp9":
             options.update({"crf": "4", "b": "0", "deadline": "realtime", "cpu-used": "8"})
         stream.options = options

@@ -226,17 +226,18 @@ def test_gif_and_odd_pixel_formats(tmp_path, tiny):
 
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory):
-    """12 s at 25 fps with a keyframe every 10 frames."""
-    return vf.write_clip(tmp_path_factory.mktemp("long") / "long.mp4", 300, gop=10)
+    """12 s at 25 fps with a keyframe every 10 frames and B-frames."""
+    return vf.write_clip(tmp_path_factory.mktemp("long") / "long.mp4", 300, gop=10,
+                         preset="veryfast")
 
 
 def _spy_frames(monkeypatch):
     decoded, seeks = [], []
     original = reader.ContainerVideo._frames
 
-    def spying(self, seek_to, deadline, errors):
+    def spying(self, seek_to, *args):
         seeks.append(seek_to)
-        for item in original(self, seek_to, deadline, errors):
+        for item in original(self, seek_to, *args):
             decoded.append(item[0])
             yield item
 
@@ -260,6 +261,22 @@ def test_seeking_decodes_few_frames_and_equals_decoding_all(long_clip, monkeypat
         assert len([s for s in seeks if s is not None]) >= 3
         # from the start to the first time (1.5 s), then at most a group of 10 per time
         assert len(decoded) <= 38 + 3 * 11
+
+
+def test_skipping_unneeded_b_frames_changes_nothing(long_clip, monkeypatch):
+    """Frames no sampled time can pick are dropped by the decoder when nothing refers to
+    them; the tokens equal decoding every frame in the window."""
+    tokenizer = create_tokenizer("video", **{**TINY, "rate": 5})
+    decoded, _ = _spy_frames(monkeypatch)
+    skipped = tokenizer.tokenize_file(long_clip)
+    dropped = len(decoded)
+    monkeypatch.setattr(reader, "_dispensable", lambda *args: False)
+    decoded.clear()
+    every = tokenizer.tokenize_file(long_clip)
+    assert dropped < len(decoded)  # B-frames really were dropped
+    for name in every:
+        np.testing.assert_array_equal(skipped[name], every[name])
+    assert read_back(skipped["tokens"]) == tokenizer.indices(300, 0).tolist()
 
 
 def test_max_seconds_refuses_before_decoding(long_clip, monkeypatch):

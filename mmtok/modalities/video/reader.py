@@ -12,11 +12,12 @@ are converted to RGB (any pixel format: 10-bit, gray, yuvj, palette) and turned 
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -79,6 +80,25 @@ def nearest_choice(times: Sequence[float], frame_times: Sequence[float]) -> list
             closer_after = frame_times[after] - t < t - frame_times[before]
             chosen.append(after if closer_after else before)
     return chosen
+
+
+def _dispensable(when: float, known: Sequence[float], targets: Sequence[float]) -> bool:
+    """Whether a frame at ``when`` cannot be the nearest to any of ``targets``: for each, one
+    of the ``known`` (sorted) frame times is nearer (or as near and earlier, the tie rule).
+    The nearest known time is never itself a skipped frame's (it was skipped for a nearer
+    one, still known), so the frame ``frames_at`` would choose is always decoded."""
+    if not known or not targets:
+        return False
+    for t in targets:
+        i = bisect.bisect_left(known, t)
+        gap = abs(when - t)
+        for q in known[max(0, i - 1):i + 1]:
+            d = abs(q - t)
+            if d < gap or (d == gap and q < when):
+                break
+        else:
+            return False
+    return True
 
 
 class ContainerVideo:
@@ -179,13 +199,23 @@ class ContainerVideo:
 
     # --- decoding ---------------------------------------------------------------------
 
-    def _frames(self, seek_to: float | None, deadline: float, errors: list[str]):
+    def _frames(self, seek_to: float | None, deadline: float, errors: list[str],
+                pending: Callable[[], Sequence[float]] | None = None):
         """Decoded frames from the keyframe at or before ``seek_to`` (None: from here on),
-        as (time, frame); packets that fail to decode are skipped and counted in ``errors``."""
+        as (time, frame); packets that fail to decode are skipped and counted in ``errors``.
+
+        With ``pending`` (the times still to be served), a packet whose frame cannot be the
+        nearest to any of them (an already demuxed packet is nearer to each) is decoded with
+        ``skip_frame=NONREF``: the decoder drops it if no other frame refers to it (H.264 and
+        HEVC B-frames), and decodes it as usual otherwise, so the result is the same.
+        """
         av, stream = self._av, self.stream
         if seek_to is not None:
             offset = int(math.floor(seek_to / stream.time_base))
             self.container.seek(offset, backward=True, any_frame=False, stream=stream)
+        context = stream.codec_context
+        context.skip_frame, skipping = "DEFAULT", False
+        known: list[float] = []  # times of the packets demuxed since the seek, sorted
         estimate = None
         packets = self.container.demux(stream)
         while True:
@@ -200,6 +230,14 @@ class ContainerVideo:
             except av.FFmpegError as exc:  # a damaged container past this point
                 errors.append(f"demux: {exc}")
                 return
+            skip = False
+            if pending is not None and packet.pts is not None:
+                when = float(packet.pts * stream.time_base)
+                skip = _dispensable(when, known, pending())
+                bisect.insort(known, when)
+            if skip != skipping:
+                context.skip_frame = "NONREF" if skip else "DEFAULT"
+                skipping = skip
             try:
                 decoded = packet.decode()
             except av.FFmpegError as exc:
@@ -227,7 +265,7 @@ class ContainerVideo:
         may_seek = True  # False once a seek proved unreliable: decode straight through
         while j < len(times):
             restart = None
-            frames = self._frames(seek_to, deadline, errors)
+            frames = self._frames(seek_to, deadline, errors, lambda: times[j:])
             for when, frame in frames:
                 if prev is None and when > times[j] and not at_start:
                     restart = "start"  # the seek landed past the target: decode from the start
