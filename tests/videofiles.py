@@ -40,7 +40,7 @@ def encoder_available(codec: str) -> bool:
 def write_clip(path, frames: int = 20, fps: int = 25, ext: str | None = None, *,
                pts_ms: list[int] | None = None, rotation: int | None = None,
                gop: int | None = None, width: int = 64, height: int = 48,
-               preset: str = "ultrafast",
+               preset: str = "ultrafast", codec: str | None = None,
                pixels=frame_pixels) -> str:
     """Write ``frames`` frames (or one per ``pts_ms`` entry, at those milliseconds: a
     variable-rate clip) with the container's encoder; returns the path."""
@@ -48,14 +48,17 @@ def write_clip(path, frames: int = 20, fps: int = 25, ext: str | None = None, *,
 
     path = str(path)
     ext = ext or path.rsplit(".", 1)[-1]
-    codec, pix_fmt = FORMATS.get(ext, ("libx264", "yuv420p"))
+    default_codec, pix_fmt = FORMATS.get(ext, ("libx264", "yuv420p"))
+    codec = codec or default_codec
     with av.open(path, "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         options = {"g": str(gop)} if gop else {}
         if codec == "libx264":
             options.update({"crf": "1", "preset": preset})  # veryfast: B-frames
-        elif codec == "libvpx-vp9":
+        elif codec == "libx265":
+            options.update({"crf": "2", "preset": "ultrafast", "x265-params": "log-level=error"})
+        elif codec in ("libvpx-vp9", "libvpx"):
             options.update({"crf": "4", "b": "0", "deadline": "realtime", "cpu-used": "8"})
         stream.options = options
         if pts_ms is not None:

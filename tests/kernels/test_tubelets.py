@@ -114,3 +114,18 @@ def test_triton_interpreter_equals_reference():
         check(xl, (2, 8, 8))                                                # channel-last view
         check(videos((2, 1, 6, 9, 10), np.float32), (3, 4, 5))              # K = 60, odd sizes
         """)
+
+
+@pytest.mark.gpu
+def test_triton_cuda_matches_reference():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pytest.importorskip("triton")
+    thwc = _videos((2, 3, 16, 224, 224), channel_last=True, seed=5)  # (B, C, T, H, W) view
+    ref = tubelets_reference(thwc, (2, 16, 16))
+    base = torch.from_numpy(np.ascontiguousarray(thwc.transpose(0, 2, 3, 4, 1)))  # (B,T,H,W,C)
+    for x in (base.cuda().permute(0, 4, 1, 2, 3), base.permute(0, 4, 1, 2, 3).contiguous().cuda()):
+        out = tubelets(x, (2, 16, 16), impl="triton")
+        assert out.is_cuda and out.dtype == torch.uint8 and tuple(out.shape) == (2, 1568, 1536)
+        np.testing.assert_array_equal(out.cpu().numpy(), ref)
+        assert torch.equal(tubelets(x, (2, 16, 16)), out)  # auto picks Triton on CUDA

@@ -95,6 +95,16 @@ def test_frames_are_videomae_validation_indices(clips, tiny, ext, frames):
     assert float(out["duration"]) == pytest.approx(frames / 25.0, abs=1e-6)
 
 
+@pytest.mark.parametrize("ext,codec", [("mov", "libx265"), ("mkv", "libvpx"),
+                                       ("mp4", "mpeg4")], ids=["hevc-mov", "vp8-mkv", "mpeg4"])
+def test_other_codecs_and_containers(tmp_path, tiny, ext, codec):
+    if not vf.encoder_available(codec):
+        pytest.skip(f"this PyAV wheel has no {codec} encoder")
+    path = vf.write_clip(tmp_path / f"c.{ext}", 20, codec=codec)
+    out = tiny.tokenize_file(path)
+    assert read_back(out["tokens"]) == videomae_validation_index(20, 4, 2).tolist()
+
+
 def test_default_geometry_is_videomae():
     tokenizer = create_tokenizer("video")
     arrays = tokenizer.sample_arrays()
@@ -505,3 +515,21 @@ def test_tokenize_tune_embed_beats_chance_on_motion_direction(motion, tmp_path, 
     assert len(rows) == 12
     accuracy = np.mean([row["label"] == row["predicted"] for row in rows])
     assert accuracy == pytest.approx(run["test"]["top1"])  # embed reproduces the tuned model
+
+
+def test_clips_end_to_end_ids_name_the_views(tmp_path, clips):
+    import shutil
+
+    import zarr
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(clips["mp4", 31], folder / "a.mp4")
+    (folder / "b.mp4").write_bytes(b"not a video at all")
+    summary = mmtok.tokenize(folder, tmp_path / "t.zarr", "video", clips=2, labels="none",
+                             progress=False, **TINY)
+    assert (summary.num_samples, summary.num_invalid) == (3, 1)
+    store = zarr.open_group(str(tmp_path / "t.zarr"), mode="r")
+    assert list(store["id"][:]) == ["a.mp4#clip=0", "a.mp4#clip=1", "b.mp4"]
+    for k in range(2):
+        assert read_back(store["tokens"][k]) == videomae_test_index(31, 4, 2, k, 2).tolist()
