@@ -341,6 +341,26 @@ def _truncated(tmp_path, clips):
     return path
 
 
+def _cut_faststart(tmp_path, clips):
+    """An MP4 with its index in front ('faststart'), cut: the index lists missing frames."""
+    import av
+
+    path = str(tmp_path / "faststart.mp4")
+    with av.open(path, "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(40):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(vf.frame_pixels(i), "rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = open(path, "rb").read()
+    assert b"moov" in data[:64]  # the index really is in front
+    cut = tmp_path / "cut_faststart.mp4"
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    return cut
+
+
 def _audio_only(tmp_path, clips):
     import av
 
@@ -383,9 +403,10 @@ def _eight_k(tmp_path, clips):
 
 
 @pytest.mark.parametrize("make,kind", [
-    (_empty, "empty_file"), (_truncated, "truncated"), (_audio_only, "no_video_stream"),
+    (_empty, "empty_file"), (_truncated, "truncated"), (_cut_faststart, "truncated"),
+    (_audio_only, "no_video_stream"),
     (_jpeg, "not_a_video"), (_garbage, "decode_error"), (_eight_k, "too_large"),
-], ids=["zero-bytes", "missing-moov", "audio-only", "jpeg-named-mp4", "garbage", "8k"])
+], ids=["zero-bytes", "missing-moov", "cut-faststart", "audio-only", "jpeg-named-mp4", "garbage", "8k"])
 def test_bad_files_are_recorded_with_a_kind(tmp_path, clips, tiny, make, kind):
     with pytest.raises(SampleError) as info:
         tiny.tokenize_file(str(make(tmp_path, clips)))

@@ -109,7 +109,7 @@ class ContainerVideo:
 
         self._av = av
         self.max_pixels, self.max_seconds = max_pixels, max_seconds
-        check_input_file(path)
+        self.size = check_input_file(path)
         with open(path, "rb") as handle:
             head = handle.read(16)
         try:
@@ -144,6 +144,13 @@ class ContainerVideo:
             raise SampleError("too_large", f"{width}x{height} = {width * height} pixels per "
                               f"frame exceeds max_pixels {self.max_pixels}; raise it with "
                               "--set max_pixels=...")
+        entries = stream.index_entries  # the container's own index (MP4/MOV, AVI, MKV cues)
+        if len(entries):
+            last = entries[len(entries) - 1]
+            if last.pos >= 0 and last.pos + last.size > self.size:
+                raise SampleError("truncated", f"the file ends at byte {self.size} but its index "
+                                  f"lists frame data up to byte {last.pos + last.size}: it was "
+                                  "cut short; re-download or re-encode it")
         base = stream.time_base
         start = float(stream.start_time * base) if stream.start_time is not None else 0.0
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
@@ -300,6 +307,10 @@ class ContainerVideo:
         for when, frame in chosen:
             key = id(frame)
             if key not in converted:
+                if frame.width * frame.height > self.max_pixels:  # a header that said less
+                    raise SampleError("too_large", f"{frame.width}x{frame.height} frames exceed "
+                                      f"max_pixels {self.max_pixels}; raise it with --set "
+                                      "max_pixels=...", stage="decode")
                 image = frame.to_image()
                 if image.mode != "RGB":
                     image = image.convert("RGB")
