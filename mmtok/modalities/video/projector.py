@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...embedding.projectors import Projected
+from ..projected import Projected
 from ...errors import UsageError
 from ..audio.projector import sincos_2d
 
