@@ -313,7 +313,7 @@ def _fit_statistics(tokenizer: Tokenizer, modality: str, options: dict,
     """The tokenizer with its statistics fitted on ``samples``, and the fitted record."""
     # A deterministic pre-pass: a rerun computes the same values, so the config (and with
     # it resume) is unchanged.
-    paths = list(dict.fromkeys(s.path for s in samples.samples if s.problem is None))
+    paths = samples.paths()
     if tokenizer.list_parts_label_column:  # a table: its label column is not a feature
         fitted = tokenizer.statistics_from(paths, label_column=label_column)
     else:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Callable, Iterable, Sequence
 
+import numpy as np
+
 from .errors import SampleError, UsageError
 
 UNLABELED = -1
@@ -40,7 +42,7 @@ class Sample:
 
 @dataclass(frozen=True)
 class SampleList:
-    samples: list[Sample]
+    samples: Sequence[Sample]  # a list, or ExpandedSamples (built on demand) after expand_parts
     class_names: list[str]
     description: dict = field(default_factory=dict)
 
@@ -51,9 +53,19 @@ class SampleList:
         """A hash of ids, labels and class names: a resumed run must see the same list."""
         digest = hashlib.sha256()
         digest.update(json.dumps(self.class_names).encode())
-        for sample in self.samples:
-            digest.update(f"{sample.id}\0{sample.label}\n".encode())
+        if isinstance(self.samples, ExpandedSamples):
+            lines = self.samples.fingerprint_lines()
+        else:
+            lines = (f"{sample.id}\0{sample.label}\n" for sample in self.samples)
+        for line in lines:
+            digest.update(line.encode())
         return digest.hexdigest()
+
+    def paths(self) -> list[str]:
+        """The files read, each once, in order (samples with a listing problem left out)."""
+        if isinstance(self.samples, ExpandedSamples):
+            return self.samples.paths()
+        return list(dict.fromkeys(s.path for s in self.samples if s.problem is None))
 
 
 def printable_id(name: str) -> str:
@@ -270,14 +282,111 @@ def open_path_list(spec: str) -> list[str]:
         return read_path_list(handle)
 
 
+@dataclass(frozen=True)
+class PartRange:
+    """What ``list_parts`` may return for a file of many samples (a table's rows) instead of
+    a list: its parts are ``"0"``..``str(count - 1)``, and ``labels`` (int32, one per part)
+    index ``class_names`` (-1: unlabeled), or are None (the file's own label). Listing a
+    million rows then builds two arrays, not a million Python objects."""
+
+    count: int
+    labels: "np.ndarray | None" = None
+    class_names: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Samples ``base#name`` for the parts of one file (``names`` None: "0".."count-1"),
+    with per-part labels (None: all ``base.label``)."""
+
+    base: Sample
+    count: int
+    names: Sequence[str] | None
+    labels: "np.ndarray | None"
+
+    def sample(self, i: int) -> Sample:
+        name = str(i) if self.names is None else self.names[i]
+        label = self.base.label if self.labels is None else int(self.labels[i])
+        return Sample(f"{self.base.id}#{name}", self.base.path, label, None, name)
+
+
+class ExpandedSamples(Sequence):
+    """The sample list after :func:`expand_parts`, held compactly: one entry per file (a
+    :class:`Sample`, or a :class:`_Run` of its parts). Indexing and slicing build the
+    :class:`Sample` objects asked for, so a shard's slice costs its own samples only and the
+    list's memory does not grow with a file's rows."""
+
+    def __init__(self, entries: list) -> None:
+        self._entries = entries
+        sizes = [e.count if isinstance(e, _Run) else 1 for e in entries]
+        self._starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _at(self, entry: int, offset: int) -> Sample:
+        item = self._entries[entry]
+        return item.sample(offset) if isinstance(item, _Run) else item
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return list(self._range(start, stop))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} out of range for {len(self)} samples")
+        entry = int(np.searchsorted(self._starts, index, side="right")) - 1
+        return self._at(entry, index - int(self._starts[entry]))
+
+    def _range(self, start: int, stop: int):
+        if start >= stop:
+            return
+        entry = int(np.searchsorted(self._starts, start, side="right")) - 1
+        while start < stop:
+            first, last = int(self._starts[entry]), int(self._starts[entry + 1])
+            for offset in range(start - first, min(stop, last) - first):
+                yield self._at(entry, offset)
+            start, entry = last, entry + 1
+
+    def __iter__(self):
+        return self._range(0, len(self))
+
+    def fingerprint_lines(self):
+        """``id\0label\n`` per sample, as :meth:`SampleList.fingerprint` hashes them,
+        without building the samples."""
+        for item in self._entries:
+            if not isinstance(item, _Run):
+                yield f"{item.id}\0{item.label}\n"
+                continue
+            names = range(item.count) if item.names is None else item.names
+            if item.labels is None:
+                tail = f"\0{item.base.label}\n"
+                for name in names:
+                    yield f"{item.base.id}#{name}{tail}"
+            else:
+                for name, label in zip(names, item.labels.tolist()):
+                    yield f"{item.base.id}#{name}\0{label}\n"
+
+    def paths(self) -> list[str]:
+        """The files read, each once, in order (listing problems left out)."""
+        return list(dict.fromkeys(
+            (e.base.path if isinstance(e, _Run) else e.path) for e in self._entries
+            if isinstance(e, _Run) or e.problem is None))
+
+
 def expand_parts(
     samples: SampleList,
-    list_parts: Callable[[str], list[str] | list[tuple[str, int | str | None]] | None],
+    list_parts: Callable[[str], list[str] | list[tuple[str, int | str | None]] | PartRange
+                         | None],
     part_class_names: Callable[[str], list[str] | None] | None = None,
 ) -> SampleList:
-    """Replace each file by its parts (``list_parts(path)`` -> part names, or None to keep the
-    file as one sample). A file whose parts cannot be listed keeps one slot with the
-    :class:`SampleError` as its problem, so nothing is dropped without a record.
+    """Replace each file by its parts (``list_parts(path)`` -> part names, a
+    :class:`PartRange`, or None to keep the file as one sample). A file whose parts cannot be
+    listed keeps one slot with the :class:`SampleError` as its problem, so nothing is
+    dropped without a record. The result holds its samples as :class:`ExpandedSamples`.
 
     A part may carry its own label, ``(name, label)``: container files such as ModelNet HDF5
     store integer labels per row. Those labels replace folder labels, and the class names
@@ -285,50 +394,74 @@ def expand_parts(
     label numbers. A label may instead be a class name (a string: a table's label column);
     then the class names are every name seen, in every file, sorted as folders' are.
     """
-    expanded = []
-    named: list[str | None] = []  # per expanded sample: its class name, for string labels
+    entries: list = []
+    # per entry holding class-name labels: (entry index, its names); numbers -> names later
+    named: list[tuple[int, list[str]]] = []
     labelled_file = None
     for sample in samples.samples:
         if sample.problem is not None:
-            expanded.append(sample)
-            named.append(None)
+            entries.append(sample)
             continue
         try:
             parts = list_parts(sample.path)
         except SampleError as exc:
-            expanded.append(replace(sample, problem=(exc.kind, exc.message)))
-            named.append(None)
+            entries.append(replace(sample, problem=(exc.kind, exc.message)))
             continue
         if parts is None:
-            expanded.append(sample)
-            named.append(None)
+            entries.append(sample)
             continue
-        if not parts:
-            expanded.append(replace(sample, problem=("empty_file", "the file holds no samples")))
-            named.append(None)
-        for part in parts:
-            name, label = part if isinstance(part, tuple) else (part, None)
-            class_name = None
-            if isinstance(label, str):
-                class_name, sample_label = label, UNLABELED
-            elif label is not None:
-                labelled_file = labelled_file or sample.path
-                sample_label = label
-            else:
-                sample_label = sample.label
-            expanded.append(replace(sample, id=f"{sample.id}#{name}", part=name,
-                                    label=sample_label))
-            named.append(class_name)
+        if isinstance(parts, PartRange) and parts.count:
+            count, names, labels = parts.count, None, parts.labels
+            if labels is not None:
+                labels = np.asarray(labels, np.int32)
+                named.append((len(entries), list(parts.class_names)))
+        elif isinstance(parts, PartRange) or not parts:
+            entries.append(replace(sample, problem=("empty_file", "the file holds no samples")))
+            continue
+        else:
+            count, names, labels = len(parts), [], None
+            numbers: list[int] = []
+            texts: dict[str, int] = {}
+            codes: list[int] = []
+            for part in parts:
+                name, label = part if isinstance(part, tuple) else (part, None)
+                names.append(name)
+                if isinstance(label, str):
+                    codes.append(texts.setdefault(label, len(texts)))
+                    numbers.append(UNLABELED)
+                else:
+                    codes.append(UNLABELED)
+                    numbers.append(sample.label if label is None else label)
+                    if label is not None:
+                        labelled_file = labelled_file or sample.path
+            if texts:
+                labels = np.asarray(codes, np.int32)
+                named.append((len(entries), list(texts)))
+            elif any(n != sample.label for n in numbers):
+                labels = np.asarray(numbers, np.int32)
+            if names == [str(i) for i in range(count)]:
+                names = None
+        entries.append(_Run(sample, count, names, labels))
     class_names = samples.class_names
-    if any(n is not None for n in named):
+    if named:
         if labelled_file is not None:
             raise UsageError(f"{labelled_file}: its parts carry label numbers while other "
                              "files' parts carry class names; label them the same way")
-        labels, class_names = _label_names(named)
-        expanded = [replace(s, label=label) if n is not None else replace(s, label=UNLABELED)
-                    for s, n, label in zip(expanded, named, labels)]
+        everything = sorted({n for _, local in named for n in local})
+        _, class_names = _label_names(everything)
+        index = {name: i for i, name in enumerate(class_names)}
+        with_names = {at: local for at, local in named}
+        for at, item in enumerate(entries):
+            if at in with_names:  # local code -> global class number (-1 stays -1)
+                table = np.array([index[n] for n in with_names[at]] + [UNLABELED], np.int32)
+                entries[at] = replace(item, labels=table[item.labels])
+            elif isinstance(item, _Run):  # parts without a class name: unlabeled
+                entries[at] = replace(item, labels=np.full(item.count, UNLABELED, np.int32))
+            else:
+                entries[at] = replace(item, label=UNLABELED)
     elif labelled_file is not None:
         names = part_class_names(labelled_file) if part_class_names else None
-        top = max(s.label for s in expanded)
+        top = max((int(e.labels.max()) if e.labels is not None else e.base.label)
+                  if isinstance(e, _Run) else e.label for e in entries)
         class_names = names if names and len(names) > top else [str(i) for i in range(top + 1)]
-    return SampleList(expanded, class_names, samples.description)
+    return SampleList(ExpandedSamples(entries), class_names, samples.description)

@@ -85,9 +85,11 @@ def _row_index(path: str, size: int, mtime_ns: int) -> RowIndex:
         starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
         return RowIndex(path, fmt, int(meta.num_rows), None, None, 0, starts)
     ends = _scan_row_ends(path, quoted=fmt in ("csv", "tsv"))
-    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64) if len(ends) else ends
+    starts = np.empty_like(ends)  # each row starts where the previous one ended
+    starts[:1], starts[1:] = 0, ends[:-1]
     keep = _non_blank(path, starts, ends)
-    starts, ends = starts[keep], ends[keep]
+    if not keep.all():  # copies (16 bytes a row) only where there are blank lines
+        starts, ends = starts[keep], ends[keep]
     header_end = 0
     if fmt in ("csv", "tsv"):
         if len(starts) == 0:
@@ -106,6 +108,7 @@ def _scan_row_ends(path: str, quoted: bool) -> np.ndarray:
     parity = 0
     position = 0
     last = b""
+    # one scan block's temporaries at a time; the offsets (8 bytes a row) are the result
     with open(path, "rb") as handle:
         while True:
             block = handle.read(SCAN_BLOCK)
@@ -472,18 +475,24 @@ def label_column_for(path: str, label_column: str | None) -> str | None:
     return DEFAULT_LABEL_COLUMN if DEFAULT_LABEL_COLUMN in names else None
 
 
-def list_row_parts(path: str, label_column: str | None
-                   ) -> list[str] | list[tuple[str, str | None]]:
-    """``list_parts`` for a row file: ``"0".."N-1"``, with each row's label (its text) when
-    the file has a label column. Reads the row index and the label column only."""
+def list_row_parts(path: str, label_column: str | None):
+    """``list_parts`` for a row file: a :class:`~mmtok.sources.PartRange` of its N rows
+    (parts ``"0".."N-1"``), with each row's label (its text, as a class name) when the file
+    has a label column. Reads the row index and the label column only, a block at a time;
+    the labels are one int32 array (codes into the texts seen), never a list per row."""
+    from ..sources import PartRange
+
     index = require_rows(path)
     column = label_column_for(path, label_column)
-    names = [str(i) for i in range(index.num_rows)]
     if column is None:
-        return names
-    labels: list[str | None] = [None] * index.num_rows
-    for start, block in iter_row_blocks(path, [column], block_rows=1 << 18):
-        values = block.table.column(column).to_pylist()
-        for position, value in zip(block.rows.tolist(), values):
-            labels[start + position] = None if value in (None, "") else _scalar_text(value)
-    return list(zip(names, labels))
+        return PartRange(index.num_rows)
+    labels = np.full(index.num_rows, -1, np.int32)
+    texts: dict[str, int] = {}
+    for start, block in iter_row_blocks(path, [column], block_rows=1 << 16):
+        encoded = block.table.column(column).combine_chunks().dictionary_encode()
+        local = np.array([-1 if value in (None, "") else
+                          texts.setdefault(_scalar_text(value), len(texts))
+                          for value in encoded.dictionary.to_pylist()] + [-1], np.int32)
+        codes = encoded.indices.fill_null(len(local) - 1).to_numpy(zero_copy_only=False)
+        labels[start + block.rows] = local[codes]
+    return PartRange(index.num_rows, labels, tuple(texts))
