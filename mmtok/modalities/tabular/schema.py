@@ -58,9 +58,11 @@ def as_float(array) -> tuple[np.ndarray, np.ndarray]:
         return np.where(np.isfinite(values), values, np.nan), np.zeros(len(values), bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
-    cells = array.to_pylist()
-    values = np.full(len(cells), np.nan)
-    bad = np.zeros(len(cells), bool)
+    # Python's float() per distinct cell (a categorical column has few), then back per row
+    encoded = array.dictionary_encode()
+    cells = encoded.dictionary.to_pylist()
+    values = np.full(len(cells) + 1, np.nan)  # the last entry: a null cell
+    bad = np.zeros(len(cells) + 1, bool)
     for i, cell in enumerate(cells):
         if cell is None:
             continue
@@ -69,7 +71,8 @@ def as_float(array) -> tuple[np.ndarray, np.ndarray]:
         except ValueError:
             bad[i] = True
     values[~np.isfinite(values)] = np.nan
-    return values, bad
+    codes = encoded.indices.fill_null(len(cells)).to_numpy(zero_copy_only=False)
+    return values[codes], bad[codes]
 
 
 def as_text(array, integer: bool = False):
