@@ -29,7 +29,7 @@ from .fitted import (
     reused_options,
 )
 from .modalities import create_tokenizer, get_modality
-from .modalities.base import Tokenizer, config_to_dict, fits_statistics
+from .modalities.base import PartsBatch, Tokenizer, config_to_dict, fits_statistics
 from .sources import Sample, SampleList, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
@@ -106,7 +106,14 @@ def work_shard(
     valid = np.zeros(stop - start, dtype=bool)
     errors = []
     for first, last in file_runs(samples):
-        for row, outcome in enumerate(_tokenize_run(tokenizer, samples[first:last]), first):
+        outcomes = _tokenize_run(tokenizer, samples[first:last])
+        batch = isinstance(outcomes, PartsBatch)
+        if batch:  # the run's arrays in one copy each; failed rows are zeroed below
+            for name, values in outcomes.arrays.items():
+                arrays[name][first:last] = values
+            valid[first:last] = True
+        for row in range(first, last):
+            outcome = outcomes.errors.get(row - first) if batch else outcomes[row - first]
             sample = samples[row]
             if isinstance(outcome, SampleError):
                 if strict:
@@ -114,7 +121,11 @@ def work_shard(
                                         "(--strict)") from None
                 errors.append({"index": start + row, "id": sample.id, "kind": outcome.kind,
                                "stage": outcome.stage, "message": outcome.message})
-            else:
+                if batch:
+                    for values in arrays.values():
+                        values[row] = 0
+                    valid[row] = False
+            elif not batch:
                 for name, values in outcome.items():
                     arrays[name][row] = values
                 valid[row] = True
@@ -146,9 +157,10 @@ def file_runs(samples: Sequence[Sample]) -> list[tuple[int, int]]:
 
 
 def _tokenize_run(tokenizer: Tokenizer, run: Sequence[Sample]
-                  ) -> list[dict[str, np.ndarray] | SampleError]:
+                  ) -> list[dict[str, np.ndarray] | SampleError] | PartsBatch:
     """One ``tokenize_parts`` call for a run of samples of one file: a dict or a
-    SampleError per sample. An error raised by the call is every sample's error."""
+    SampleError per sample (or a :class:`PartsBatch` of them). An error raised by the call
+    is every sample's error."""
     if run[0].problem is not None:
         return [SampleError(*run[0].problem, stage="source")]
     try:
@@ -158,7 +170,7 @@ def _tokenize_run(tokenizer: Tokenizer, run: Sequence[Sample]
     if len(outcomes) != len(run):  # a tokenizer bug: results would land on the wrong rows
         raise RuntimeError(f"{type(tokenizer).__name__}.tokenize_parts returned "
                            f"{len(outcomes)} results for {len(run)} parts of {run[0].path}")
-    return list(outcomes)
+    return outcomes if isinstance(outcomes, PartsBatch) else list(outcomes)
 
 
 # --- process pool plumbing: state set once per worker by the initializer -------------------

@@ -1,7 +1,8 @@
 """The compact sample list of multi-sample files (``ExpandedSamples``, ``PartRange``): the
 same samples, fingerprint and store bytes as the list of one ``Sample`` per part it
 replaced, for HDF5 point rows (parts as a list with label numbers) and CSV rows (a
-``PartRange`` with class-name labels); slices build only the samples asked for."""
+``PartRange`` with class-name labels); slices build only the samples asked for. And a
+``PartsBatch`` (a run's arrays whole) writes the same bytes as one dict per part."""
 
 from __future__ import annotations
 
@@ -101,7 +102,8 @@ def sources(tmp_path_factory):
             for i in range(rows):
                 label = "" if i % 7 == 3 else ("dog", "cat", "10", "2")[(i * 5 + rows) % 4]
                 writer.writerow([float(rng.normal()), ("red", "blue")[i % 2], label])
-    (root / "c.csv").write_text("x,colour,label\n1.5,red,cat\n2.5,blue,ant\n")
+    (root / "c.csv").write_text("x,colour,label\n1.5,red,cat\n2.5,blue,ant\n4,red,extra,cell\n"
+                                "oops,blue,cat\n3.5,red,\n")
     return root
 
 
@@ -165,3 +167,30 @@ def test_a_million_row_listing_holds_arrays_not_samples(tmp_path):
     shard = pipeline.shard_slice(listing.samples, 3, 4096)
     assert [s.id for s in shard[:2]] == ["t.csv#12288", "t.csv#12289"]
     assert [s.label for s in shard[:3]] == [0, 1, 2] and listing.class_names == ["a", "b", "c"]
+
+
+def test_a_parts_batch_writes_the_bytes_of_one_dict_per_part(sources, tmp_path, monkeypatch):
+    from mmtok.modalities.base import PartsBatch
+    from mmtok.modalities.tabular.tokenizer import TabularTokenizer
+
+    files = [str(sources / n) for n in ("a.csv", "c.csv")]
+    options = {"stats_from_data": True, "bad_cells": "error"}
+    seen = []
+    whole = TabularTokenizer.tokenize_parts
+
+    def counting(self, path, parts):
+        outcome = whole(self, path, parts)
+        seen.append(isinstance(outcome, PartsBatch))
+        return outcome
+
+    monkeypatch.setattr(TabularTokenizer, "tokenize_parts", counting)
+    batched = mmtok.tokenize(files, tmp_path / "batch.zarr", "tabular", progress=False,
+                             shard_size=8, **options)
+    assert seen and all(seen)  # a shard's run of rows comes back whole
+    monkeypatch.setattr(TabularTokenizer, "tokenize_parts",
+                        lambda self, path, parts: list(whole(self, path, parts)))
+    single = mmtok.tokenize(files, tmp_path / "single.zarr", "tabular", progress=False,
+                            shard_size=8, **options)
+    kinds = sorted(e["kind"] for e in batched.errors)
+    assert kinds == ["bad_cell", "bad_row"] and batched.errors == single.errors
+    assert tree_bytes(tmp_path / "batch.zarr") == tree_bytes(tmp_path / "single.zarr")

@@ -19,6 +19,33 @@ from ..errors import SampleError, UsageError
 from ..store.layout import ArraySpec
 
 
+class PartsBatch(Sequence):
+    """What ``tokenize_parts`` may return for many parts at once: ``arrays`` hold every
+    part's values along the first axis (a failed part's row is ignored and written as
+    zeros), ``errors`` map a part's position to its :class:`SampleError`. It is also the
+    sequence of per-part dicts and errors the interface promises (built on access), so
+    callers that index it see the same thing; ``work_shard`` copies the arrays whole, not
+    one part at a time."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], errors: Mapping[int, SampleError],
+                 count: int) -> None:
+        self.arrays, self.errors, self.count = dict(arrays), dict(errors), count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.count))]
+        if index < 0:
+            index += self.count
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        if index in self.errors:
+            return self.errors[index]
+        return {name: values[index] for name, values in self.arrays.items()}
+
+
 class Tokenizer:
     """Turns one input file into fixed-shape arrays. Deterministic, no learned weights.
 

@@ -19,7 +19,7 @@ import numpy as np
 from ...errors import SampleError, UsageError
 from ...store.layout import ArraySpec
 from .. import rowfiles
-from ..base import Tokenizer
+from ..base import PartsBatch, Tokenizer
 from . import schema
 
 EXTENSIONS = rowfiles.ROW_EXTENSIONS
@@ -209,6 +209,8 @@ class TabularTokenizer(Tokenizer):
             raise SampleError("not_a_row", "a tabular sample is a row of a table "
                               "(CSV/TSV/JSONL/Parquet), not a whole file")
         rows = np.array([int(p) for p in parts], np.int64)
+        if len(rows) and (np.diff(rows) == 1).all():
+            return self._consecutive_rows(path, int(rows[0]), int(rows[-1]) + 1)
         results: list = [None] * len(rows)
         order = np.argsort(rows, kind="stable")
         for first, last in _runs(rows[order]):
@@ -228,6 +230,21 @@ class TabularTokenizer(Tokenizer):
                     i = where[row]
                     results[slot] = {name: values[i] for name, values in arrays.items()}
         return results
+
+    def _consecutive_rows(self, path: str, first: int, last: int) -> PartsBatch:
+        """Rows ``[first, last)`` (a shard's run): one read, one transform, arrays whole."""
+        block = rowfiles.read_rows(path, first, last, list(self.config.columns),
+                                   max_row_bytes=self.config.max_row_bytes)
+        parsed, cell_errors = self.transform(block.table)
+        count = last - first
+        arrays = {}
+        for name, values in parsed.items():
+            full = np.zeros((count, *values.shape[1:]), values.dtype)
+            full[block.rows] = values
+            arrays[name] = full
+        errors = dict(block.errors)
+        errors.update({int(block.rows[i]): error for i, error in cell_errors.items()})
+        return PartsBatch(arrays, errors, count)
 
     def transform(self, table) -> tuple[dict[str, np.ndarray], dict[int, SampleError]]:
         """The token arrays of every row of ``table`` (a pyarrow table with the schema's
