@@ -35,7 +35,7 @@ from ..errors import SampleError, UsageError
 from .files import check_input_file
 
 ROW_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
-SCAN_BLOCK = 8 << 20
+SCAN_BLOCK = 1 << 20  # bytes per step of the row scan (its temporaries are ~5x this)
 DEFAULT_LABEL_COLUMN = "label"
 
 
