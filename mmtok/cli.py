@@ -433,6 +433,8 @@ def info(
         f"shards     {details['shards_done']}/{details['shards_total']} done "
         f"({details['shard_size']} samples each)" + ("" if details["complete"] else " - INCOMPLETE"),
         f"errors     {errors}",
+        *([f"counts     " + ", ".join(f"{k} {v}" for k, v in details["counts"].items())]
+          if details.get("counts") else []),
         "arrays     " + ", ".join(f"{k} {tuple(v)}" for k, v in details["arrays"].items()),
         f"size       {details['bytes_on_disk'] / 1e6:.1f} MB on disk",
     ]

@@ -133,7 +133,8 @@ def work_shard(
                 on_sample()
     labels = np.array([s.label for s in samples], dtype=np.int32)
     ids = [s.id for s in samples]
-    return writer.write(shard, ShardData(arrays, labels, valid, ids, errors))
+    counts = {k: v for k, v in tokenizer.tally(arrays, valid).items() if v}
+    return writer.write(shard, ShardData(arrays, labels, valid, ids, errors, counts))
 
 
 def shard_slice(samples: Sequence[Sample], shard: int, shard_size: int) -> Sequence[Sample]:

@@ -70,6 +70,12 @@ class Tokenizer:
         """Arrays for one sample: the whole file, or the ``part`` named by ``list_parts``."""
         raise NotImplementedError
 
+    def tally(self, arrays: dict[str, np.ndarray], valid: np.ndarray) -> dict[str, int]:
+        """Counts of notable *valid* samples in one shard's arrays (e.g. ``truncated`` texts,
+        ``missing COLUMN`` cells), recorded in the shard's marker and summed into the run
+        summary and ``mmtok info``. Default: nothing counted."""
+        return {}
+
     def tokenize_parts(
         self, path: str, parts: Sequence[str | None]
     ) -> list[dict[str, np.ndarray] | SampleError]:

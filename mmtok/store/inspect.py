@@ -13,6 +13,7 @@ from ..errors import StoreError
 from .._version import __version__
 from .integrity import parse_marker, shard_problems
 from .layout import COMMITS, STANDARD_ARRAYS, config_hash_intact
+from .summary import marker_counts
 from .writer import read_attrs, read_markers
 
 
@@ -51,6 +52,7 @@ def store_info(path: str | os.PathLike) -> dict:
         "complete": len(committed) == attrs["num_shards"],
         "class_names": attrs["class_names"],
         "errors_by_kind": dict(sorted(Counter(e["kind"] for e in errors).items())),
+        "counts": marker_counts(committed),
         "bytes_on_disk": disk_usage(path),
         "config_hash": attrs["config_hash"],
         "config": attrs["config"],

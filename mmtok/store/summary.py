@@ -27,6 +27,7 @@ class RunSummary:
     seconds: float
     samples_per_second: float
     shards_repaired: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # Tokenizer.tally, summed
     errors: list[dict] = field(default_factory=list, repr=False)
     repairs: list[str] = field(default_factory=list, repr=False)  # what was found damaged
 
@@ -36,12 +37,22 @@ class RunSummary:
         skipped = f"; {self.shards_skipped} shard(s) were already done" if self.shards_skipped else ""
         if self.shards_repaired:
             skipped += f"; rewrote {self.shards_repaired} damaged shard(s)"
+        if self.counts:
+            invalid += "; " + ", ".join(f"{k} {v}" for k, v in self.counts.items())
         return (f"{self.status}: {self.store}: {self.num_samples} samples, {self.num_valid} valid, "
                 f"{invalid}; wrote {self.samples_written} samples in {self.seconds:.1f} s "
                 f"({self.samples_per_second:.1f} samples/s){skipped}")
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in ("errors", "repairs")}
+
+
+def marker_counts(markers: list[dict]) -> dict[str, int]:
+    """The shards' ``counts`` (Tokenizer.tally) summed, by name."""
+    total: Counter = Counter()
+    for marker in markers:
+        total.update(marker.get("counts", {}))
+    return dict(sorted(total.items()))
 
 
 def summarise_run(output: str, spec: StoreSpec, written: int, skipped: int,
@@ -56,6 +67,7 @@ def summarise_run(output: str, spec: StoreSpec, written: int, skipped: int,
         num_samples=spec.num_samples, num_valid=num_valid,
         num_invalid=sum(m["stop"] - m["start"] for m in committed) - num_valid,
         errors_by_kind=dict(Counter(e["kind"] for e in errors)),
+        counts=marker_counts(committed),
         shards_total=spec.num_shards, shards_written=len(committed) - skipped,
         shards_skipped=skipped, samples_written=written, seconds=round(seconds, 3),
         samples_per_second=round(written / seconds, 1) if seconds > 0 else 0.0, errors=errors,

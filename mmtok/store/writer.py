@@ -286,6 +286,9 @@ class ShardData:
     valid: np.ndarray
     ids: list[str]
     errors: list[dict]
+    # counts of notable valid samples (Tokenizer.tally: e.g. truncated texts); in the marker
+    # only when there are any, so stores of tokenizers that count nothing are unchanged
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 class ShardWriter:
@@ -319,6 +322,8 @@ class ShardWriter:
             "errors": data.errors,
             "checksums": checksums,
         }
+        if data.counts:
+            marker["counts"] = {k: int(v) for k, v in sorted(data.counts.items())}
         # the marker goes last: its presence is the shard's commit
         self.group[COMMITS][shard] = canonical_json(marker)
         return marker

@@ -77,6 +77,18 @@ def test_unseen_categories_map_to_unknown_and_missing_cells_are_flagged(stores):
     assert group["valid"][:].all()
 
 
+def test_the_summary_and_info_count_missing_cells_per_column(stores, cli):
+    # test.csv: rows 0, 17, ... are NA and rows 29, 58, 87 "oops" in income: 6 + 3 - 0
+    # (row 0 is both), all flagged missing and counted, the rows still valid
+    summary = mmtok.tokenize(str(stores / "test.csv"), stores / "again.zarr",
+                             config_from=stores / "train.zarr", progress=False)
+    expected = len({i for i in range(100) if i % 17 == 0 or i % 29 == 0})
+    assert summary.counts == {"missing income": expected} and summary.num_invalid == 0
+    assert f"missing income {expected}" in summary.line()
+    result = cli("info", stores / "again.zarr")
+    assert result.exit_code == 0 and f"counts     missing income {expected}" in result.stdout
+
+
 def test_quantile_transform_equals_sklearns():
     sklearn = pytest.importorskip("sklearn.preprocessing")
     rng = np.random.default_rng(0)

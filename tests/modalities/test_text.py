@@ -172,3 +172,12 @@ def test_usage_errors_name_the_columns_that_exist(tables, tmp_path, cli):
     result = cli("tokenize", tmp_path / "header.csv", "-o", tmp_path / "z.zarr", "-m", "text")
     assert result.exit_code == 2 and "no data rows" in result.stderr
     assert not (tmp_path / "x.zarr").exists() and not (tmp_path / "z.zarr").exists()
+
+
+def test_the_summary_and_info_count_truncated_texts(tmp_path, cli):
+    (tmp_path / "t.csv").write_text("text\n" + "word " * 40 + "\nshort\n" + "more " * 30 + "\n")
+    summary = mmtok.tokenize(str(tmp_path / "t.csv"), tmp_path / "t.zarr", "text",
+                             context_length=16, progress=False)
+    assert summary.counts == {"truncated": 2} and "truncated 2" in summary.line()
+    result = cli("info", tmp_path / "t.zarr")
+    assert result.exit_code == 0 and "counts     truncated 2" in result.stdout

@@ -196,6 +196,12 @@ class TabularTokenizer(Tokenizer):
                 "vocabularies": tuple(vocabularies), "numeric_params": tuple(params),
                 "dropped": tuple(notes)}
 
+    def tally(self, arrays, valid):
+        """Missing cells per column among the valid rows (empty, NaN/inf, or unparsable in a
+        numeric column under ``bad_cells=missing``)."""
+        counts = np.count_nonzero(arrays["missing"][valid], axis=0)
+        return {f"missing {name}": int(n) for name, n in zip(self.config.columns, counts)}
+
     # --- tokenizing ---------------------------------------------------------------------
     def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
         outcome = self.tokenize_parts(path, [part])[0]

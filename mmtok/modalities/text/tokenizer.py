@@ -123,6 +123,9 @@ class TextTokenizer(Tokenizer):
     def vocab_size(self) -> int:
         return _encoder(self.config.tokenizer, self.config.context_length)[2]
 
+    def tally(self, arrays, valid):
+        return {"truncated": int(np.count_nonzero(arrays["truncated"] & valid))}
+
     # --- listing ------------------------------------------------------------------------
     def list_parts(self, path: str, label_column: str | None = None):  # type: ignore[override]
         if not rowfiles.is_row_file(path):
