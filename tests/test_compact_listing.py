@@ -169,28 +169,37 @@ def test_a_million_row_listing_holds_arrays_not_samples(tmp_path):
     assert [s.label for s in shard[:3]] == [0, 1, 2] and listing.class_names == ["a", "b", "c"]
 
 
-def test_a_parts_batch_writes_the_bytes_of_one_dict_per_part(sources, tmp_path, monkeypatch):
+@pytest.mark.parametrize("modality", ["tabular", "text"])
+def test_a_parts_batch_writes_the_bytes_of_one_dict_per_part(sources, tmp_path, monkeypatch,
+                                                             modality):
+    from mmtok.modalities import get_modality
     from mmtok.modalities.base import PartsBatch
-    from mmtok.modalities.tabular.tokenizer import TabularTokenizer
 
-    files = [str(sources / n) for n in ("a.csv", "c.csv")]
-    options = {"stats_from_data": True, "bad_cells": "error"}
+    if modality == "tabular":
+        files = [str(sources / n) for n in ("a.csv", "c.csv")]
+        options, expected = {"stats_from_data": True, "bad_cells": "error"}, ["bad_cell", "bad_row"]
+    else:
+        (tmp_path / "t.csv").write_bytes(b"text,label\nfirst,a\n" + b"long " * 30 + b",b\n"
+                                         b"caf\xe9,a\nragged,a,b\n,b\nlast one,a\n" * 3)
+        files, options = [str(tmp_path / "t.csv")], {"context_length": 8}
+        expected = ["bad_row"] * 3 + ["encoding_error"] * 3
+    tokenizer_class = get_modality(modality).tokenizer
     seen = []
-    whole = TabularTokenizer.tokenize_parts
+    whole = tokenizer_class.tokenize_parts
 
     def counting(self, path, parts):
         outcome = whole(self, path, parts)
         seen.append(isinstance(outcome, PartsBatch))
         return outcome
 
-    monkeypatch.setattr(TabularTokenizer, "tokenize_parts", counting)
-    batched = mmtok.tokenize(files, tmp_path / "batch.zarr", "tabular", progress=False,
+    monkeypatch.setattr(tokenizer_class, "tokenize_parts", counting)
+    batched = mmtok.tokenize(files, tmp_path / "batch.zarr", modality, progress=False,
                              shard_size=8, **options)
     assert seen and all(seen)  # a shard's run of rows comes back whole
-    monkeypatch.setattr(TabularTokenizer, "tokenize_parts",
+    monkeypatch.setattr(tokenizer_class, "tokenize_parts",
                         lambda self, path, parts: list(whole(self, path, parts)))
-    single = mmtok.tokenize(files, tmp_path / "single.zarr", "tabular", progress=False,
+    single = mmtok.tokenize(files, tmp_path / "single.zarr", modality, progress=False,
                             shard_size=8, **options)
-    kinds = sorted(e["kind"] for e in batched.errors)
-    assert kinds == ["bad_cell", "bad_row"] and batched.errors == single.errors
+    assert sorted(e["kind"] for e in batched.errors) == expected
+    assert batched.errors == single.errors and batched.counts == single.counts
     assert tree_bytes(tmp_path / "batch.zarr") == tree_bytes(tmp_path / "single.zarr")

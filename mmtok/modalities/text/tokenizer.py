@@ -23,7 +23,7 @@ import numpy as np
 from ...errors import SampleError, UsageError
 from ...store.layout import ArraySpec
 from .. import rowfiles
-from ..base import Tokenizer
+from ..base import PartsBatch, Tokenizer
 from ..files import check_input_file
 from . import clip_bpe
 
@@ -186,16 +186,12 @@ class TextTokenizer(Tokenizer):
                 except SampleError as exc:
                     failed[slot] = exc
         good = [i for i in range(len(rows)) if i not in failed]
-        encoded = self.encode([texts[i] for i in good]) if good else None
-        results: list = []
-        position = {slot: k for k, slot in enumerate(good)}
-        for slot in range(len(rows)):
-            if slot in failed:
-                results.append(failed[slot])
-            else:
-                k = position[slot]
-                results.append({name: values[k] for name, values in encoded.items()})
-        return results
+        encoded = self.encode([texts[i] for i in good]) if good else self.encode([])
+        arrays = {}  # every part's row; a failed part's row stays zero (work_shard's too)
+        for name, values in encoded.items():
+            arrays[name] = np.zeros((len(rows), *values.shape[1:]), values.dtype)
+            arrays[name][good] = values
+        return PartsBatch(arrays, failed, len(rows))
 
     def _whole_files(self, path: str, count: int):
         try:
