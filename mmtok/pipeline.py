@@ -25,11 +25,13 @@ from .modalities.base import Tokenizer, config_to_dict
 from .sources import SampleList, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
+from .store.paths import check_output_is_not_input
 from .store.summary import RunSummary, summarise_run
 from .store.writer import (
     ShardData,
     ShardWriter,
     StoreSpec,
+    check_output_kind,
     prepare_store,
     writing,
 )
@@ -174,6 +176,10 @@ def tokenize(
     every committed shard against its checksums and rewrites the damaged ones.
     """
     started = time.perf_counter()
+    check_output_is_not_input("tokenize", output, {
+        "source folder": source if isinstance(source, (str, os.PathLike)) else None,
+        "manifest": manifest, "root folder": root})
+    check_output_kind(output, "tokens")
     tokenizer = create_tokenizer(modality, **options)
     samples = build_sample_list(
         source, get_modality(modality).extensions, manifest=manifest, root=root, labels=labels,

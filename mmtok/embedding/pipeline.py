@@ -23,12 +23,14 @@ from ..errors import StoreError, UsageError
 from ..store.integrity import checksum_mismatches
 from ..store.layout import ArraySpec, shard_bounds
 from ..store.lock import StoreLock
+from ..store.paths import check_output_is_not_input
 from ..store.reader import Store, open_complete_store
 from ..store.summary import RunSummary, summarise_run
 from ..store.writer import (
     ShardData,
     ShardWriter,
     StoreSpec,
+    check_output_kind,
     prepare_store,
     writing,
 )
@@ -203,6 +205,8 @@ def embed(
     a store started with it resumes without it and vice versa.
     """
     started = time.perf_counter()
+    check_output_is_not_input("embed", output, {"token store": tokens})
+    check_output_kind(output, "features")
     if pool_how not in POOLS:
         raise UsageError(f"--pool must be one of {', '.join(POOLS)}, not {pool_how!r}")
     if precision not in PRECISIONS:
