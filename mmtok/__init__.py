@@ -3,6 +3,7 @@
 Python API (the CLI calls exactly these):
 
     import mmtok
+    # in a script, under `if __name__ == "__main__":` (workers are spawned and re-import it)
     summary = mmtok.tokenize("data/", "tokens.zarr", modality="image", workers=2)
     store = mmtok.open_store("tokens.zarr")   # a torch Dataset of dicts
     mmtok.embed("tokens.zarr", "feats.zarr", "vit_base_patch16_224", weights="vit.safetensors")

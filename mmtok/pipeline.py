@@ -14,8 +14,10 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 import signal
 import sys
+import tempfile
 import time
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -128,11 +130,65 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init_worker(parent, samples, tokenizer, store_path, strict, counter) -> None:
-    _die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
-    _WORKER.update(samples=samples, tokenizer=tokenizer, writer=ShardWriter(store_path),
-                   strict=strict, counter=counter)
+def _init_worker(parent, samples, tokenizer, store_path, strict, counter, started,
+                 reports) -> None:
+    with started.get_lock():
+        started.value += 1
+    try:
+        _die_with_parent(parent)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
+        _WORKER.update(samples=samples, tokenizer=tokenizer, writer=ShardWriter(store_path),
+                       strict=strict, counter=counter)
+    except BaseException as exc:
+        # An initializer's exception only reaches the worker's stderr; hand it to the
+        # parent, so that its error names the exception instead of guessing.
+        reports.put(f"{type(exc).__name__}: {exc}")
+        raise
+
+
+# A file the parent names in the environment (inherited by spawned workers): where a worker
+# that fails before it has any other channel to the parent writes its exception.
+WORKER_REPORT_ENV = "MMTOK_WORKER_REPORT"
+
+
+def _refuse_in_worker_bootstrap() -> None:
+    """A script that calls ``tokenize(..., workers>1)`` without an ``if __name__ ==
+    "__main__":`` guard is re-run by every spawned worker as it starts, and would call
+    tokenize again from there; say what to do instead of failing on the store's lock."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        error = UsageError(
+            "mmtok.tokenize() was called while a worker process was starting: workers are "
+            "started with spawn and re-import the main script, so a script that calls "
+            "mmtok.tokenize(..., workers=N) must do so under `if __name__ == \"__main__\":`")
+        report = os.environ.get(WORKER_REPORT_ENV)
+        if report:  # the parent reads it when its pool breaks (no other channel exists yet)
+            with open(report, "a", encoding="utf-8") as stream:
+                stream.write(f"{type(error).__name__}: {error}\n")
+        raise error
+
+
+def _death_reason(processes: list, started: int, report: str | None) -> str:
+    """Why the pool broke, from what the workers left behind (never a guess when the
+    exit status says more)."""
+    if report is not None:
+        return f"a worker failed while starting: {report}"
+    deadline = time.monotonic() + 2.0
+    for process in processes:  # the pool terminates the survivors; let them finish dying
+        process.join(max(0.0, deadline - time.monotonic()))
+    codes = [p.exitcode for p in processes if p.exitcode not in (None, -signal.SIGTERM)]
+    if not codes:
+        return "killed by the system, out of memory, or a crashing decoder"
+    code = codes[0]
+    if code < 0:
+        name = signal.Signals(-code).name
+        why = {"SIGKILL": "the system's out-of-memory killer, or kill -9",
+               "SIGSEGV": "a crashing native decoder", "SIGBUS": "a crashing native decoder",
+               "SIGABRT": "a crashing native decoder"}.get(name, "a signal")
+        return f"it was killed by {name}: {why}"
+    if started == 0:
+        return (f"it exited with status {code} while starting, before running any mmtok "
+                "code; its error is above on stderr")
+    return f"it exited with status {code}; its error, if any, is above on stderr"
 
 
 def _count_one() -> None:
@@ -176,6 +232,7 @@ def tokenize(
     every committed shard against its checksums and rewrites the damaged ones.
     """
     started = time.perf_counter()
+    _refuse_in_worker_bootstrap()
     check_output_is_not_input("tokenize", output, {
         "source folder": source if isinstance(source, (str, os.PathLike)) else None,
         "manifest": manifest, "root folder": root})
@@ -260,13 +317,17 @@ def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_
 def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_errors) -> int:
     context = multiprocessing.get_context("spawn")
     counter = context.Value("q", 0)
+    started, reports = context.Value("i", 0), context.SimpleQueue()
     pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=context,
                                initializer=_init_worker,
                                initargs=(os.getpid(), samples, tokenizer, output, strict,
-                                         counter))
+                                         counter, started, reports))
     written = shown = 0
+    report_file = tempfile.NamedTemporaryFile("r", prefix="mmtok-worker-", suffix=".txt")
     try:
-        futures = {pool.submit(_pool_work, shard): shard for shard in pending}
+        with _environment(WORKER_REPORT_ENV, report_file.name):  # workers start on submit
+            futures = {pool.submit(_pool_work, shard): shard for shard in pending}
+        processes = list(getattr(pool, "_processes", {}).values())  # for their exit codes
         remaining = set(futures)
         while remaining:
             finished, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -277,10 +338,13 @@ def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_e
                 try:
                     marker = future.result()  # re-raises a worker's exception here
                 except BrokenProcessPool:
+                    report = (reports.get() if not reports.empty()
+                              else report_file.read().strip() or None)
+                    reason = _death_reason(processes, started.value, report)
                     raise WorkerDied(
-                        f"a worker process died while writing shard {futures[future]} (killed "
-                        "by the system, out of memory, or a crashing decoder); committed shards "
-                        "are kept: rerun to resume, with -j 1 to see which sample fails"
+                        f"a worker process died while writing shard {futures[future]} "
+                        f"({reason}); committed shards are kept: rerun to resume, with -j 1 "
+                        "to see which sample fails"
                     ) from None
                 written += marker["stop"] - marker["start"]
                 check_errors(marker)
@@ -290,5 +354,21 @@ def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_e
             process.kill()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+    finally:
+        report_file.close()
     pool.shutdown(wait=True)
     return written
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` for the duration (restored afterwards)."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

@@ -227,7 +227,8 @@ def embed(
     embedder = Embedder(projector_module, frozen, pool_how, torch_device, precision, batch_size,
                         compile=compile)
     spec = _feature_spec(token_store, frozen, projector_record, pool_how, precision, seed,
-                         _feature_shape(embedder, token_store), encoder_options or {})
+                         _feature_shape(embedder, token_store), encoder_options or {},
+                         projector)
     output = os.fspath(output)
     with writing(output), StoreLock(output):
         resume = prepare_store(output, spec, overwrite, repair)
@@ -248,14 +249,44 @@ def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:
     return embedder(probe, eager=True).shape[1:]
 
 
+def weights_identity(encoder: Any) -> str:
+    """What the encoder's weights are, wherever their file lies: ``sha256:<hex>`` for a
+    file, else the hub name or the random seed. Paths never enter a config: the same
+    weights copied to another folder or machine must resume a store and fit a head."""
+    if encoder.weights_sha256 is not None:
+        return f"sha256:{encoder.weights_sha256}"
+    return encoder.weights_source
+
+
+def projector_identity(record: dict, encoder: Any) -> dict:
+    """The projector's record without paths: a loaded file is named by its sha256 alone,
+    and the image projector (the encoder's own patch embedding) by the encoder weights."""
+    record = dict(record)
+    if "sha256" in record:
+        record.pop("source", None)
+    elif record.get("source") == encoder.weights_source:
+        record["source"] = weights_identity(encoder)
+    return record
+
+
+def _file_paths(encoder: Any, projector_file: str | os.PathLike | None) -> dict:
+    """Where the weights and projector files were read from: kept in the attrs for
+    information only (outside the config, so neither resume nor provenance compares it)."""
+    source = encoder.weights_source
+    return {"weights": source[len("file:"):] if source.startswith("file:") else None,
+            "projector": os.path.abspath(projector_file) if projector_file else None}
+
+
 def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precision: str,
-                  seed: int, shape: tuple[int, ...], encoder_options: dict) -> StoreSpec:
+                  seed: int, shape: tuple[int, ...], encoder_options: dict,
+                  projector_file: str | os.PathLike | None = None) -> StoreSpec:
     attrs = tokens.attrs
     config = {
         "encoder": encoder.name, "encoder_options": encoder_options,
         "adapted_keys": list(encoder.adapted), "weights_sha256": encoder.weights_sha256,
-        "weights_source": encoder.weights_source, "width": encoder.width,
-        "projector": projector, "pool": how, "precision": precision, "seed": seed,
+        "weights_source": weights_identity(encoder), "width": encoder.width,
+        "projector": projector_identity(projector, encoder), "pool": how,
+        "precision": precision, "seed": seed,
         "tokens_config_hash": attrs["config_hash"], "tokens_config": attrs["config"],
     }
     return StoreSpec(
@@ -265,6 +296,7 @@ def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precis
         class_names=attrs["class_names"],
         source={"tokens": os.path.abspath(tokens.path), **attrs["source"]},
         source_hash=attrs["source_hash"],
+        extra_attrs={"files": _file_paths(encoder, projector_file)},
     )
 
 
