@@ -4,7 +4,9 @@ Exit codes: 0 success; 1 validation found problems (``validate``) or an internal
 2 bad usage or an unusable store; 3 the store is locked by another writer; 4 the store was
 made with another config or sample list; 5 ``--strict``/``--max-errors`` exceeded;
 6 a worker process died; 7 the store cannot be written (read-only or full file system);
-130 interrupted (Ctrl-C). A tokenize run that records invalid
+8 the run finished but every sample failed (``tokenize``/``embed``: nothing usable was made,
+e.g. files of another modality; the summary says which files the modality reads);
+130 interrupted (Ctrl-C). A tokenize run that records some invalid
 samples still exits 0: the summary (and ``mmtok info``) counts them by kind.
 """
 
@@ -104,7 +106,8 @@ TOKENIZE_EPILOG = """Examples:
 Exit codes: 0 complete (invalid samples are recorded, see the summary), 1 internal error,
 2 bad usage, 3 store locked by another writer, 4 store made with another config or sample
 list (use --overwrite), 5 --strict/--max-errors exceeded, 6 a worker died, 7 the store cannot
-be written (full or read-only file system), 130 interrupted (rerun to resume).
+be written (full or read-only file system), 8 every sample failed (check -m), 130
+interrupted (rerun to resume).
 """
 
 
@@ -172,7 +175,17 @@ def tokenize(
             max_errors=max_errors, progress=progress, stats_from_data=stats_from_data,
             **options,
         )
+    _finish_run(summary, json_output)
+
+
+def _finish_run(summary, json_output: bool) -> None:
+    """Print a tokenize/embed summary; a run in which every sample failed exits 8."""
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
+    if summary.nothing_valid:
+        from .errors import NoValidSamples
+
+        typer.echo(f"mmtok: error: {summary.warnings[-1]}", err=True)
+        raise typer.Exit(NoValidSamples.exit_code)
 
 
 class Pool(StrEnum):
@@ -223,7 +236,7 @@ def embed(
                             encoder_options=_key_values(encoder_option or []),
                             overwrite=overwrite, repair=repair, progress=progress,
                             compile=compile_forward)
-    typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
+    _finish_run(summary, json_output)
 
 
 @app.command()
@@ -418,12 +431,15 @@ def validate(
     if json_output:
         typer.echo(json.dumps({"path": report.path, "ok": report.ok, "problems": report.problems,
                                "warnings": report.warnings,
-                               "shards_checked": report.shards_checked}))
+                               "shards_checked": report.shards_checked,
+                               "advice": report.advice}))
     else:
         for warning in report.warnings:
             typer.echo(f"warning: {warning}", err=True)
         for problem in report.problems:
             typer.echo(f"problem: {problem}")
+        for advice in report.advice:
+            typer.echo(f"hint: {advice}", err=True)
         verdict = "ok" if report.ok else f"{len(report.problems)} problem(s)"
         typer.echo(f"{report.path}: {verdict} ({report.shards_checked} shards checked)")
     if not report.ok:

@@ -59,6 +59,13 @@ class WorkerDied(MmtokError):
     exit_code = 6
 
 
+class NoValidSamples(MmtokError):
+    """A run finished, but every sample failed (e.g. files of another modality): the store
+    is written and complete, and holds nothing usable."""
+
+    exit_code = 8
+
+
 class SampleError(Exception):
     """One sample cannot be tokenized. ``kind`` is a short stable key used in summaries."""
 

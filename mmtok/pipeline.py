@@ -276,8 +276,21 @@ def tokenize(
         pending = [s for s in range(spec.num_shards) if s not in done]
         written = _run_shards(pending, samples.samples, tokenizer, output, spec, workers,
                               strict, max_errors, progress, done, resume.errors_in_done)
-    return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
-                         resume.repaired)
+    return _with_hints(summarise_run(output, spec, written, len(done),
+                                     time.perf_counter() - started, resume.repaired,
+                                     checked_checksums=repair), modality)
+
+
+def _with_hints(summary: RunSummary, modality: str) -> RunSummary:
+    """A run in which every sample failed most often read files of another modality: say
+    which files this modality reads (the CLI then exits with NoValidSamples' code)."""
+    if summary.nothing_valid:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_kind.items()))
+        summary.warnings.append(
+            f"every sample failed ({kinds}): are these {modality} files? -m {modality} reads "
+            f"{' '.join(get_modality(modality).extensions)}; `mmtok modalities` lists the "
+            "others, and `mmtok info STORE --errors` shows each sample's error")
+    return summary
 
 
 def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_errors,

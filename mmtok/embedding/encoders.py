@@ -36,7 +36,7 @@ import pickle
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,6 +116,9 @@ class Encoder:
     adapted: tuple[str, ...] = ()
     """Checkpoint keys timm's checkpoint filter resized to fit the model (e.g. ``pos_embed``
     for another image size, ``patch_embed.proj.weight`` for another patch size)."""
+    adapted_shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(
+        default_factory=dict)
+    """``key -> (shape in the file, shape loaded)`` for every key of ``adapted``."""
 
     @property
     def depth(self) -> int:
@@ -491,6 +494,7 @@ def _load_timm(
     probe = _timm_usage_checks(name, model_kwargs)
     sha = None
     adapted: tuple[str, ...] = ()
+    adapted_shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
     if pretrained:
         cfg = getattr(probe, "pretrained_cfg", None) or {}
         if not any(cfg.get(k) for k in ("hf_hub_id", "url", "file", "state_dict")):
@@ -517,12 +521,13 @@ def _load_timm(
         if weights is not None:
             raw = read_state_dict(weights)
             state = _checkpoint_filter(model, name)(dict(raw), model)
-            adapted = tuple(
-                sorted(k for k, v in state.items() if k in raw and tuple(raw[k].shape) != tuple(v.shape))
-            )
+            adapted_shapes = {
+                k: (tuple(raw[k].shape), tuple(v.shape)) for k, v in sorted(state.items())
+                if k in raw and tuple(raw[k].shape) != tuple(v.shape)}
+            adapted = tuple(adapted_shapes)
             if not any(k.startswith("head.") for k in model.state_dict()):  # num_classes=0
                 state = {k: v for k, v in state.items() if not k.startswith("head.")}
-            load_strict(model, state, what=f"timm model {name!r}")
+            _load_filtered(model, state, adapted_shapes, name)
             sha = file_sha256(weights)
             source = f"file:{Path(weights).resolve()}"
     return Encoder(
@@ -535,4 +540,21 @@ def _load_timm(
         weights_source=source,
         vit=model,
         adapted=adapted,
+        adapted_shapes=adapted_shapes,
     )
+
+
+def _load_filtered(model: nn.Module, state: Mapping[str, torch.Tensor],
+                   adapted_shapes: Mapping[str, tuple[tuple[int, ...], tuple[int, ...]]],
+                   name: str) -> None:
+    """``load_strict`` after timm's filter; a failure also names the shapes the *file* holds
+    for the keys the filter resized (its message shows the resized ones)."""
+    try:
+        load_strict(model, state, what=f"timm model {name!r}")
+    except EncoderWeightsError as exc:
+        if not adapted_shapes:
+            raise
+        lines = [f"  resized by timm's checkpoint filter: {key} (in the file {_shape(old)}, "
+                 f"resized to {_shape(new)})" for key, (old, new) in adapted_shapes.items()]
+        raise EncoderWeightsError("\n".join([str(exc), *lines]), missing=exc.missing,
+                                  unexpected=exc.unexpected, mismatched=exc.mismatched) from exc

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 import time
 from typing import Any, Iterator
@@ -217,6 +218,7 @@ def embed(
     torch_device = resolve_device(device)
     frozen = load_encoder(encoder, weights=weights, pretrained=pretrained, seed=seed,
                           device=torch_device, model_kwargs=encoder_options)
+    warnings = _encoder_warnings(frozen)
     statics = {name: token_store.static(name) for name in token_store.attrs["static_arrays"]}
     projector_module, projector_record = build_projector(
         token_store.modality, token_store.config, frozen, seed, projector, statics)
@@ -235,8 +237,35 @@ def embed(
         done = set(resume.done)
         pending = [s for s in range(spec.num_shards) if s not in done]
         written = _run(token_store, embedder, output, pending, spec, progress, str(torch_device))
-    return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
-                         resume.repaired)
+    summary = summarise_run(output, spec, written, len(done), time.perf_counter() - started,
+                            resume.repaired, checked_checksums=repair)
+    summary.warnings += warnings
+    if summary.nothing_valid:
+        summary.warnings.append(f"{tokens} holds no valid sample, so no feature was computed; "
+                                "`mmtok info TOKENS --errors` shows why each one failed")
+    return summary
+
+
+def _encoder_warnings(encoder: Any) -> list[str]:
+    """What a user must know about the encoder, said before the run (on stderr) and in the
+    summary: features of random weights mean nothing, and adapted weights differ from the
+    checkpoint's own model."""
+    warnings = []
+    if encoder.weights_sha256 is None and encoder.weights_source.startswith("random"):
+        warnings.append(
+            f"the encoder {encoder.name} has random weights ({encoder.weights_source}): no "
+            "--weights FILE or --pretrained was given, so these features come from an "
+            "untrained model (fine for a test; pass --weights or --pretrained for real use)")
+    if encoder.adapted:
+        shapes = "; ".join(f"{key} {list(old)} -> {list(new)}"
+                           for key, (old, new) in encoder.adapted_shapes.items())
+        warnings.append(
+            f"the checkpoint's tensors were resized to fit {encoder.name} by timm's checkpoint "
+            f"filter ({shapes}); the features are not exactly those of the checkpoint's own "
+            "model (choose an --encoder / --encoder-option img_size=... that matches it)")
+    for warning in warnings:
+        print(f"mmtok: warning: {warning}", file=sys.stderr)
+    return warnings
 
 
 def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:

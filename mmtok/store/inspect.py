@@ -13,7 +13,7 @@ from ..errors import StoreError
 from .._version import __version__
 from .integrity import parse_marker, shard_problems
 from .layout import COMMITS, STANDARD_ARRAYS, config_hash_intact
-from .writer import read_attrs, read_markers
+from .writer import KIND_NAMES, read_attrs, read_markers
 
 
 def _require_attrs(path: Path) -> dict:
@@ -66,6 +66,7 @@ class ValidationReport:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     shards_checked: int = 0
+    advice: list[str] = field(default_factory=list)  # what to do about the problems
 
     @property
     def ok(self) -> bool:
@@ -111,11 +112,24 @@ def validate_store(path: str | os.PathLike) -> ValidationReport:
         report.problems += shard_problems(path, shard, marker, attrs, arrays, names,
                                           verify_data=True)
         report.shards_checked += 1
+    _advise_repair(attrs, report)
     partial = sorted(str(p.relative_to(path)) for p in path.rglob("*.partial"))
     if partial:
         report.warnings.append(f"{len(partial)} leftover temp file(s) of interrupted writes, "
                                f"e.g. {partial[0]}; a resumed run removes them")
     return report
+
+
+def _advise_repair(attrs: dict, report: ValidationReport) -> None:
+    """Damage only checksums show is invisible to a plain rerun: name the flag that fixes it."""
+    damaged = [p for p in report.problems
+               if "checksum does not match" in p or "cannot be read" in p]
+    if damaged:
+        maker = KIND_NAMES.get(attrs.get("kind"), ("store", "the command that wrote it"))[1]
+        report.advice.append(
+            f"{len(damaged)} shard array(s) fail their checksums or cannot be read: rerun the "
+            f"command that wrote this store (`{maker} ...`, same arguments) with --repair to "
+            "rewrite the damaged shards; a plain rerun does not verify checksums")
 
 
 def _check_origin(attrs: dict, report: ValidationReport) -> None:
