@@ -387,40 +387,90 @@ def modalities() -> None:
 
 @app.command()
 def info(
-    store: Annotated[Path, typer.Argument(help="A token store.")],
+    store: Annotated[Path, typer.Argument(help="A token or feature store.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    errors: Annotated[bool, typer.Option("--errors", help="Also list every invalid sample: index, id, kind, stage and message (in --json: an errors list).")] = False,
+    errors_to: Annotated[Optional[Path], typer.Option("--errors-to", metavar="FILE", help="Write every invalid sample's record to FILE (.csv or .jsonl).")] = None,
 ) -> None:
     """What a store holds: modality, config, samples, classes, shards, errors, size."""
     from .store.inspect import store_info
 
     with _reported():
-        details = store_info(store)
+        if errors_to is not None and errors_to.suffix.lower() not in (".csv", ".jsonl"):
+            raise UsageError(f"--errors-to {errors_to}: name the file .csv or .jsonl")
+        details = store_info(store, errors=errors or errors_to is not None)
+        if errors_to is not None:
+            _write_error_records(details["errors"], errors_to)
+            if not errors:
+                details.pop("errors")
     if json_output:
         typer.echo(json.dumps(details, indent=2))
         return
-    errors = ", ".join(f"{k} {v}" for k, v in details["errors_by_kind"].items()) or "none"
+    kinds = ", ".join(f"{k} {v}" for k, v in details["errors_by_kind"].items()) or "none"
     classes = details["class_names"]
     shown = ", ".join(classes[:10]) + (f", ... ({len(classes)} in all)" if len(classes) > 10 else "")
-    config = " ".join(f"{k}={v}" for k, v in details["config"].items() if k != "modality")
+    config = {k: v for k, v in details["config"].items() if k != "modality"}
     lines = [
         f"store      {details['path']} ({details['kind']}, mmtok {details['mmtok_version']})",
         f"modality   {details['modality']}",
-        f"config     {config}",
+        "config",
+        *_config_lines(config, "  "),
         f"samples    {details['num_samples']} ({details['num_valid']} valid, "
         f"{details['num_invalid']} invalid, {details['samples_committed']} committed)",
         f"classes    {shown or 'none (unlabeled)'}",
         f"shards     {details['shards_done']}/{details['shards_total']} done "
-        f"({details['shard_size']} samples each)" + ("" if details["complete"] else " - INCOMPLETE"),
-        f"errors     {errors}",
+        f"({_shard_sizes(details)})" + ("" if details["complete"] else " - INCOMPLETE"),
+        f"errors     {kinds}" + (f" (list them: mmtok info {store} --errors)"
+                                 if details["num_invalid"] and not errors else ""),
         "arrays     " + ", ".join(f"{k} {tuple(v)}" for k, v in details["arrays"].items()),
         f"size       {details['bytes_on_disk'] / 1e6:.1f} MB on disk",
     ]
+    if errors:
+        lines += ["invalid samples (index, id, kind, stage: message)",
+                  *(f"  {e['index']}\t{e['id']}\t{e['kind']}\t{e['stage']}: {e['message']}"
+                    for e in details["errors"])]
     typer.echo("\n".join(lines))
+
+
+def _config_lines(config: dict, indent: str) -> list[str]:
+    """A config as YAML-like ``key: value`` lines, nested dicts indented under their key."""
+    lines = []
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            lines += [f"{indent}{key}:", *_config_lines(value, indent + "  ")]
+        else:
+            if isinstance(value, (list, tuple)):
+                value = ", ".join(str(v) for v in value) or "[]"
+            lines.append(f"{indent}{key}: {value}")
+    return lines
+
+
+def _shard_sizes(details: dict) -> str:
+    size, last = details["shard_size"], details["last_shard_size"]
+    if details["shards_total"] == 1:
+        return f"one shard of {last} sample{'' if last == 1 else 's'}"
+    tail = "" if last == size else f", the last {last}"
+    return f"{size} samples each{tail}"
+
+
+def _write_error_records(records: list[dict], path: Path) -> None:
+    """Every invalid sample's record as CSV (a header row) or JSONL (one object a line)."""
+    import csv
+
+    from .store.inspect import ERROR_FIELDS
+
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        if path.suffix.lower() == ".jsonl":
+            stream.writelines(json.dumps(record) + "\n" for record in records)
+        else:
+            writer = csv.DictWriter(stream, fieldnames=ERROR_FIELDS)
+            writer.writeheader()
+            writer.writerows(records)
 
 
 @app.command()
 def validate(
-    store: Annotated[Path, typer.Argument(help="A token store.")],
+    store: Annotated[Path, typer.Argument(help="A token or feature store.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Check that markers, shapes, counts and checksums agree. Exit 1 on any problem."""

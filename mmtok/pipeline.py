@@ -308,7 +308,8 @@ def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_
         bar.set_postfix(errors=error_count, refresh=False)
         if max_errors is not None and error_count > max_errors:
             raise TooManyErrors(f"{error_count} samples failed, more than --max-errors "
-                                f"{max_errors}; committed shards are kept, see `mmtok info`")
+                                f"{max_errors}; committed shards are kept, and "
+                                f"`mmtok info {output} --errors` lists the failed samples")
 
     written = 0
     try:

@@ -29,13 +29,24 @@ def disk_usage(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def store_info(path: str | os.PathLike) -> dict:
-    """Summary of a store, as printed by ``mmtok info``."""
+ERROR_FIELDS = ("index", "id", "kind", "stage", "message")
+
+
+def store_info(path: str | os.PathLike, errors: bool = False) -> dict:
+    """Summary of a store, as printed by ``mmtok info``; with ``errors``, also every invalid
+    sample's record (``index``, ``id``, ``kind``, ``stage``, ``message``), in sample order."""
     path = Path(path)
     attrs = _require_attrs(path)
     markers = read_markers(path)
     committed = [m for m in markers if m]
-    errors = [e for m in committed for e in m["errors"]]
+    records = sorted((e for m in committed for e in m["errors"]), key=lambda e: e["index"])
+    details = _details(path, attrs, committed, records)
+    if errors:
+        details["errors"] = [{key: e.get(key) for key in ERROR_FIELDS} for e in records]
+    return details
+
+
+def _details(path: Path, attrs: dict, committed: list[dict], errors: list[dict]) -> dict:
     return {
         "path": str(path),
         "kind": attrs["kind"],
@@ -48,6 +59,7 @@ def store_info(path: str | os.PathLike) -> dict:
         "shards_done": len(committed),
         "shards_total": attrs["num_shards"],
         "shard_size": attrs["shard_size"],
+        "last_shard_size": attrs["num_samples"] - (attrs["num_shards"] - 1) * attrs["shard_size"],
         "complete": len(committed) == attrs["num_shards"],
         "class_names": attrs["class_names"],
         "errors_by_kind": dict(sorted(Counter(e["kind"] for e in errors).items())),
