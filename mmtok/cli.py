@@ -6,13 +6,18 @@ made with another config or sample list; 5 ``--strict``/``--max-errors`` exceede
 6 a worker process died; 7 the store cannot be written (read-only or full file system);
 8 the run finished but every sample failed (``tokenize``/``embed``: nothing usable was made,
 e.g. files of another modality; the summary says which files the modality reads);
-130 interrupted (Ctrl-C). A tokenize run that records some invalid
-samples still exits 0: the summary (and ``mmtok info``) counts them by kind.
+130 interrupted (Ctrl-C); 141 stdout was closed early (``mmtok predict ... | head``: the
+output stops quietly, as for any Unix filter; 128 + SIGPIPE). A tokenize run that records
+some invalid samples still exits 0: the summary (and ``mmtok info``) counts them by kind.
+With ``--json``, a command that fails prints one JSON object on stdout too:
+``{"status": "error", "error": CLASS, "message": ..., "exit_code": N}`` (``"interrupted"``
+for Ctrl-C).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -23,7 +28,28 @@ import typer
 from . import __version__
 from .errors import MmtokError, UsageError
 
-app = typer.Typer(
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for `yes | head`
+
+
+class _Mmtok(typer.Typer):
+    """The app, exiting 141 instead of click's 1 when stdout is closed early
+    (``mmtok predict head feats | head``): 1 means an internal error, and this is none.
+
+    Click handles the EPIPE itself (quietly, wrapping stdout so that the exit flush does not
+    fail) and exits 1; the wrapper it installs tells that case apart from every other exit 1.
+    Not SIGPIPE's default action: that would also kill a run whose worker pipes break."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except SystemExit as exc:
+            # by name: typer vendors its own copy of click's PacifyFlushWrapper
+            if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+                raise SystemExit(BROKEN_PIPE_EXIT) from None
+            raise
+
+
+app = _Mmtok(
     name="mmtok",
     help="Raw multimodal data -> sharded Zarr token stores (and, later, features and heads).",
     no_args_is_help=True,
@@ -44,16 +70,26 @@ class Resize(StrEnum):
 
 
 @contextmanager
-def _reported() -> Iterator[None]:
-    """Turn mmtok's errors and Ctrl-C into a one-line message and the documented exit code."""
+def _reported(json_output: bool = False) -> Iterator[None]:
+    """Turn mmtok's errors and Ctrl-C into a one-line message and the documented exit code;
+    with ``--json`` also into one JSON object on stdout, so that scripts parse every outcome."""
     try:
         yield
     except MmtokError as exc:
         typer.echo(f"mmtok: error: {exc}", err=True)
+        _json_failure(json_output, "error", str(exc), exc.exit_code, type(exc).__name__)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        typer.echo("mmtok: interrupted; rerun the same command to resume", err=True)
+        message = "interrupted; rerun the same command to resume"
+        typer.echo(f"mmtok: {message}", err=True)
+        _json_failure(json_output, "interrupted", message, 130, "KeyboardInterrupt")
         raise typer.Exit(130) from None
+
+
+def _json_failure(json_output: bool, status: str, message: str, code: int, kind: str) -> None:
+    if json_output:
+        typer.echo(json.dumps({"status": status, "error": kind, "message": message,
+                               "exit_code": code}))
 
 
 def _floats(text: Optional[str], name: str) -> Optional[tuple[float, ...]]:
@@ -153,7 +189,7 @@ def tokenize(
     from .pipeline import tokenize as run_tokenize
     from .sources import open_path_list
 
-    with _reported():
+    with _reported(json_output):
         named = dict(
             size=size, patch=patch, resize=resize.value if resize else None, crop_pct=crop_pct,
             interpolation=interpolation, channels=channels, bit_depth=bit_depth,
@@ -229,7 +265,7 @@ def embed(
     """Run token shards through one frozen encoder into a feature store. Rerun to resume."""
     from .embedding.pipeline import embed as run_embed
 
-    with _reported():
+    with _reported(json_output):
         summary = run_embed(tokens, output, encoder, weights=weights, pretrained=pretrained,
                             projector=projector, pool_how=pool.value, batch_size=batch_size,
                             device=device, precision=precision, seed=seed,
@@ -315,7 +351,7 @@ def train_head(
     from .heads.mlp import MlpSettings
     from .heads.train import train_head as run_train_head
 
-    with _reported():
+    with _reported(json_output):
         if tune is not None:
             from .heads.tune import TuneSettings, tune_tokenizer
 
@@ -395,7 +431,7 @@ def info(
     """What a store holds: modality, config, samples, classes, shards, errors, size."""
     from .store.inspect import store_info
 
-    with _reported():
+    with _reported(json_output):
         if errors_to is not None and errors_to.suffix.lower() not in (".csv", ".jsonl"):
             raise UsageError(f"--errors-to {errors_to}: name the file .csv or .jsonl")
         details = store_info(store, errors=errors or errors_to is not None)
@@ -476,7 +512,7 @@ def validate(
     """Check that markers, shapes, counts and checksums agree. Exit 1 on any problem."""
     from .store.inspect import validate_store
 
-    with _reported():
+    with _reported(json_output):
         report = validate_store(store)
     if json_output:
         typer.echo(json.dumps({"path": report.path, "ok": report.ok, "problems": report.problems,

@@ -66,6 +66,12 @@ class NoValidSamples(MmtokError):
     exit_code = 8
 
 
+class NotASample(Exception):
+    """Raised by a modality's part lister for a file that a dataset ships beside its samples
+    and that is no sample itself (ModelNet's ``shape_names.txt``): the source leaves it out
+    and records it in its description."""
+
+
 class SampleError(Exception):
     """One sample cannot be tokenized. ``kind`` is a short stable key used in summaries."""
 

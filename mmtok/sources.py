@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Callable, Iterable, Sequence
 
-from .errors import SampleError, UsageError
+from .errors import NotASample, SampleError, UsageError
 
 UNLABELED = -1
 
@@ -286,12 +286,16 @@ def expand_parts(
     """
     expanded = []
     labelled_file = None
+    not_samples = []
     for sample in samples.samples:
         if sample.problem is not None:
             expanded.append(sample)
             continue
         try:
             parts = list_parts(sample.path)
+        except NotASample:
+            not_samples.append(sample.id)
+            continue
         except SampleError as exc:
             expanded.append(replace(sample, problem=(exc.kind, exc.message)))
             continue
@@ -314,4 +318,7 @@ def expand_parts(
         names = part_class_names(labelled_file) if part_class_names else None
         top = max(s.label for s in expanded)
         class_names = names if names and len(names) > top else [str(i) for i in range(top + 1)]
-    return SampleList(expanded, class_names, samples.description)
+    description = samples.description
+    if not_samples:  # left out, but on record
+        description = {**description, "not_samples": not_samples}
+    return SampleList(expanded, class_names, description)

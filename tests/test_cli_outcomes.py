@@ -1,0 +1,56 @@
+"""Every outcome of a command can be told apart by a script (issue 20): a failing --json run
+prints a JSON object, and a closed stdout (`mmtok predict ... | head`) ends quietly with 141."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from featurestores import gaussian_classes, write_feature_store
+from pyrun import subprocess_env
+
+
+@pytest.mark.parametrize("command", [
+    ("tokenize", "{missing}", "-o", "{out}", "--json", "--no-progress"),
+    ("embed", "{missing}", "-o", "{out}", "--json", "--no-progress"),
+    ("info", "{missing}", "--json"),
+    ("validate", "{missing}", "--json"),
+    ("train-head", "{missing}", "-o", "{out}", "--json", "--no-progress"),
+])
+def test_a_failing_json_run_prints_a_json_error(tmp_path, cli, command):
+    args = [a.format(missing=tmp_path / "nosuch", out=tmp_path / "out") for a in command]
+    result = cli(*args)
+    assert result.exit_code != 0
+    report = json.loads(result.stdout)
+    assert report["status"] == "error"
+    assert report["exit_code"] == result.exit_code
+    assert report["message"] and report["message"].splitlines()[0] in result.stderr
+
+
+def test_a_failing_run_without_json_prints_nothing_on_stdout(tmp_path, cli):
+    result = cli("info", tmp_path / "nosuch")
+    assert result.exit_code == 2 and result.stdout == ""
+
+
+@pytest.fixture(scope="module")
+def head_and_features(tmp_path_factory):
+    import mmtok
+
+    folder = tmp_path_factory.mktemp("pipe")
+    features, labels = gaussian_classes(3000, 4, 2, 3.0, seed=0)
+    write_feature_store(folder / "f.zarr", features, labels, shard_size=1024)
+    mmtok.train_head(folder / "f.zarr", folder / "head", progress=False, device="cpu", l2=1e-3)
+    return folder
+
+
+def test_predict_into_a_closed_pipe_exits_141_quietly(head_and_features):
+    folder = head_and_features
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mmtok", "predict", str(folder / "head"), str(folder / "f.zarr"),
+         "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env())
+    first = process.stdout.readline()  # what `head -1` reads, then it closes the pipe
+    process.stdout.close()
+    assert process.wait(timeout=300) == 141
+    assert first.startswith(b"index,")
+    assert process.stderr.read() == b""
