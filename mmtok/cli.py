@@ -214,6 +214,17 @@ def tokenize(
     _finish_run(summary, json_output)
 
 
+def _check_inputs(tokens: Path | None = None, **files: Path | None) -> None:
+    """Fail fast, before any heavy import, on an input store or file that is not there."""
+    if tokens is not None and not tokens.exists():
+        raise UsageError(f"{tokens} does not exist; pass a token store made by "
+                         "`mmtok tokenize`")
+    for option, path in files.items():
+        if path is not None and not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise UsageError(f"--{option} {path} {what}")
+
+
 def _finish_run(summary, json_output: bool) -> None:
     """Print a tokenize/embed summary; a run in which every sample failed exits 8."""
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
@@ -263,9 +274,11 @@ def embed(
     compile_forward: Annotated[bool, typer.Option("--compile/--no-compile", help="Run the projector + encoder forward through torch.compile (the first batch pays for compiling; on CPU it needs a C compiler). Speed only: not recorded in the config, so a store resumes across the flag.")] = False,
 ) -> None:
     """Run token shards through one frozen encoder into a feature store. Rerun to resume."""
-    from .embedding.pipeline import embed as run_embed
-
     with _reported(json_output):
+        # before importing torch and timm (seconds): a typo in a path fails at once
+        _check_inputs(tokens=tokens, weights=weights, projector=projector)
+        from .embedding.pipeline import embed as run_embed
+
         summary = run_embed(tokens, output, encoder, weights=weights, pretrained=pretrained,
                             projector=projector, pool_how=pool.value, batch_size=batch_size,
                             device=device, precision=precision, seed=seed,

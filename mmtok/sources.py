@@ -153,6 +153,9 @@ def from_folder(
     skipped. Folder symlinks are followed once (cycles are cut).
     """
     root = os.fspath(root)
+    if not os.path.exists(root):
+        raise UsageError(f"{root} does not exist; pass an existing folder, --files-from or "
+                         "--manifest")
     if not os.path.isdir(root):
         raise UsageError(f"{root} is not a folder; pass a folder, --files-from or --manifest")
     wanted = {ext.lower() for ext in extensions}

@@ -54,3 +54,26 @@ def test_predict_into_a_closed_pipe_exits_141_quietly(head_and_features):
     assert process.wait(timeout=300) == 141
     assert first.startswith(b"index,")
     assert process.stderr.read() == b""
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("embed", "{tokens}", "-o", "{out}", "--weights", "{missing}"),
+     "--weights {missing} does not exist"),
+    (("embed", "{tokens}", "-o", "{out}", "--projector", "{missing}"),
+     "--projector {missing} does not exist"),
+    (("embed", "{missing}", "-o", "{out}"), "{missing} does not exist"),
+])
+def test_embed_checks_its_files_before_importing_torch(tmp_path, args, message):
+    """`embed --weights missing.safetensors` took 6 s (the timm import) to say so."""
+    (tmp_path / "t.zarr").mkdir()
+    values = {"tokens": tmp_path / "t.zarr", "out": tmp_path / "f.zarr",
+              "missing": tmp_path / "missing.safetensors"}
+    argv = [a.format(**values) for a in args]
+    code = ("import sys\nfrom mmtok.cli import app\ntry:\n"
+            f"    app({argv!r}, prog_name='mmtok')\n"
+            "except SystemExit as exc:\n"
+            "    print(exc.code, 'torch' in sys.modules, 'timm' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], env=subprocess_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["2", "False", "False"], result.stderr
+    assert message.format(**values) in result.stderr
