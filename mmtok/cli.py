@@ -183,6 +183,7 @@ def tokenize(
     stats_from_data: Annotated[bool, typer.Option("--stats-from-data", help="First compute the normalisation statistics over the inputs (audio: fbank mean/std) and record them in the config.")] = False,
     settings: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any tokenizer option of the modality, e.g. --set size=256 (repeatable); see `mmtok modalities`.")] = None,
     jpeg_draft: Annotated[Optional[bool], typer.Option(help="Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the source and print the plan (samples, classes, shards, first ids); read no sample, write nothing.")] = False,
 ) -> None:
     """Tokenize raw files into a sharded Zarr v3 token store. Rerun to resume."""
     from .modalities import parse_options
@@ -202,6 +203,11 @@ def tokenize(
             if source is not None:
                 raise UsageError("give a folder or --files-from, not both")
             source = open_path_list(files_from)
+        if dry_run:
+            _print_plan(source, output, modality, manifest, root, labels, path_column,
+                        label_column, follow_external_symlinks, shard_size, options,
+                        json_output)
+            return
         summary = run_tokenize(
             source, output, modality, manifest=manifest,
             root=str(root) if root else None, labels=labels.value, path_column=path_column,
@@ -212,6 +218,36 @@ def tokenize(
             **options,
         )
     _finish_run(summary, json_output)
+
+
+def _print_plan(source, output, modality, manifest, root, labels, path_column, label_column,
+                follow_external_symlinks, shard_size, options, json_output) -> None:
+    from .pipeline import plan
+
+    details = plan(source, output, modality, manifest=manifest,
+                   root=str(root) if root else None, labels=labels.value,
+                   path_column=path_column, label_column=label_column,
+                   follow_external_symlinks=follow_external_symlinks, shard_size=shard_size,
+                   **options)
+    if json_output:
+        typer.echo(json.dumps(details))
+        return
+    count, classes = details["num_samples"], details["class_names"]
+    shown = ", ".join(classes[:10]) + (f", ... ({len(classes)} in all)" if len(classes) > 10 else "")
+    last = count - (details["num_shards"] - 1) * details["shard_size"] if count else 0
+    tail = "" if last == details["shard_size"] or details["num_shards"] <= 1 else f", the last {last}"
+    typer.echo("\n".join([
+        f"dry run: nothing read or written; {details['store']} would be "
+        f"{'resumed' if details['output'] == 'resume' else 'created'}",
+        f"samples    {count} {modality} sample{'' if count == 1 else 's'}"
+        + (f" ({details['known_problems']} already known to fail: missing, duplicate, "
+           "escaping symlink)" if details["known_problems"] else ""),
+        f"classes    {shown or 'none (unlabeled)'}",
+        f"shards     {details['num_shards']} of {details['shard_size']} samples{tail} "
+        f"(about {details['bytes_per_sample'] * details['shard_size'] / 1e6:.1f} MB of "
+        "tokens each)",
+        "first ids  " + (", ".join(details["first_ids"]) or "none"),
+    ]))
 
 
 def _check_inputs(tokens: Path | None = None, **files: Path | None) -> None:

@@ -35,6 +35,7 @@ from .store.writer import (
     StoreSpec,
     check_output_kind,
     prepare_store,
+    read_attrs,
     writing,
 )
 
@@ -293,14 +294,66 @@ def _with_hints(summary: RunSummary, modality: str) -> RunSummary:
     return summary
 
 
+def plan(
+    source: str | os.PathLike | Sequence[str] | SampleList | None = None,
+    output: str | os.PathLike = "tokens.zarr",
+    modality: str = "image",
+    *,
+    manifest: str | os.PathLike | None = None,
+    root: str | None = None,
+    labels: str = "folder",
+    path_column: str = "path",
+    label_column: str | None = "label",
+    follow_external_symlinks: bool = False,
+    shard_size: int | None = None,
+    show: int = 5,
+    **options: Any,
+) -> dict:
+    """What ``tokenize`` with these arguments would do, without reading a sample or writing
+    anything (``tokenize --dry-run``): samples, classes, shard plan, the first ids.
+
+    Lists the source exactly as :func:`tokenize` does; statistics that ``stats_from_data``
+    would compute are not computed (that pass reads every input)."""
+    check_output_is_not_input("tokenize", output, {
+        "source folder": source if isinstance(source, (str, os.PathLike)) else None,
+        "manifest": manifest, "root folder": root})
+    tokenizer = create_tokenizer(modality, **options)
+    samples = build_sample_list(
+        source, get_modality(modality).extensions, manifest=manifest, root=root, labels=labels,
+        path_column=path_column, label_column=label_column,
+        follow_external_symlinks=follow_external_symlinks,
+    )
+    if tokenizer.list_parts is not None:
+        samples = expand_parts(samples, tokenizer.list_parts, tokenizer.part_class_names)
+    specs = tokenizer.sample_arrays()
+    if shard_size is None:
+        shard_size = default_shard_size(sum(s.sample_bytes for s in specs.values()))
+    count = len(samples)
+    if count == 0:  # as tokenize says it
+        raise UsageError(f"no {modality} files found in the source "
+                         f"(extensions: {' '.join(get_modality(modality).extensions)})")
+    problems = [s for s in samples.samples if s.problem is not None]
+    existing = read_attrs(output)
+    return {
+        "store": os.fspath(output), "modality": modality, "num_samples": count,
+        "class_names": list(samples.class_names), "shard_size": shard_size,
+        "num_shards": -(-count // shard_size),
+        "bytes_per_sample": sum(s.sample_bytes for s in specs.values()),
+        "known_problems": len(problems),
+        "first_ids": [s.id for s in samples.samples[:show]],
+        "output": "resume" if existing is not None else "create",
+        "config": config_to_dict(tokenizer.config),
+    }
+
+
 def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_errors,
                 progress, done, error_count: int) -> int:
     """Run the pending shards; returns how many samples were written."""
-    from tqdm import tqdm
+    from .progress import progress_bar
 
     already = sum(min(spec.shard_size, spec.num_samples - s * spec.shard_size) for s in done)
-    bar = tqdm(total=spec.num_samples, initial=already, unit="sample", desc="tokenize",
-               file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=spec.num_samples, initial=already, unit="sample", desc="tokenize",
+                       disable=not progress)
 
     def check_errors(marker: dict) -> None:
         nonlocal error_count

@@ -15,7 +15,7 @@ import queue
 import sys
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -140,9 +140,11 @@ class Embedder:
         return pooled_features(self.projector, self.encoder, batch, self.how, self.autocast)
 
     @torch.inference_mode()
-    def __call__(self, rows: dict[str, np.ndarray], *, eager: bool = False) -> np.ndarray:
+    def __call__(self, rows: dict[str, np.ndarray], *, eager: bool = False,
+                 on_batch: Callable[[int], object] | None = None) -> np.ndarray:
         """Pooled features of ``rows``; ``eager`` skips the compiled graph (one-off calls
-        such as the shape probe would otherwise compile a graph of their own)."""
+        such as the shape probe would otherwise compile a graph of their own);
+        ``on_batch(rows)`` is called after every batch (progress)."""
         forward = self._forward if eager or self.compiled is None else self.compiled
         outputs = []
         count = len(rows["tokens"])
@@ -153,6 +155,8 @@ class Embedder:
                 chunk = {name: _pad_rows(values, self.batch_size) for name, values in chunk.items()}
             pooled = forward({name: self._to_device(values) for name, values in chunk.items()})
             outputs.append(pooled[:real].float().cpu().numpy())
+            if on_batch is not None:
+                on_batch(real)
         return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
 
 
@@ -331,15 +335,15 @@ def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precis
 
 def _run(tokens: Store, embedder: Embedder, output: str, pending: list[int], spec: StoreSpec,
          progress: bool, device: str) -> int:
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     writer = ShardWriter(output)
     errors = _token_errors(tokens)
     shape = spec.arrays["features"].shape
     bounds = [shard_bounds(s, spec.num_samples, spec.shard_size) for s in pending]
     already = spec.num_samples - sum(stop - start for start, stop in bounds)
-    bar = tqdm(total=spec.num_samples, initial=already, unit="sample", desc=f"embed ({device})",
-               disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=spec.num_samples, initial=already, unit="sample",
+                       desc=f"embed ({device})", disable=not progress)
     written = 0
     try:
         for shard, rows in _prefetch(_read_shards(tokens, pending)):
@@ -348,13 +352,13 @@ def _run(tokens: Store, embedder: Embedder, output: str, pending: list[int], spe
             features = np.zeros((len(valid), *shape), np.float32)
             inputs = {k: v[valid] for k, v in rows.items() if k in INPUT_ARRAYS}
             if valid.any():
-                features[valid] = embedder(inputs)
+                features[valid] = embedder(inputs, on_batch=bar.update)
             shard_errors = [_invalid_record(start + int(i), str(rows["id"][i]), errors)
                             for i in np.flatnonzero(~valid)]
             writer.write(shard, ShardData({"features": features}, rows["label"], valid,
                                           [str(i) for i in rows["id"]], shard_errors))
             written += len(valid)
-            bar.update(len(valid))
+            bar.update(int((~valid).sum()))  # the valid ones moved the bar batch by batch
     finally:
         bar.close()
     return written

@@ -270,7 +270,7 @@ def _new_head(projector, encoder, pool_how: str, num_classes: int, seed: int,
 
 def _train(model: Model, train: TokenSplit, val: ScoringSplit, settings: TuneSettings, seed: int,
            device: torch.device, progress: bool) -> tuple[list[dict], dict]:
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     parameters = [*model.projector.parameters(), *model.head.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -280,8 +280,8 @@ def _train(model: Model, train: TokenSplit, val: ScoringSplit, settings: TuneSet
     generator = np.random.default_rng(seed)
     history: list[dict] = []
     best, best_state = (-1.0, 0.0), None
-    bar = tqdm(total=settings.epochs, desc="tune tokenizer", unit="epoch", disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(total=settings.epochs, desc="tune tokenizer", unit="epoch",
+                       disable=not progress)
     with bar:
         for epoch in range(1, settings.epochs + 1):
             train_loss = _epoch(model, train, optimizer, schedule, settings.batch_size,
