@@ -35,7 +35,8 @@ import os
 import pickle
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -482,6 +483,68 @@ def _checkpoint_filter(model: nn.Module, name: str):
     return fn
 
 
+HUB_PROBE_SECONDS = 3.0
+# the files timm looks for in a hub repo (its safetensors alternative first)
+HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors",
+                    "open_clip_pytorch_model.bin")
+
+
+def _hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be reached (``HF_HUB_OFFLINE``, no DNS, no route), or
+    None. One TCP connect of at most a few seconds, instead of huggingface_hub's retries
+    (five, with back-off: about a minute) before it falls back to the cache."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    endpoint = urlparse(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=HUB_PROBE_SECONDS).close()
+    except OSError as exc:
+        return f"cannot connect to {endpoint.hostname}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def _hub_cached(cfg: Mapping[str, Any]) -> bool:
+    """Whether the hub weights named by timm's ``pretrained_cfg`` are in the local cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = cfg.get("hf_hub_id")
+    if not repo:
+        return False
+    names = [cfg.get("hf_hub_filename"), *HUB_WEIGHT_FILES]
+    return any(isinstance(try_to_load_from_cache(repo, n), str) for n in names if n)
+
+
+@contextmanager
+def _hub_access(name: str, cfg: Mapping[str, Any]) -> Iterator[None]:
+    """Offline with the weights cached: load them in offline mode (no network attempts).
+    Offline without them: fail now with what to do, not after a minute of retries."""
+    from huggingface_hub import constants
+
+    why = _hub_unreachable() if cfg.get("hf_hub_id") else None
+    if why is None:
+        yield
+        return
+    if not _hub_cached(cfg):
+        raise EncoderHubError(
+            f"cannot fetch pretrained weights for {name!r}: the hub is unreachable ({why}) and "
+            f"the weights of {cfg['hf_hub_id']} are not in the local cache "
+            f"({constants.HF_HUB_CACHE}). Download them where there is network (e.g. "
+            f"`hf download {cfg['hf_hub_id']}`, then copy the cache) or pass --weights FILE "
+            "(.safetensors or .pth)")
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True  # read at call time by huggingface_hub's requests
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
 def _load_timm(
     name: str,
     weights: str | os.PathLike | None,
@@ -500,7 +563,8 @@ def _load_timm(
         if not any(cfg.get(k) for k in ("hf_hub_id", "url", "file", "state_dict")):
             raise UsageError(f"timm has no pretrained weights for {name!r}; pass --weights FILE")
         try:
-            model = timm.create_model(name, pretrained=True, num_classes=0, **model_kwargs)
+            with _hub_access(name, cfg):
+                model = timm.create_model(name, pretrained=True, num_classes=0, **model_kwargs)
         except MmtokError:
             raise
         except Exception as e:
