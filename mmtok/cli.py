@@ -51,7 +51,10 @@ class _Mmtok(typer.Typer):
 
 app = _Mmtok(
     name="mmtok",
-    help="Raw multimodal data -> sharded Zarr token stores (and, later, features and heads).",
+    # click's plain formatter: readable at 80 columns (rich's tables wrapped descriptions to
+    # ~15 characters, cut long option names and defaults, and re-wrapped the epilogs)
+    rich_markup_mode=None,
+    help="Raw multimodal data -> token stores -> frozen-encoder features -> heads.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
@@ -131,19 +134,25 @@ def main(
     """mmtok turns raw files into tokens for frozen-transformer learning."""
 
 
-TOKENIZE_EPILOG = """Examples:
-
+# In epilogs, a paragraph that starts with a "\b" line is printed as written (click's
+# marker): examples and lists are never re-wrapped mid-command.
+TOKENIZE_EPILOG = """\b
+Examples:
   mmtok tokenize photos/ -o photos.zarr -j 2
-
-  find scans -name '*.png' | sort | mmtok tokenize --files-from - -m xray -o scans.zarr
-
+  find scans -name '*.png' | sort |
+      mmtok tokenize --files-from - -m xray -o scans.zarr
   mmtok tokenize --manifest labels.csv -o t.zarr --json
+  mmtok tokenize photos/ -o photos.zarr --dry-run   # print the plan only
 
-Exit codes: 0 complete (invalid samples are recorded, see the summary), 1 internal error,
-2 bad usage, 3 store locked by another writer, 4 store made with another config or sample
-list (use --overwrite), 5 --strict/--max-errors exceeded, 6 a worker died, 7 the store cannot
-be written (full or read-only file system), 8 every sample failed (check -m), 130
-interrupted (rerun to resume).
+\b
+Exit codes:
+  0 complete (invalid samples are recorded, see the summary)
+  1 internal error          2 bad usage
+  3 store locked            4 store made with another config or sample list
+  5 --strict/--max-errors   6 a worker died
+  7 store not writable      8 every sample failed (check -m)
+  130 interrupted (rerun to resume)
+  141 stdout closed early (| head)
 """
 
 
@@ -279,11 +288,12 @@ class Pool(StrEnum):
     none = "none"
 
 
-EMBED_EPILOG = """Examples:
-
-  mmtok embed photos.zarr -o feats.zarr --encoder vit_base_patch16_224 --weights vit.safetensors
-
-  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 --weights Meta-Transformer_base_patch16_encoder.pth
+EMBED_EPILOG = """\b
+Examples:
+  mmtok embed photos.zarr -o feats.zarr --encoder vit_base_patch16_224 \\
+      --weights vit.safetensors
+  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 \\
+      --weights Meta-Transformer_base_patch16_encoder.pth
 
 Rerun the same command to resume. Exit codes as for tokenize.
 """
@@ -309,7 +319,10 @@ def embed(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
     compile_forward: Annotated[bool, typer.Option("--compile/--no-compile", help="Run the projector + encoder forward through torch.compile (the first batch pays for compiling; on CPU it needs a C compiler). Speed only: not recorded in the config, so a store resumes across the flag.")] = False,
 ) -> None:
-    """Run token shards through one frozen encoder into a feature store. Rerun to resume."""
+    """Token store -> frozen encoder -> feature store. Rerun to resume.
+
+    Runs the token shards through a projector and one frozen encoder, pools the outputs and
+    writes a feature store that mirrors the token store sample for sample."""
     with _reported(json_output):
         # before importing torch and timm (seconds): a typo in a path fails at once
         _check_inputs(tokens=tokens, weights=weights, projector=projector)
@@ -329,7 +342,9 @@ def export(
     features: Annotated[Path, typer.Argument(help="A complete feature store.")],
     output: Annotated[Path, typer.Argument(help="Output file: .h5/.hdf5, .npz, .npy or .parquet.")],
 ) -> None:
-    """Write a feature store's features, labels, valid flags and ids for other tools."""
+    """Export a feature store to .h5, .npz, .npy or .parquet.
+
+    Writes features, labels, valid flags, ids and class names for other tools."""
     from .embedding.export import export_features
 
     with _reported():
@@ -347,13 +362,16 @@ class Tune(StrEnum):
     tokenizer = "tokenizer"
 
 
-TRAIN_HEAD_EPILOG = """Examples:
-
-  mmtok train-head feats.zarr -o head/                       # linear probe, 20 % validation
+TRAIN_HEAD_EPILOG = """\b
+Examples:
+  mmtok train-head feats.zarr -o head/       # linear probe, 20 % validation
   mmtok train-head train.zarr --val val.zarr --test test.zarr -o head/ --json
   mmtok train-head feats.zarr -o mlp/ --head mlp --epochs 50
-  mmtok train-head clouds.zarr -o tuned/ --tune tokenizer --encoder metatransformer-b16 --weights mt.pth
-  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 --weights mt.pth --projector tuned/projector.safetensors --pool cls+mean+max
+  mmtok train-head clouds.zarr -o tuned/ --tune tokenizer \\
+      --encoder metatransformer-b16 --weights mt.pth
+  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 \\
+      --weights mt.pth --projector tuned/projector.safetensors \\
+      --pool cls+mean+max
 
 The probe is multinomial logistic regression (L-BFGS, full batch) with CLIP's sweep of the
 L2 strength on the validation split, then a refit on train + val. Writes head.safetensors,
@@ -396,7 +414,9 @@ def train_head(
     batch_size: Annotated[int, typer.Option(help="--tune: samples per step.", rich_help_panel="Tokenizer tuning")] = 32,
     precision: Annotated[str, typer.Option(help="--tune on CUDA: float32, bfloat16 or float16 autocast.", rich_help_panel="Tokenizer tuning")] = "float32",
 ) -> None:
-    """Train a linear probe (or small MLP) on cached features; write metrics and plots."""
+    """Train a linear probe (or small MLP) on cached features.
+
+    Writes the head, metrics.json and plots to OUTPUT."""
     from .heads.mlp import MlpSettings
     from .heads.train import train_head as run_train_head
 
@@ -437,7 +457,9 @@ def predict(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     allow_other_features: Annotated[bool, typer.Option("--allow-other-features", help="Apply the head even to features another encoder, projector or pooling made.")] = False,
 ) -> None:
-    """Predict a class for every sample: index, id, valid, label, predicted, probabilities."""
+    """Predict a class for every sample of a feature store.
+
+    One row per sample: index, id, valid, label, predicted, score, probabilities."""
     from .heads.predict import predict as run_predict
 
     with _reported():
@@ -451,7 +473,9 @@ def predict(
 
 @app.command()
 def modalities() -> None:
-    """List the modalities and their tokenizer options (defaults shown)."""
+    """List the modalities and their tokenizer options.
+
+    Every option is shown with its default, as `--set KEY=VALUE`."""
     import dataclasses
 
     from .modalities import make_config, modality_names
@@ -477,7 +501,9 @@ def info(
     errors: Annotated[bool, typer.Option("--errors", help="Also list every invalid sample: index, id, kind, stage and message (in --json: an errors list).")] = False,
     errors_to: Annotated[Optional[Path], typer.Option("--errors-to", metavar="FILE", help="Write every invalid sample's record to FILE (.csv or .jsonl).")] = None,
 ) -> None:
-    """What a store holds: modality, config, samples, classes, shards, errors, size."""
+    """Show what a store holds: config, samples, classes, errors.
+
+    Also the shards, array shapes and size on disk; --errors lists every invalid sample."""
     from .store.inspect import store_info
 
     with _reported(json_output):
@@ -558,7 +584,9 @@ def validate(
     store: Annotated[Path, typer.Argument(help="A token or feature store.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Check that markers, shapes, counts and checksums agree. Exit 1 on any problem."""
+    """Check a store's markers, shapes, counts and checksums.
+
+    Exit code 1 on any problem; a checksum failure suggests --repair."""
     from .store.inspect import validate_store
 
     with _reported(json_output):
@@ -586,7 +614,9 @@ def demo(
     workdir: Annotated[Path, typer.Argument(help="Folder for the generated data and stores.")] = Path("demo"),
     workers: Annotated[int, typer.Option("-j", "--workers", help="Worker processes.")] = 2,
 ) -> None:
-    """Run the main job end to end on generated demo data: tokenize, embed, train a probe."""
+    """Run tokenize, embed and a probe on generated demo data.
+
+    The main job end to end, for every modality, on small generated data."""
     from .demo import run_demo
 
     with _reported():

@@ -77,3 +77,37 @@ def test_embed_checks_its_files_before_importing_torch(tmp_path, args, message):
                             capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["2", "False", "False"], result.stderr
     assert message.format(**values) in result.stderr
+
+
+COMMANDS = ("tokenize", "embed", "export", "train-head", "predict", "modalities", "info",
+            "validate", "demo")
+
+
+def help_text(*args: str) -> str:
+    from typer.testing import CliRunner
+
+    from mmtok.cli import app
+
+    result = CliRunner().invoke(app, [*args, "--help"], terminal_width=80,
+                                env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_reads_well_at_80_columns(command):
+    """Issue 20: rich's tables wrapped descriptions to ~15 characters, cut names and
+    defaults with an ellipsis and re-wrapped the epilogs' commands mid-line."""
+    text = help_text(command)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text and "<bool>" not in text and "╭" not in text
+    if command == "tokenize":
+        assert "--follow-external-symlinks" in text
+        assert "\n    mmtok tokenize --manifest labels.csv -o t.zarr --json\n" in text
+        assert "[default: folder]" in text
+
+
+def test_the_command_list_is_not_cut_short():
+    text = help_text()
+    listed = text.split("Commands:")[1]
+    assert "..." not in listed and all(f"  {c} " in listed for c in COMMANDS)
