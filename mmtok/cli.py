@@ -349,7 +349,9 @@ def export(
 
     with _reported():
         result = export_features(features, output)
-    typer.echo(f"wrote {result['num_samples']} samples, features {tuple(result['shape'])}, "
+    from .store.summary import counted
+
+    typer.echo(f"wrote {counted(result['num_samples'], 'sample')}, features {tuple(result['shape'])}, "
                f"to {result['output']}")
 
 
@@ -467,7 +469,9 @@ def predict(
                              output_format=output_format.value if output_format else None,
                              device=device, allow_other_features=allow_other_features)
     if output != "-":
-        typer.echo(f"predicted {result['predicted']} of {result['samples']} samples -> "
+        from .store.summary import counted
+
+        typer.echo(f"predicted {result['predicted']} of {counted(result['samples'], 'sample')} -> "
                    f"{result['output']} ({result['format']})", err=True)
 
 

@@ -28,7 +28,7 @@ from .sources import SampleList, expand_parts, from_file_list, from_folder, from
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
 from .store.paths import check_output_is_not_input
-from .store.summary import RunSummary, summarise_run
+from .store.summary import RunSummary, counted, summarise_run
 from .store.writer import (
     ShardData,
     ShardWriter,
@@ -360,7 +360,7 @@ def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_
         error_count += len(marker["errors"])
         bar.set_postfix(errors=error_count, refresh=False)
         if max_errors is not None and error_count > max_errors:
-            raise TooManyErrors(f"{error_count} samples failed, more than --max-errors "
+            raise TooManyErrors(f"{counted(error_count, 'sample')} failed, more than --max-errors "
                                 f"{max_errors}; committed shards are kept, and "
                                 f"`mmtok info {output} --errors` lists the failed samples")
 

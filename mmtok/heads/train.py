@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
+from ..store.paths import check_output_is_not_input
 from .data import (
     FeatureSet,
     as_tensors,
@@ -104,6 +105,8 @@ def train_head(
 
     started = time.perf_counter()
     output = Path(output)
+    check_output_is_not_input("train-head", output, {
+        "training store": train, "validation store": val, "test store": test})
     _check_output(output, overwrite)
     splits = load_splits(train, val, val_split, test, seed)
     loaded = time.perf_counter()

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from ..errors import StoreError, UsageError
 from ..store.layout import shard_bounds
+from ..store.paths import check_output_is_not_input
 from ..store.reader import Store, open_complete_store
 from .data import labelled_rows, stratified_split
 from .metrics import classification_metrics
@@ -140,6 +141,8 @@ def tune_tokenizer(
     started = time.perf_counter()
     settings = settings or TuneSettings()
     output = Path(output)
+    check_output_is_not_input("train-head", output, {
+        "training store": tokens, "validation store": val, "test store": test})
     _check_output(output, overwrite)
     if pool_how not in POOLS or pool_how == "none":
         raise UsageError(f"--pool must be one of cls, mean, max, cls+mean+max for a head, "

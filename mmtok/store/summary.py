@@ -43,8 +43,8 @@ class RunSummary:
             skipped += (" (checked for missing files only; --repair also verifies their "
                         "checksums)")
         notes = "".join(f"\nwarning: {warning}" for warning in self.warnings)
-        return (f"{self.status}: {self.store}: {_count(self.num_samples, 'sample')}, "
-                f"{self.num_valid} valid, {invalid}; wrote {_count(self.samples_written, 'sample')}"
+        return (f"{self.status}: {self.store}: {counted(self.num_samples, 'sample')}, "
+                f"{self.num_valid} valid, {invalid}; wrote {counted(self.samples_written, 'sample')}"
                 f" in {self.seconds:.1f} s ({self.samples_per_second:.1f} samples/s){skipped}"
                 f"{notes}")
 
@@ -58,7 +58,7 @@ class RunSummary:
                 if k not in ("errors", "repairs", "checked_checksums")}
 
 
-def _count(n: int, noun: str) -> str:
+def counted(n: int, noun: str) -> str:
     """``1 sample``, ``2 samples``."""
     return f"{n} {noun}" + ("" if n == 1 else "s")
 

@@ -133,3 +133,13 @@ def test_tokenize_into_its_own_manifest_is_refused(own_copy, cli):
     assert result.exit_code == 2, result.output
     assert "is the manifest it reads" in one_line(result.stderr)
     assert manifest.read_text().startswith("path,label")
+
+
+@pytest.mark.parametrize("tune", [(), ("--tune", "tokenizer")])
+def test_train_head_never_writes_into_a_store_it_reads(stores, cli, tune):
+    store = stores / ("tokens.zarr" if tune else "features.zarr")
+    before = tree_digest(store)
+    result = cli("train-head", store, "-o", store, "--overwrite", "--no-progress", *tune)
+    assert result.exit_code == 2, result.output
+    assert "is the training store it reads" in one_line(result.stderr)
+    assert tree_digest(store) == before

@@ -80,3 +80,15 @@ def test_max_errors_points_to_info_errors(tmp_path, cli):
     assert result.exit_code == 5
     assert f"`mmtok info {out} --errors` lists the failed samples" in " ".join(
         result.stderr.split())
+
+
+def test_one_sample_is_not_samples(tmp_path, cli):
+    write_class_tree(tmp_path / "data", classes=("cat",), per_class=1, size=(32, 32))
+    (tmp_path / "data" / "cat" / "bad.png").write_bytes(b"nope")
+    capped = cli("tokenize", tmp_path / "data", "-o", tmp_path / "m.zarr", *SMALL,
+                 "--max-errors", "0")
+    assert capped.exit_code == 5 and "1 sample failed, more than --max-errors 0" in capped.stderr
+    single = tmp_path / "one"
+    write_class_tree(single, classes=("cat",), per_class=1, size=(32, 32))
+    result = cli("tokenize", single, "-o", tmp_path / "one.zarr", *SMALL)
+    assert "1 sample, 1 valid" in result.stdout and "wrote 1 sample in" in result.stdout
