@@ -243,8 +243,11 @@ def _print_plan(source, output, modality, manifest, root, labels, path_column, l
         return
     count, classes = details["num_samples"], details["class_names"]
     shown = ", ".join(classes[:10]) + (f", ... ({len(classes)} in all)" if len(classes) > 10 else "")
-    last = count - (details["num_shards"] - 1) * details["shard_size"] if count else 0
-    tail = "" if last == details["shard_size"] or details["num_shards"] <= 1 else f", the last {last}"
+    last = count - (details["num_shards"] - 1) * details["shard_size"]
+    tail = "" if last == details["shard_size"] else f", the last {last}"
+    shards = (f"1 of {count} sample{'' if count == 1 else 's'}" if details["num_shards"] == 1
+              else f"{details['num_shards']} of {details['shard_size']} samples{tail}")
+    per_shard = min(count, details["shard_size"])
     typer.echo("\n".join([
         f"dry run: nothing read or written; {details['store']} would be "
         f"{'resumed' if details['output'] == 'resume' else 'created'}",
@@ -252,9 +255,8 @@ def _print_plan(source, output, modality, manifest, root, labels, path_column, l
         + (f" ({details['known_problems']} already known to fail: missing, duplicate, "
            "escaping symlink)" if details["known_problems"] else ""),
         f"classes    {shown or 'none (unlabeled)'}",
-        f"shards     {details['num_shards']} of {details['shard_size']} samples{tail} "
-        f"(about {details['bytes_per_sample'] * details['shard_size'] / 1e6:.1f} MB of "
-        "tokens each)",
+        f"shards     {shards} (about {details['bytes_per_sample'] * per_shard / 1e6:.1f} MB "
+        "of tokens each)",
         "first ids  " + (", ".join(details["first_ids"]) or "none"),
     ]))
 

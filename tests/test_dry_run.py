@@ -30,6 +30,9 @@ def test_dry_run_json_and_resume(tmp_path, cli):
                           "--dry-run", "--json").stdout)
     assert (plan["num_samples"], plan["num_shards"], plan["output"]) == (4, 1, "resume")
     assert plan["class_names"] == ["cat", "dog"] and plan["config"]["size"] == 32
+    text = cli("tokenize", tmp_path / "data", "-o", tmp_path / "t.zarr", *SMALL, "--dry-run")
+    assert "shards     1 of 4 samples (" in text.stdout  # not "1 of 4096 samples"
+    assert "would be resumed" in text.stdout
 
 
 def test_dry_run_refuses_what_tokenize_refuses(tmp_path, cli):
