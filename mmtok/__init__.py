@@ -3,8 +3,10 @@
 Python API (the CLI calls exactly these):
 
     import mmtok
+    # in a script, under `if __name__ == "__main__":` (workers are spawned and re-import it)
     summary = mmtok.tokenize("data/", "tokens.zarr", modality="image", workers=2)
     store = mmtok.open_store("tokens.zarr")   # a torch Dataset of dicts
+    valid = mmtok.open_store("tokens.zarr", valid_only=True, transform=fn)  # docs/reading.md
     mmtok.embed("tokens.zarr", "feats.zarr", "vit_base_patch16_224", weights="vit.safetensors")
     mmtok.export_features("feats.zarr", "feats.h5")
     run = mmtok.train_head("feats.zarr", "head/", test="test-feats.zarr")
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 
-__all__ = ["__version__", "embed", "export_features", "open_store", "predict", "store_info",
+__all__ = ["ShardSampler", "__version__", "embed", "export_features", "open_store", "predict", "store_info",
            "tokenize", "train_head", "tune_tokenizer", "validate_store"]
 
 if TYPE_CHECKING:
@@ -29,13 +31,14 @@ if TYPE_CHECKING:
     from .heads.tune import tune_tokenizer
     from .pipeline import tokenize
     from .store.inspect import store_info, validate_store
-    from .store.reader import open_store
+    from .store.reader import ShardSampler, open_store
 
 _LAZY = {
     "tokenize": ".pipeline",
     "embed": ".embedding.pipeline",
     "export_features": ".embedding.export",
     "open_store": ".store.reader",
+    "ShardSampler": ".store.reader",
     "train_head": ".heads.train",
     "tune_tokenizer": ".heads.tune",
     "predict": ".heads.predict",

@@ -4,13 +4,20 @@ Exit codes: 0 success; 1 validation found problems (``validate``) or an internal
 2 bad usage or an unusable store; 3 the store is locked by another writer; 4 the store was
 made with another config or sample list; 5 ``--strict``/``--max-errors`` exceeded;
 6 a worker process died; 7 the store cannot be written (read-only or full file system);
-130 interrupted (Ctrl-C). A tokenize run that records invalid
-samples still exits 0: the summary (and ``mmtok info``) counts them by kind.
+8 the run finished but every sample failed (``tokenize``/``embed``: nothing usable was made,
+e.g. files of another modality; the summary says which files the modality reads);
+130 interrupted (Ctrl-C); 141 stdout was closed early (``mmtok predict ... | head``: the
+output stops quietly, as for any Unix filter; 128 + SIGPIPE). A tokenize run that records
+some invalid samples still exits 0: the summary (and ``mmtok info``) counts them by kind.
+With ``--json``, a command that fails prints one JSON object on stdout too:
+``{"status": "error", "error": CLASS, "message": ..., "exit_code": N}`` (``"interrupted"``
+for Ctrl-C).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -21,8 +28,32 @@ import typer
 from . import __version__
 from .errors import MmtokError, UsageError
 
-app = typer.Typer(
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for `yes | head`
+
+
+class _Mmtok(typer.Typer):
+    """The app, exiting 141 instead of click's 1 when stdout is closed early
+    (``mmtok predict head feats | head``): 1 means an internal error, and this is none.
+
+    Click handles the EPIPE itself (quietly, wrapping stdout so that the exit flush does not
+    fail) and exits 1; the wrapper it installs tells that case apart from every other exit 1.
+    Not SIGPIPE's default action: that would also kill a run whose worker pipes break."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except SystemExit as exc:
+            # by name: typer vendors its own copy of click's PacifyFlushWrapper
+            if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+                raise SystemExit(BROKEN_PIPE_EXIT) from None
+            raise
+
+
+app = _Mmtok(
     name="mmtok",
+    # click's plain formatter: readable at 80 columns (rich's tables wrapped descriptions to
+    # ~15 characters, cut long option names and defaults, and re-wrapped the epilogs)
+    rich_markup_mode=None,
     help="Raw multimodal data -> tokens -> frozen-transformer features -> small heads: "
          "tokenize files into sharded Zarr token stores, embed them through one frozen "
          "encoder, train probes and heads on the cached features. Every step resumes.",
@@ -44,16 +75,26 @@ class Resize(StrEnum):
 
 
 @contextmanager
-def _reported() -> Iterator[None]:
-    """Turn mmtok's errors and Ctrl-C into a one-line message and the documented exit code."""
+def _reported(json_output: bool = False) -> Iterator[None]:
+    """Turn mmtok's errors and Ctrl-C into a one-line message and the documented exit code;
+    with ``--json`` also into one JSON object on stdout, so that scripts parse every outcome."""
     try:
         yield
     except MmtokError as exc:
         typer.echo(f"mmtok: error: {exc}", err=True)
+        _json_failure(json_output, "error", str(exc), exc.exit_code, type(exc).__name__)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        typer.echo("mmtok: interrupted; rerun the same command to resume", err=True)
+        message = "interrupted; rerun the same command to resume"
+        typer.echo(f"mmtok: {message}", err=True)
+        _json_failure(json_output, "interrupted", message, 130, "KeyboardInterrupt")
         raise typer.Exit(130) from None
+
+
+def _json_failure(json_output: bool, status: str, message: str, code: int, kind: str) -> None:
+    if json_output:
+        typer.echo(json.dumps({"status": status, "error": kind, "message": message,
+                               "exit_code": code}))
 
 
 def _floats(text: Optional[str], name: str) -> Optional[tuple[float, ...]]:
@@ -103,18 +144,25 @@ def _modality_help() -> str:
             "options.")
 
 
-TOKENIZE_EPILOG = """Examples:
-
+# In epilogs, a paragraph that starts with a "\b" line is printed as written (click's
+# marker): examples and lists are never re-wrapped mid-command.
+TOKENIZE_EPILOG = """\b
+Examples:
   mmtok tokenize photos/ -o photos.zarr -j 2
-
-  find scans -name '*.png' | sort | mmtok tokenize --files-from - -m xray -o scans.zarr
-
+  find scans -name '*.png' | sort |
+      mmtok tokenize --files-from - -m xray -o scans.zarr
   mmtok tokenize --manifest labels.csv -o t.zarr --json
+  mmtok tokenize photos/ -o photos.zarr --dry-run   # print the plan only
 
-Exit codes: 0 complete (invalid samples are recorded, see the summary), 1 internal error,
-2 bad usage, 3 store locked by another writer, 4 store made with another config or sample
-list (use --overwrite), 5 --strict/--max-errors exceeded, 6 a worker died, 7 the store cannot
-be written (full or read-only file system), 130 interrupted (rerun to resume).
+\b
+Exit codes:
+  0 complete (invalid samples are recorded, see the summary)
+  1 internal error          2 bad usage
+  3 store locked            4 store made with another config or sample list
+  5 --strict/--max-errors   6 a worker died
+  7 store not writable      8 every sample failed (check -m)
+  130 interrupted (rerun to resume)
+  141 stdout closed early (| head)
 """
 
 
@@ -157,13 +205,14 @@ def tokenize(
     config_from: Annotated[Optional[Path], typer.Option("--config-from", metavar="STORE", help="Tokenize exactly like STORE (a token store, or a feature store's token config): its whole tokenizer config, fitted statistics and modality; e.g. the training store for validation and test data.")] = None,
     settings: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any tokenizer option of the modality, e.g. --set size=256 (repeatable); see `mmtok modalities`.")] = None,
     jpeg_draft: Annotated[Optional[bool], typer.Option(help="Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the source and print the plan (samples, classes, shards, first ids); read no sample, write nothing.")] = False,
 ) -> None:
     """Tokenize raw files into a sharded Zarr v3 token store. Rerun to resume."""
     from .modalities import parse_options
     from .pipeline import tokenize as run_tokenize
     from .sources import open_path_list
 
-    with _reported():
+    with _reported(json_output):
         named = dict(
             size=size, patch=patch, resize=resize.value if resize else None, crop_pct=crop_pct,
             interpolation=interpolation, channels=channels, bit_depth=bit_depth,
@@ -196,6 +245,11 @@ def tokenize(
                     raise UsageError(f"{', '.join(missing)}: no such file; give one folder, "
                                      "or one or more files")
                 source = [str(p) for p in source]
+        if dry_run:
+            _print_plan(source, output, modality, manifest, root, labels, path_column,
+                        label_column, follow_external_symlinks, shard_size, options,
+                        json_output)
+            return
         summary = run_tokenize(
             source, output, chosen, manifest=manifest,
             root=str(root) if root else None, labels=labels.value, path_column=path_column,
@@ -205,7 +259,60 @@ def tokenize(
             max_errors=max_errors, progress=progress, stats_from_data=stats_from_data,
             config_from=config_from, **options,
         )
+    _finish_run(summary, json_output)
+
+
+def _print_plan(source, output, modality, manifest, root, labels, path_column, label_column,
+                follow_external_symlinks, shard_size, options, json_output) -> None:
+    from .pipeline import plan
+
+    details = plan(source, output, modality, manifest=manifest,
+                   root=str(root) if root else None, labels=labels.value,
+                   path_column=path_column, label_column=label_column,
+                   follow_external_symlinks=follow_external_symlinks, shard_size=shard_size,
+                   **options)
+    if json_output:
+        typer.echo(json.dumps(details))
+        return
+    count, classes = details["num_samples"], details["class_names"]
+    shown = ", ".join(classes[:10]) + (f", ... ({len(classes)} in all)" if len(classes) > 10 else "")
+    last = count - (details["num_shards"] - 1) * details["shard_size"]
+    tail = "" if last == details["shard_size"] else f", the last {last}"
+    shards = (f"1 of {count} sample{'' if count == 1 else 's'}" if details["num_shards"] == 1
+              else f"{details['num_shards']} of {details['shard_size']} samples{tail}")
+    per_shard = min(count, details["shard_size"])
+    typer.echo("\n".join([
+        f"dry run: nothing read or written; {details['store']} would be "
+        f"{'resumed' if details['output'] == 'resume' else 'created'}",
+        f"samples    {count} {modality} sample{'' if count == 1 else 's'}"
+        + (f" ({details['known_problems']} already known to fail: missing, duplicate, "
+           "escaping symlink)" if details["known_problems"] else ""),
+        f"classes    {shown or 'none (unlabeled)'}",
+        f"shards     {shards} (about {details['bytes_per_sample'] * per_shard / 1e6:.1f} MB "
+        "of tokens each)",
+        "first ids  " + (", ".join(details["first_ids"]) or "none"),
+    ]))
+
+
+def _check_inputs(tokens: Path | None = None, **files: Path | None) -> None:
+    """Fail fast, before any heavy import, on an input store or file that is not there."""
+    if tokens is not None and not tokens.exists():
+        raise UsageError(f"{tokens} does not exist; pass a token store made by "
+                         "`mmtok tokenize`")
+    for option, path in files.items():
+        if path is not None and not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise UsageError(f"--{option} {path} {what}")
+
+
+def _finish_run(summary, json_output: bool) -> None:
+    """Print a tokenize/embed summary; a run in which every sample failed exits 8."""
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
+    if summary.nothing_valid:
+        from .errors import NoValidSamples
+
+        typer.echo(f"mmtok: error: {summary.warnings[-1]}", err=True)
+        raise typer.Exit(NoValidSamples.exit_code)
 
 
 class Pool(StrEnum):
@@ -216,11 +323,12 @@ class Pool(StrEnum):
     none = "none"
 
 
-EMBED_EPILOG = """Examples:
-
-  mmtok embed photos.zarr -o feats.zarr --encoder vit_base_patch16_224 --weights vit.safetensors
-
-  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 --weights Meta-Transformer_base_patch16_encoder.pth
+EMBED_EPILOG = """\b
+Examples:
+  mmtok embed photos.zarr -o feats.zarr --encoder vit_base_patch16_224 \\
+      --weights vit.safetensors
+  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 \\
+      --weights Meta-Transformer_base_patch16_encoder.pth
 
 Rerun the same command to resume. Exit codes as for tokenize.
 """
@@ -246,17 +354,22 @@ def embed(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
     compile_forward: Annotated[bool, typer.Option("--compile/--no-compile", help="Run the projector + encoder forward through torch.compile (the first batch pays for compiling; on CPU it needs a C compiler). Speed only: not recorded in the config, so a store resumes across the flag.")] = False,
 ) -> None:
-    """Run token shards through one frozen encoder into a feature store. Rerun to resume."""
-    from .embedding.pipeline import embed as run_embed
+    """Token store -> frozen encoder -> feature store. Rerun to resume.
 
-    with _reported():
+    Runs the token shards through a projector and one frozen encoder, pools the outputs and
+    writes a feature store that mirrors the token store sample for sample."""
+    with _reported(json_output):
+        # before importing torch and timm (seconds): a typo in a path fails at once
+        _check_inputs(tokens=tokens, weights=weights, projector=projector)
+        from .embedding.pipeline import embed as run_embed
+
         summary = run_embed(tokens, output, encoder, weights=weights, pretrained=pretrained,
                             projector=projector, pool_how=pool.value, batch_size=batch_size,
                             device=device, precision=precision, seed=seed,
                             encoder_options=_key_values(encoder_option or []),
                             overwrite=overwrite, repair=repair, progress=progress,
                             compile=compile_forward)
-    typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
+    _finish_run(summary, json_output)
 
 
 @app.command()
@@ -264,12 +377,16 @@ def export(
     features: Annotated[Path, typer.Argument(help="A complete feature store.")],
     output: Annotated[Path, typer.Argument(help="Output file: .h5/.hdf5, .npz, .npy or .parquet.")],
 ) -> None:
-    """Write a feature store's features, labels, valid flags and ids for other tools."""
+    """Export a feature store to .h5, .npz, .npy or .parquet.
+
+    Writes features, labels, valid flags, ids and class names for other tools."""
     from .embedding.export import export_features
 
     with _reported():
         result = export_features(features, output)
-    typer.echo(f"wrote {result['num_samples']} samples, features {tuple(result['shape'])}, "
+    from .store.summary import counted
+
+    typer.echo(f"wrote {counted(result['num_samples'], 'sample')}, features {tuple(result['shape'])}, "
                f"to {result['output']}")
 
 
@@ -282,13 +399,16 @@ class Tune(StrEnum):
     tokenizer = "tokenizer"
 
 
-TRAIN_HEAD_EPILOG = """Examples:
-
-  mmtok train-head feats.zarr -o head/                       # linear probe, 20 % validation
+TRAIN_HEAD_EPILOG = """\b
+Examples:
+  mmtok train-head feats.zarr -o head/       # linear probe, 20 % validation
   mmtok train-head train.zarr --val val.zarr --test test.zarr -o head/ --json
   mmtok train-head feats.zarr -o mlp/ --head mlp --epochs 50
-  mmtok train-head clouds.zarr -o tuned/ --tune tokenizer --encoder metatransformer-b16 --weights mt.pth
-  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 --weights mt.pth --projector tuned/projector.safetensors --pool cls+mean+max
+  mmtok train-head clouds.zarr -o tuned/ --tune tokenizer \\
+      --encoder metatransformer-b16 --weights mt.pth
+  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 \\
+      --weights mt.pth --projector tuned/projector.safetensors \\
+      --pool cls+mean+max
 
 The probe is multinomial logistic regression (L-BFGS, full batch) with CLIP's sweep of the
 L2 strength on the validation split, then a refit on train + val. Writes head.safetensors,
@@ -331,11 +451,13 @@ def train_head(
     batch_size: Annotated[int, typer.Option(help="--tune: samples per step.", rich_help_panel="Tokenizer tuning")] = 32,
     precision: Annotated[str, typer.Option(help="--tune on CUDA: float32, bfloat16 or float16 autocast.", rich_help_panel="Tokenizer tuning")] = "float32",
 ) -> None:
-    """Train a linear probe (or small MLP) on cached features; write metrics and plots."""
+    """Train a linear probe (or small MLP) on cached features.
+
+    Writes the head, metrics.json and plots to OUTPUT."""
     from .heads.mlp import MlpSettings
     from .heads.train import train_head as run_train_head
 
-    with _reported():
+    with _reported(json_output):
         if tune is not None:
             from .heads.tune import TuneSettings, tune_tokenizer
 
@@ -372,7 +494,9 @@ def predict(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     allow_other_features: Annotated[bool, typer.Option("--allow-other-features", help="Apply the head even to features another encoder, projector or pooling made.")] = False,
 ) -> None:
-    """Predict a class for every sample: index, id, valid, label, predicted, probabilities."""
+    """Predict a class for every sample of a feature store.
+
+    One row per sample: index, id, valid, label, predicted, score, probabilities."""
     from .heads.predict import predict as run_predict
 
     with _reported():
@@ -380,7 +504,9 @@ def predict(
                              output_format=output_format.value if output_format else None,
                              device=device, allow_other_features=allow_other_features)
     if output != "-":
-        typer.echo(f"predicted {result['predicted']} of {result['samples']} samples -> "
+        from .store.summary import counted
+
+        typer.echo(f"predicted {result['predicted']} of {counted(result['samples'], 'sample')} -> "
                    f"{result['output']} ({result['format']})", err=True)
 
 
@@ -390,7 +516,10 @@ def modalities(
         help="Show this modality in full: options, presets, extensions, the arrays its store "
              "holds, its projector.", show_default=False)] = None,
 ) -> None:
-    """List the modalities and their tokenizer options (defaults shown)."""
+    """List the modalities and their tokenizer options.
+
+    Every option is shown with its default, as `--set KEY=VALUE`; `mmtok modalities NAME`
+    shows one modality in full."""
     from .modalities import registered_modalities
     from .modalities.describe import describe_modality, modality_options
 
@@ -407,35 +536,51 @@ def modalities(
 
 @app.command()
 def info(
-    store: Annotated[Path, typer.Argument(help="A token store.")],
+    store: Annotated[Path, typer.Argument(help="A token or feature store.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    errors: Annotated[bool, typer.Option("--errors", help="Also list every invalid sample: index, id, kind, stage and message (in --json: an errors list).")] = False,
+    errors_to: Annotated[Optional[Path], typer.Option("--errors-to", metavar="FILE", help="Write every invalid sample's record to FILE (.csv or .jsonl).")] = None,
 ) -> None:
-    """What a store holds: modality, config, samples, classes, shards, errors, size."""
+    """Show what a store holds: config, samples, classes, errors.
+
+    Also the shards, array shapes and size on disk; --errors lists every invalid sample."""
     from .store.inspect import store_info
 
-    with _reported():
-        details = store_info(store)
+    with _reported(json_output):
+        if errors_to is not None and errors_to.suffix.lower() not in (".csv", ".jsonl"):
+            raise UsageError(f"--errors-to {errors_to}: name the file .csv or .jsonl")
+        details = store_info(store, errors=errors or errors_to is not None)
+        if errors_to is not None:
+            _write_error_records(details["errors"], errors_to)
+            if not errors:
+                details.pop("errors")
     if json_output:
         typer.echo(json.dumps(details, indent=2))
         return
-    errors = ", ".join(f"{k} {v}" for k, v in details["errors_by_kind"].items()) or "none"
+    kinds = ", ".join(f"{k} {v}" for k, v in details["errors_by_kind"].items()) or "none"
     classes = details["class_names"]
     shown = ", ".join(classes[:10]) + (f", ... ({len(classes)} in all)" if len(classes) > 10 else "")
-    config = " ".join(f"{k}={v}" for k, v in details["config"].items() if k != "modality")
+    config = {k: v for k, v in details["config"].items() if k != "modality"}
     lines = [
         f"store      {details['path']} ({details['kind']}, mmtok {details['mmtok_version']})",
         f"modality   {details['modality']}",
-        f"config     {config}",
         f"statistics {_statistics_line(details)}",
+        "config",
+        *_config_lines(config, "  "),
         f"samples    {details['num_samples']} ({details['num_valid']} valid, "
         f"{details['num_invalid']} invalid, {details['samples_committed']} committed)",
         f"classes    {shown or 'none (unlabeled)'}",
         f"shards     {details['shards_done']}/{details['shards_total']} done "
-        f"({details['shard_size']} samples each)" + ("" if details["complete"] else " - INCOMPLETE"),
-        f"errors     {errors}",
+        f"({_shard_sizes(details)})" + ("" if details["complete"] else " - INCOMPLETE"),
+        f"errors     {kinds}" + (f" (list them: mmtok info {store} --errors)"
+                                 if details["num_invalid"] and not errors else ""),
         "arrays     " + ", ".join(f"{k} {tuple(v)}" for k, v in details["arrays"].items()),
         f"size       {details['bytes_on_disk'] / 1e6:.1f} MB on disk",
     ]
+    if errors:
+        lines += ["invalid samples (index, id, kind, stage: message)",
+                  *(f"  {e['index']}\t{e['id']}\t{e['kind']}\t{e['stage']}: {e['message']}"
+                    for e in details["errors"])]
     typer.echo("\n".join(lines))
 
 
@@ -454,25 +599,66 @@ def _statistics_line(details: dict) -> str:
     return line
 
 
+def _config_lines(config: dict, indent: str) -> list[str]:
+    """A config as YAML-like ``key: value`` lines, nested dicts indented under their key."""
+    lines = []
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            lines += [f"{indent}{key}:", *_config_lines(value, indent + "  ")]
+        else:
+            if isinstance(value, (list, tuple)):
+                value = ", ".join(str(v) for v in value) or "[]"
+            lines.append(f"{indent}{key}: {value}")
+    return lines
+
+
+def _shard_sizes(details: dict) -> str:
+    size, last = details["shard_size"], details["last_shard_size"]
+    if details["shards_total"] == 1:
+        return f"one shard of {last} sample{'' if last == 1 else 's'}"
+    tail = "" if last == size else f", the last {last}"
+    return f"{size} samples each{tail}"
+
+
+def _write_error_records(records: list[dict], path: Path) -> None:
+    """Every invalid sample's record as CSV (a header row) or JSONL (one object a line)."""
+    import csv
+
+    from .store.inspect import ERROR_FIELDS
+
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        if path.suffix.lower() == ".jsonl":
+            stream.writelines(json.dumps(record) + "\n" for record in records)
+        else:
+            writer = csv.DictWriter(stream, fieldnames=ERROR_FIELDS)
+            writer.writeheader()
+            writer.writerows(records)
+
+
 @app.command()
 def validate(
-    store: Annotated[Path, typer.Argument(help="A token store.")],
+    store: Annotated[Path, typer.Argument(help="A token or feature store.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Check that markers, shapes, counts and checksums agree. Exit 1 on any problem."""
+    """Check a store's markers, shapes, counts and checksums.
+
+    Exit code 1 on any problem; a checksum failure suggests --repair."""
     from .store.inspect import validate_store
 
-    with _reported():
+    with _reported(json_output):
         report = validate_store(store)
     if json_output:
         typer.echo(json.dumps({"path": report.path, "ok": report.ok, "problems": report.problems,
                                "warnings": report.warnings,
-                               "shards_checked": report.shards_checked}))
+                               "shards_checked": report.shards_checked,
+                               "advice": report.advice}))
     else:
         for warning in report.warnings:
             typer.echo(f"warning: {warning}", err=True)
         for problem in report.problems:
             typer.echo(f"problem: {problem}")
+        for advice in report.advice:
+            typer.echo(f"hint: {advice}", err=True)
         verdict = "ok" if report.ok else f"{len(report.problems)} problem(s)"
         typer.echo(f"{report.path}: {verdict} ({report.shards_checked} shards checked)")
     if not report.ok:
@@ -484,8 +670,11 @@ def demo(
     workdir: Annotated[Path, typer.Argument(help="Folder for the generated data and stores.")] = Path("demo"),
     workers: Annotated[int, typer.Option("-j", "--workers", help="Worker processes.")] = 2,
 ) -> None:
-    """Run the main job end to end on generated demo data: tokenize, embed, train a probe."""
+    """Run tokenize, embed and a probe on generated demo data.
+
+    The main job end to end, for every modality, on small generated data."""
     from .demo import run_demo
+    from .modalities import get_modality
 
     with _reported():
         results = run_demo(workdir, workers=workers)
@@ -495,8 +684,9 @@ def demo(
         typer.echo(result["tokenize"].line())
         typer.echo(result["embed"].line())
         typer.echo(result["head"].line())
-        typer.echo(f"  {modality}: classes {', '.join(info['class_names'])}; tokens "
-                   f"{tuple(info['arrays']['tokens'])}; features "
+        inputs = "; ".join(f"{name} {tuple(info['arrays'][name])}"
+                           for name in get_modality(modality).inputs)
+        typer.echo(f"  {modality}: classes {', '.join(info['class_names'])}; {inputs}; features "
                    f"{tuple(result['features']['arrays']['features'])}; "
                    f"validate: {'ok' if not problems else problems}")
         failed |= bool(problems)

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from ..errors import StoreError, UsageError
 from ..store.layout import shard_bounds
+from ..store.paths import check_output_is_not_input
 from ..store.reader import Store, open_complete_store
 from .data import labelled_rows, stratified_split
 from .metrics import classification_metrics
@@ -140,6 +141,8 @@ def tune_tokenizer(
     started = time.perf_counter()
     settings = settings or TuneSettings()
     output = Path(output)
+    check_output_is_not_input("train-head", output, {
+        "training store": tokens, "validation store": val, "test store": test})
     _check_output(output, overwrite)
     if pool_how not in POOLS or pool_how == "none":
         raise UsageError(f"--pool must be one of cls, mean, max, cls+mean+max for a head, "
@@ -270,7 +273,7 @@ def _new_head(projector, encoder, pool_how: str, num_classes: int, seed: int,
 
 def _train(model: Model, train: TokenSplit, val: ScoringSplit, settings: TuneSettings, seed: int,
            device: torch.device, progress: bool) -> tuple[list[dict], dict]:
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     parameters = [*model.projector.parameters(), *model.head.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -280,8 +283,8 @@ def _train(model: Model, train: TokenSplit, val: ScoringSplit, settings: TuneSet
     generator = np.random.default_rng(seed)
     history: list[dict] = []
     best, best_state = (-1.0, 0.0), None
-    bar = tqdm(total=settings.epochs, desc="tune tokenizer", unit="epoch", disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(total=settings.epochs, desc="tune tokenizer", unit="epoch",
+                       disable=not progress)
     with bar:
         for epoch in range(1, settings.epochs + 1):
             train_loss = _epoch(model, train, optimizer, schedule, settings.batch_size,

@@ -255,7 +255,16 @@ def _convert(text: str, hint: Any, assignment: str) -> Any:
             return tuple(item(v) for v in text.split(",")) if text else ()
         return hint(text)
     except ValueError:
-        raise UsageError(f"--set {assignment!r}: {text!r} is not a valid {hint}") from None
+        raise UsageError(f"--set {assignment!r}: {text!r} is not {_type_words(hint)}") from None
+
+
+def _type_words(hint: Any) -> str:
+    """``int`` -> "an integer", ``tuple[float, ...]`` -> "comma-separated numbers"."""
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return "comma-separated integers" if item is int else "comma-separated numbers"
+    return {int: "an integer", float: "a number", bool: "true or false"}.get(
+        hint, f"a valid {getattr(hint, '__name__', hint)}")
 
 
 def create_tokenizer(modality: str, **overrides: Any) -> Tokenizer:
