@@ -90,6 +90,11 @@ class LateFusion(nn.Module):
         getattr(self, f"scale__{name}").copy_(scale)
 
     def forward(self, batch: Batch) -> list[torch.Tensor]:
+        hidden = self.trunk(self.joined(batch))
+        return [layer(hidden) for layer in self.outputs]
+
+    def joined(self, batch: Batch) -> torch.Tensor:
+        """The concatenated, standardised input of the trunk."""
         parts, flags = [], []
         for name in self.shapes:
             x, here = _inputs(batch, name, self.shapes[name], self.outputs[0].weight)
@@ -98,8 +103,7 @@ class LateFusion(nn.Module):
             flags.append(here.to(x.dtype))
         if len(self.shapes) > 1:
             parts.append(torch.stack(flags, 1))
-        hidden = self.trunk(torch.cat(parts, 1))
-        return [layer(hidden) for layer in self.outputs]
+        return torch.cat(parts, 1)
 
 
 class TokenFusion(nn.Module):
@@ -433,3 +437,45 @@ def evaluate_heads(heads: dict[str, nn.Module], data: PairedSet, settings: Fusio
         scores[name] = {"top1": float(np.mean(top1s)) if top1s else 0.0,
                         "loss": float(np.mean(losses)) if losses else 0.0}
     return scores
+
+
+# --------------------------------------------------------------------------------------
+# the linear probe (late fusion, --head linear, no distillation)
+# --------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def _joined(head: LateFusion, data: PairedSet, rows: np.ndarray,
+            device: torch.device) -> torch.Tensor:
+    parts = [head.joined(batch) for batch in batches(data, 65536, device, rows=rows)]
+    return torch.cat(parts) if parts else torch.zeros((0, head.outputs[0].in_features),
+                                                      device=device)
+
+
+def fit_probes(heads: dict[str, nn.Module], train: PairedSet, val: PairedSet,
+               device: torch.device, refit: bool = True) -> dict[str, dict[str, float]]:
+    """Late fusion with a linear head is a linear probe on the concatenated standardised
+    features: every head's output layer of every task is fitted by the L-BFGS probe with
+    CLIP's sweep of the L2 strength on validation (then a refit on train + val), exactly as
+    ``train-head --head linear`` fits one store. Returns the chosen l2 per head and task."""
+    from .linear import train_linear
+
+    chosen: dict[str, dict[str, float]] = {}
+    for name, head in heads.items():
+        train_rows = (np.arange(len(train)) if name == FUSION
+                      else np.flatnonzero(train.modalities[name].present))
+        val_rows = (np.arange(len(val)) if name == FUSION
+                    else np.flatnonzero(val.modalities[name].present))
+        tx, vx = _joined(head, train, train_rows, device), _joined(head, val, val_rows, device)
+        chosen[name] = {}
+        for task, layer in zip(train.tasks, head.outputs):
+            ty = torch.as_tensor(train.labels[task][train_rows], device=device)
+            vy = torch.as_tensor(val.labels[task][val_rows], device=device)
+            known, val_known = ty >= 0, vy >= 0
+            probe = train_linear(tx[known], ty[known], vx[val_known], vy[val_known],
+                                 layer.out_features, refit=refit)
+            with torch.no_grad():
+                layer.weight.copy_(probe.final.weight)
+                layer.bias.copy_(probe.final.bias)
+            chosen[name][task] = probe.chosen.l2
+    return chosen

@@ -24,7 +24,7 @@ from torch import nn
 from .._version import __version__
 from ..errors import UsageError
 from .data import stratified_split
-from .fusion import FUSION, FusionSettings, co_train, head_probabilities, new_head
+from .fusion import FUSION, FusionSettings, co_train, fit_probes, head_probabilities, new_head
 from .metrics import classification_metrics
 from .model import CONFIG_FILE, HEAD_FORMAT, WEIGHTS_FILE
 from .pairing import (
@@ -52,7 +52,7 @@ class FusionRun:
     val: dict[str, Any]
     test: dict[str, Any] | None
     seconds: dict[str, float]
-    epochs: int
+    epochs: int | None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -66,7 +66,8 @@ class FusionRun:
         dropped = self.samples.get("dropped", {}).get("train", {}).get("dropped rows", 0)
         return (f"train-head: {self.fusion} fusion of {'+'.join(self.modalities)} on "
                 f"{self.samples['train']} train / {self.samples['val']} val paired samples"
-                f"{f' ({dropped} rows dropped)' if dropped else ''}; {self.epochs} epochs; "
+                f"{f' ({dropped} rows dropped)' if dropped else ''}; "
+                f"{f'{self.epochs} epochs' if self.epochs else 'linear probe'}; "
                 f"{split} top-1 ({task}) {scores}; {self.seconds['total']:.1f} s -> {self.output}")
 
 
@@ -115,8 +116,13 @@ def train_fusion_head(
     torch_device = resolve_device(device)
     heads = _heads(train, settings, seed, torch_device, with_fusion=True)
     alpha = settings.alpha if settings.distill else 0.0
-    history = co_train(heads, train, val_set, settings, seed, torch_device, alpha)
-    extra: dict[str, Any] = {"history": history}
+    if uses_probe(settings, train):
+        extra: dict[str, Any] = {"optimiser": "L-BFGS probe, CLIP sweep + refit",
+                                 "l2": fit_probes(heads, train, val_set, torch_device)}
+        history = {name: [] for name in heads}
+    else:
+        history = co_train(heads, train, val_set, settings, seed, torch_device, alpha)
+        extra = {"optimiser": "AdamW, warm-up + cosine, early stopping", "history": history}
     if settings.distill:
         alone = _heads(train, settings, seed, torch_device, with_fusion=False)
         alone_history = co_train(alone, train, val_set, settings, seed, torch_device, 0.0)
@@ -137,12 +143,19 @@ def train_fusion_head(
                            for role, split in (("train", train), ("val", val_set),
                                                ("test", test_set)) if split is not None}}
     run = FusionRun(str(output), settings.fusion, train.names, train.tasks, samples, val_scores,
-                    test_scores, seconds, len(history[FUSION]),
+                    test_scores, seconds, len(history[FUSION]) or None,
                     {**extra, "validation": val_source, "distill": settings.distill,
                      "alpha": settings.alpha if settings.distill else None,
                      "temperature": settings.temperature if settings.distill else None})
     _write(heads, run, train, settings, seed, output, pairs or pair_by)
     return run
+
+
+def uses_probe(settings: FusionSettings, train: PairedSet) -> bool:
+    """Late fusion into a linear head without distillation is the linear probe (when the
+    training features are held in memory; the AdamW loop otherwise)."""
+    return (settings.fusion == "late" and settings.head == "linear" and not settings.distill
+            and all(m.held is not None for m in train.modalities.values()))
 
 
 def _check_output(output: Path, overwrite: bool) -> None:
@@ -284,8 +297,9 @@ def _write(heads: dict[str, nn.Module], run: FusionRun, train: PairedSet,
     plot_confusion(np.array(shown[FUSION][task]["confusion_matrix"]), train.class_names[task],
                    output / "confusion.png",
                    f"{settings.fusion} fusion, {name}: top-1 {shown[FUSION][task]['top1']:.3f}")
-    plot_learning_curve(run.extra["history"][FUSION], output / "learning_curve.png",
-                        f"{settings.fusion} fusion head")
+    if run.extra.get("history", {}).get(FUSION):
+        plot_learning_curve(run.extra["history"][FUSION], output / "learning_curve.png",
+                            f"{settings.fusion} fusion head")
 
 
 def load_fusion_heads(folder: str | os.PathLike, config: dict) -> dict[str, nn.Module]:

@@ -144,7 +144,8 @@ def is_named_store(spec: str | os.PathLike) -> bool:
 
 def pair_stores(stores: dict[str, str | os.PathLike], *, pairs: str | os.PathLike | None = None,
                 pair_by: str | None = None, missing: str = "drop",
-                tasks: list[str] | None = None, require_labels: bool = True) -> PairedSet:
+                tasks: list[str] | None = None, require_labels: bool = True,
+                keep_empty: bool = False) -> PairedSet:
     """The multimodal samples of ``stores`` (name -> feature store), paired by the pairs
     file ``pairs`` or by ``pair_by="stem"``; see the module docstring for the rules."""
     if missing not in MISSING_POLICIES:
@@ -164,7 +165,7 @@ def pair_stores(stores: dict[str, str | os.PathLike], *, pairs: str | os.PathLik
         if tasks != [LABEL]:
             raise UsageError("task columns come from a pairs file; --pair-by stem has only the "
                              "stores' labels")
-    return _assemble(opened, table, keys, tasks, missing, source, require_labels)
+    return _assemble(opened, table, keys, tasks, missing, source, require_labels, keep_empty)
 
 
 def _pairs_table(path, stores: dict[str, Store], tasks: list[str]) -> tuple[list[dict], list[str]]:
@@ -232,7 +233,8 @@ def _stem_table(stores: dict[str, Store]) -> list[dict]:
 
 
 def _assemble(stores: dict[str, Store], table: list[dict], keys: list[str] | None,
-              tasks: list[str], missing: str, source: str, require_labels: bool) -> PairedSet:
+              tasks: list[str], missing: str, source: str, require_labels: bool,
+              keep_empty: bool = False) -> PairedSet:
     n = len(table)
     keys = keys or [row["id"] for row in table]
     rows, dropped = {}, {}
@@ -252,6 +254,8 @@ def _assemble(stores: dict[str, Store], table: list[dict], keys: list[str] | Non
         rows[name] = found
     present = np.stack([r >= 0 for r in rows.values()])
     keep = present.all(0) if missing == "drop" else present.any(0)
+    if keep_empty:
+        keep = np.ones(n, bool)
     dropped = {k: v for k, v in dropped.items() if v}
     labels, class_names = _labels(stores, table, rows, tasks, source)
     if require_labels:
