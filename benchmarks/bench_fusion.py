@@ -20,7 +20,8 @@ Goal (issue 21): mmtok >= 0.9x the plain loop's throughput (samples/s, the best 
 ``--reps`` interleaved repetitions). Peak memory: a fresh process trains one mmtok epoch on
 N/4 and on N samples of the same stores (VmHWM from /proc/self/status); the goal is that
 the peak does not grow with N (within 10 %; the features of N samples would add
-N x 303 KB).
+N x 303 KB). With ``--quick`` these two runs use batches of 16 (blocks are a whole number of
+batches, so N/4 = 96 samples then span several blocks, as at full size).
 
     .venv/bin/python benchmarks/bench_fusion.py            # 20,000 samples: long on 2 cores
     .venv/bin/python benchmarks/bench_fusion.py --quick    # 384 samples, a smaller model
@@ -157,7 +158,8 @@ def plain_epoch(data, reps: int):
     audio = torch.from_numpy(data.modalities["audio"].read(everything))
     labels = torch.from_numpy(data.labels["label"])
     model = new_head(["image", "audio"], data, config, 0)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
     schedule = warmup_cosine(optimizer, (reps + 1) * -(-len(data) // BATCH), 0)
     generator = torch.Generator().manual_seed(0)
     ones = torch.ones(len(data), dtype=torch.bool)
@@ -186,6 +188,7 @@ from bench_fusion import mmtok_epoch, paired
 from mmtok.heads import fusion
 fusion.BLOCK_BYTES = int(sys.argv[4])
 bench_fusion.MODEL.update(json.loads(sys.argv[5]))
+bench_fusion.BATCH = int(sys.argv[6])
 def hwm_kb():
     with open("/proc/self/status") as f:
         return int(next(l for l in f if l.startswith("VmHWM:")).split()[1])
@@ -198,12 +201,12 @@ print(json.dumps({"peak_rss_kb": hwm_kb(), "before_epoch_peak_rss_kb": before}))
 """
 
 
-def peak_rss(paths: dict, num: int) -> dict:
+def peak_rss(paths: dict, num: int, batch: int) -> dict:
     from mmtok.heads import fusion
 
     done = subprocess.run([sys.executable, "-c", RSS_CHILD, str(Path(__file__).parent),
                            json.dumps({k: str(v) for k, v in paths.items()}), str(num),
-                           str(fusion.BLOCK_BYTES), json.dumps(MODEL)],
+                           str(fusion.BLOCK_BYTES), json.dumps(MODEL), str(batch)],
                           capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -214,7 +217,8 @@ def main() -> int:
     add_result_args(parser, quick_help=f"{QUICK_SAMPLES} samples, a smaller model {QUICK_MODEL} "
                                        "and 8 MiB blocks (a smoke run)")
     parser.add_argument("--samples", type=int, default=None,
-                        help=f"paired samples (default {FULL_SAMPLES}; {QUICK_SAMPLES} with --quick)")
+                        help=f"paired samples (default {FULL_SAMPLES}; {QUICK_SAMPLES} with "
+                             "--quick)")
     parser.add_argument("--reps", type=int, default=None,
                         help="epochs per contestant, interleaved; the fastest counts (default 2)")
     parser.add_argument("--block-mib", type=int, default=None,
@@ -263,8 +267,11 @@ def main() -> int:
     best = {name: min(values) for name, values in times.items()}
     rate = {name: num / seconds for name, seconds in best.items()}
     ratio = rate["mmtok"] / rate["plain"]
-    small = peak_rss(paths, max(BATCH, num // 4))
-    large = peak_rss(paths, num)
+    # --quick: batches of 16 here, so that N/4 = 96 samples span several blocks too (a block
+    # is a whole number of batches); a comparison of 2 blocks with 6 says little.
+    rss_batch = 16 if args.quick else BATCH
+    small = peak_rss(paths, max(rss_batch, num // 4), rss_batch)
+    large = peak_rss(paths, num, rss_batch)
     growth = large["peak_rss_kb"] / small["peak_rss_kb"]
     print("| contestant | samples/s | epoch seconds | ratio |")
     print("|---|---:|---:|---:|")
@@ -273,8 +280,9 @@ def main() -> int:
               f"{rate[name] / rate['plain']:.3f}x |")
     print()
     print(f"same initial weights: {same_start}")
-    print(f"peak RSS of one mmtok epoch: {small['peak_rss_kb'] / 1024:.0f} MiB at "
-          f"{max(BATCH, num // 4)} samples, {large['peak_rss_kb'] / 1024:.0f} MiB at {num} "
+    print(f"peak RSS of one mmtok epoch (batches of {rss_batch}): "
+          f"{small['peak_rss_kb'] / 1024:.0f} MiB at "
+          f"{max(rss_batch, num // 4)} samples, {large['peak_rss_kb'] / 1024:.0f} MiB at {num} "
           f"({growth:.3f}x; the features alone are {num * 2 * TOKENS * DIM * 4 / 2**20:.0f} MiB)")
     print()
     print("## Goals")
@@ -291,11 +299,13 @@ def main() -> int:
                        "samples/s", peer="plain PyTorch loop, tensors in memory",
                        peer_value=round(rate["plain"], 2), ratio=round(ratio, 3),
                        ratio_of="mmtok / plain throughput", goal=">= 0.9x", passed=passed_speed),
-            result_row(f"peak RSS, one epoch of {num} samples", round(large["peak_rss_kb"] / 1024, 1),
-                       "MiB", peer=f"same at {max(BATCH, num // 4)} samples",
+            result_row(f"peak RSS, one epoch of {num} samples",
+                       round(large["peak_rss_kb"] / 1024, 1), "MiB",
+                       peer=f"same at {max(rss_batch, num // 4)} samples",
                        peer_value=round(small["peak_rss_kb"] / 1024, 1), ratio=round(growth, 3),
                        ratio_of="peak at N / peak at N/4", goal="<= 1.10", passed=passed_memory)]
     params = {"samples": num, "tokens": TOKENS, "dim": DIM, "batch": BATCH, "reps": reps,
+              "rss_batch": rss_batch,
               "model": MODEL, "block_bytes": fusion.BLOCK_BYTES}
     write_result(args.result, "fusion", "Token-fusion head training vs a plain PyTorch loop",
                  [result_section("CPU", rows, notes)], quick=args.quick, params=params,

@@ -141,7 +141,8 @@ class TokenFusion(nn.Module):
         count = len(sequence[0])
         cls = self.cls.expand(count, -1, -1)
         tokens = torch.cat([cls, *sequence], 1)
-        mask = torch.cat([torch.zeros(count, 1, dtype=torch.bool, device=tokens.device), *ignored], 1)
+        never = torch.zeros(count, 1, dtype=torch.bool, device=tokens.device)  # the cls token
+        mask = torch.cat([never, *ignored], 1)
         out = self.norm(self.blocks(tokens, src_key_padding_mask=mask)[:, 0])
         return [layer(out) for layer in self.outputs]
 
@@ -181,7 +182,8 @@ def new_head(names: list[str], data: PairedSet, settings: FusionSettings, seed: 
             model = TokenFusion(shapes, classes, settings.width, settings.depth, settings.heads,
                                 settings.dropout)
         else:
-            raise UsageError(f"--fusion must be one of {', '.join(FUSIONS)}, not {settings.fusion!r}")
+            raise UsageError(f"--fusion must be one of {', '.join(FUSIONS)}, "
+                             f"not {settings.fusion!r}")
     if isinstance(model, LateFusion):
         for name in names:
             model.set_standardization(name, *modality_statistics(data, name))
@@ -195,7 +197,7 @@ def modality_statistics(data: PairedSet, name: str) -> tuple[torch.Tensor, torch
     rows = np.flatnonzero(modality.present)
     dim = modality.shape[-1]
     total, squares = np.zeros(dim), np.zeros(dim)
-    for block in _blocks(data, rows, None):
+    for block in _blocks(data, rows, None, 256):
         x = modality.read(block).reshape(len(block), -1).astype(np.float64)
         total += x.sum(0)
         squares += (x * x).sum(0)
@@ -211,12 +213,15 @@ def modality_statistics(data: PairedSet, name: str) -> tuple[torch.Tensor, torch
 # --------------------------------------------------------------------------------------
 
 
-def _block_size(data: PairedSet) -> int:
+def _block_size(data: PairedSet, batch_size: int) -> int:
+    """Samples per streamed block: about :data:`BLOCK_BYTES` of features, a whole number of
+    batches (so that every batch but the epoch's last is full)."""
     per_sample = max(1, data.nbytes() // max(1, len(data)))
-    return max(32, BLOCK_BYTES // per_sample)
+    return max(1, BLOCK_BYTES // per_sample // batch_size) * batch_size
 
 
-def _blocks(data: PairedSet, rows: np.ndarray, rng: np.random.Generator | None) -> list[np.ndarray]:
+def _blocks(data: PairedSet, rows: np.ndarray, rng: np.random.Generator | None,
+            batch_size: int = 1024) -> list[np.ndarray]:
     """``rows`` cut into blocks read from the stores in one go each: all of them at once
     when the split is held in memory; otherwise in the first modality's store order (so a
     block reads neighbouring store rows), about :data:`BLOCK_BYTES` each. Shuffled
@@ -226,7 +231,7 @@ def _blocks(data: PairedSet, rows: np.ndarray, rng: np.random.Generator | None) 
         return [rng.permutation(rows) if rng is not None else rows]
     first = next(iter(data.modalities.values())).rows[rows]
     ordered = rows[np.argsort(first, kind="stable")]
-    size = _block_size(data)
+    size = _block_size(data, batch_size)
     blocks = [ordered[i:i + size] for i in range(0, len(ordered), size)]
     if rng is not None:
         blocks = [rng.permutation(b) for b in (blocks[i] for i in rng.permutation(len(blocks)))]
@@ -248,7 +253,7 @@ def batches(data: PairedSet, batch_size: int, device: torch.device,
     by a background thread while the current one trains (one block ahead, so memory stays
     at two blocks)."""
     rows = np.arange(len(data)) if rows is None else rows
-    blocks = _blocks(data, rows, rng)
+    blocks = _blocks(data, rows, rng, batch_size)
     for arrays in _prefetched(data, blocks):
         count = len(next(iter(arrays["present"].values())))
         for begin in range(0, count, batch_size):
@@ -377,7 +382,8 @@ def co_train(heads: dict[str, nn.Module], train: PairedSet, val: PairedSet,
                 history[name].append({"epoch": epoch, "train_loss": losses[name],
                                       "val_loss": loss, "val_top1": top1})
                 if (top1, -loss) > best[name]:
-                    best[name], states[name], improved = (top1, -loss), copy.deepcopy(head.state_dict()), True
+                    best[name], improved = (top1, -loss), True
+                    states[name] = copy.deepcopy(head.state_dict())
             waited = 0 if improved else waited + 1
             if waited >= settings.patience:
                 break

@@ -6,10 +6,10 @@ more modalities: the fusion head with the absent ones masked), and not at all wh
 the ``head`` column says which head answered. Every row of the pairs file (or every stem)
 gets a row, in order.
 
-| format | columns |
-|---|---|
-| CSV | ``key, id_<name>..., head, label, predicted, score, p_<class>...`` (with several tasks, ``<task>, predicted_<task>, score_<task>, p_<task>_<class>...`` per task) |
-| JSONL | ``{"key", "ids": {name: id}, "head", "tasks": {task: {"label", "predicted", "score", "probabilities"}}}`` |
+CSV columns: ``key, id_<name>..., head, label, predicted, score, p_<class>...`` (with
+several tasks, per task ``<task>, predicted_<task>, score_<task>, p_<task>_<class>...``).
+JSONL: ``{"key", "ids": {name: id}, "head", "tasks": {task: {"label", "predicted", "score",
+"probabilities"}}}``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import IO, Any
 import numpy as np
 
 from ..errors import UsageError
+from .data import provenance_differences
 from .fusion_train import load_fusion_heads, routed_probabilities
 from .pairing import LABEL, PairedSet, pair_stores, parse_named_stores
 from .predict import _format
-from .data import provenance_differences
 
 
 def predict_fusion(head_folder: str | os.PathLike, config: dict, stores: list[str] | dict,

@@ -179,8 +179,9 @@ def _splits(stores, pairs, pair_by, missing, val, val_pairs, val_split, test, te
     train = pair_stores(stores, pairs=pairs, pair_by=pair_by, missing=missing, tasks=tasks)
     _check_trainable(train)
     if val is not None:
-        val_set = align_classes(train, _pair(val, val_pairs, pair_by, missing, tasks, "val"))
+        val_set = _pair(val, val_pairs, pair_by, missing, tasks, "val")
         check_same_making(train, val_set, "validation")
+        val_set = align_classes(train, val_set)
         val_source = f"{', '.join(map(str, val.values()))} paired by {val_pairs or pair_by}"
     else:
         first = train.labels[train.tasks[0]]

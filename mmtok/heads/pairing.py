@@ -177,7 +177,8 @@ def _pairs_table(path, stores: dict[str, Store], tasks: list[str]) -> tuple[list
     columns = set().union(*(row.keys() for row in rows))
     lacking = [name for name in stores if name not in columns]
     if lacking:
-        raise UsageError(f"pairs file {path} has no column for store {', '.join(map(repr, lacking))} "
+        raise UsageError(f"pairs file {path} has no column for store "
+                         f"{', '.join(map(repr, lacking))} "
                          f"(its columns: {', '.join(sorted(columns))})")
     for task in tasks:
         if task != LABEL and task not in columns:
@@ -328,8 +329,10 @@ def check_same_making(reference: PairedSet, other: PairedSet, role: str) -> None
     """``other`` (val or test) has the same modalities, each made like the reference's
     store (encoder, weights, projector, pooling, tokenizer config; feature shape), and the
     same classes per task."""
-    if other.names != reference.names:
-        raise UsageError(f"{role} stores are named {other.names}, training ones {reference.names}")
+    if set(other.names) != set(reference.names):
+        raise UsageError(f"{role} stores are named {', '.join(other.names)}; the training "
+                         f"stores {', '.join(reference.names)}")
+    other.modalities = {name: other.modalities[name] for name in reference.names}
     for name in reference.names:
         expected, found = reference.modalities[name], other.modalities[name]
         differences = provenance_differences(expected.provenance, found.provenance)
@@ -341,9 +344,10 @@ def check_same_making(reference: PairedSet, other: PairedSet, role: str) -> None
             raise UsageError(f"{role} store {name!r} has features {found.shape}, the training "
                              f"store {expected.shape}")
     for task in reference.tasks:
-        if set(other.class_names.get(task, [])) - set(reference.class_names[task]):
+        unseen = set(other.class_names.get(task, [])) - set(reference.class_names[task])
+        if unseen:
             raise UsageError(f"{role} task {task!r} has classes the training data lacks: "
-                             f"{sorted(set(other.class_names[task]) - set(reference.class_names[task]))}")
+                             f"{sorted(unseen)}")
 
 
 def align_classes(reference: PairedSet, other: PairedSet) -> PairedSet:

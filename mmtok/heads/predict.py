@@ -48,6 +48,9 @@ def predict(head_folder: str | os.PathLike, features: str | os.PathLike,
 
         if config is None:
             raise UsageError(f"{head_folder} is a single-store head; give it one feature store")
+        if not isinstance(features, list | tuple | dict):
+            raise UsageError(f"{head_folder} is a fusion head of {', '.join(config['modalities'])}; "
+                             "give its stores as NAME=STORE")
         return predict_fusion(head_folder, config, features, output, pairs=pairs,
                               pair_by=pair_by, output_format=output_format, device=device,
                               allow_other_features=allow_other_features)

@@ -129,7 +129,8 @@ def test_pairing_errors_are_clear_and_come_before_training(paired, tmp_path, cli
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_late_fusion_probe_beats_each_modality_alone(paired, tmp_path, seed):
-    run = train_fusion_head(named(paired["train"]), tmp_path / "head", pairs=paired["train"]["pairs"],
+    run = train_fusion_head(named(paired["train"]), tmp_path / "head",
+                            pairs=paired["train"]["pairs"],
                             test=named(paired["test"]), test_pairs=paired["test"]["pairs"],
                             seed=seed, device="cpu")
     top1 = {name: run.test[name]["label"]["top1"] for name in (FUSION, "image", "audio")}
@@ -202,8 +203,8 @@ def test_distillation_loss_and_the_fusion_head_learns_only_from_its_own_loss(pai
 
 def test_distill_reports_every_head_and_the_heads_trained_alone(paired, tmp_path, cli):
     result = cli("train-head", *named(paired["train"]), "--pairs", paired["train"]["pairs"],
-                 "--head", "mlp", "--hidden", "32", "--epochs", "12", "--lr", "3e-3", "--distill", "--alpha",
-                 "1.0", "--temperature", "3", "-o", tmp_path / "distilled")
+                 "--head", "mlp", "--hidden", "32", "--epochs", "12", "--lr", "3e-3", "--distill",
+                 "--alpha", "1.0", "--temperature", "3", "-o", tmp_path / "distilled")
     assert result.exit_code == 0, result.output
     assert "epochs" in result.stdout and "fusion" in result.stdout
     metrics = json.loads((tmp_path / "distilled" / "metrics.json").read_text())
