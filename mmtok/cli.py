@@ -399,6 +399,20 @@ class Tune(StrEnum):
     tokenizer = "tokenizer"
 
 
+class Fusion(StrEnum):
+    late = "late"
+    tokens = "tokens"
+
+
+class Missing(StrEnum):
+    drop = "drop"
+    absent = "absent"
+
+
+class PairBy(StrEnum):
+    stem = "stem"
+
+
 TRAIN_HEAD_EPILOG = """\b
 Examples:
   mmtok train-head feats.zarr -o head/       # linear probe, 20 % validation
@@ -409,6 +423,10 @@ Examples:
   mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 \\
       --weights mt.pth --projector tuned/projector.safetensors \\
       --pool cls+mean+max
+  mmtok train-head image=img.zarr audio=aud.zarr --pairs pairs.csv \\
+      -o fused/                                 # late fusion probe
+  mmtok train-head image=img.zarr audio=aud.zarr --pair-by stem \\
+      --fusion tokens --distill -o fused/
 
 The probe is multinomial logistic regression (L-BFGS, full batch) with CLIP's sweep of the
 L2 strength on the validation split, then a refit on train + val. Writes head.safetensors,
@@ -417,16 +435,20 @@ head.json, metrics.json, confusion.png (and learning_curve.png for --head mlp).
 --tune tokenizer reads a TOKEN store instead and trains the projector and a linear head
 through the frozen encoder (which is checked bit-identical afterwards); it also writes
 projector.safetensors for `mmtok embed --projector`.
+
+Several NAME=STORE arguments train a fusion head over paired samples (a --pairs CSV/JSONL
+with one id column per NAME, or --pair-by stem) and one unimodal head per store, for
+`mmtok predict` with any subset of the modalities.
 """
 
 
 @app.command("train-head", epilog=TRAIN_HEAD_EPILOG)
 def train_head(
-    train: Annotated[Path, typer.Argument(help="Training feature store (from `mmtok embed`).")],
+    train: Annotated[list[Path], typer.Argument(help="Training feature store (from `mmtok embed`), or several as NAME=STORE (fusion).", show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the head, metrics and plots.")] = ...,
-    val: Annotated[Optional[Path], typer.Option(help="Validation feature store (default: a split of TRAIN).")] = None,
+    val: Annotated[Optional[list[Path]], typer.Option(help="Validation feature store (default: a split of TRAIN); fusion: NAME=STORE, repeated.")] = None,
     val_split: Annotated[float, typer.Option(help="Fraction of TRAIN held out for validation when --val is not given (stratified, seeded).")] = 0.2,
-    test: Annotated[Optional[Path], typer.Option(help="Test feature store, scored once at the end.")] = None,
+    test: Annotated[Optional[list[Path]], typer.Option(help="Test feature store, scored once at the end; fusion: NAME=STORE, repeated.")] = None,
     head: Annotated[HeadKind, typer.Option(help="linear (logistic regression probe) or mlp (one hidden layer).")] = HeadKind.linear,
     standardize: Annotated[bool, typer.Option("--standardize", help="Standardise each feature with the training mean and std (kept in the head).")] = False,
     l2: Annotated[Optional[float], typer.Option(help="Fixed L2 strength for the probe (skips the sweep). sklearn's C = 1 / (l2 * n).")] = None,
@@ -448,20 +470,58 @@ def train_head(
     encoder_option: Annotated[Optional[list[str]], typer.Option("--encoder-option", metavar="KEY=VALUE", help="--tune: passed to timm.create_model (repeatable).", rich_help_panel="Tokenizer tuning")] = None,
     projector: Annotated[Optional[Path], typer.Option(help="--tune: start from these projector weights instead of the seed's.", rich_help_panel="Tokenizer tuning")] = None,
     pool: Annotated[str, typer.Option(help="--tune: pooling before the head: cls, mean, max or cls+mean+max.", rich_help_panel="Tokenizer tuning")] = "cls+mean+max",
-    batch_size: Annotated[int, typer.Option(help="--tune: samples per step.", rich_help_panel="Tokenizer tuning")] = 32,
+    batch_size: Annotated[Optional[int], typer.Option(help="--tune: samples per step (default 32); fusion: default 256.", rich_help_panel="Tokenizer tuning")] = None,
     precision: Annotated[str, typer.Option(help="--tune on CUDA: float32, bfloat16 or float16 autocast.", rich_help_panel="Tokenizer tuning")] = "float32",
+    pairs: Annotated[Optional[Path], typer.Option(help="CSV/JSONL: one row per multimodal sample, a column per store NAME holding its sample id, optional label and task columns.", rich_help_panel="Fusion (NAME=STORE ...)")] = None,
+    pair_by: Annotated[Optional[PairBy], typer.Option(help="stem: pair samples whose ids match without the file extension.", rich_help_panel="Fusion (NAME=STORE ...)")] = None,
+    missing: Annotated[Missing, typer.Option(help="A sample missing (or invalid) in one store: drop the row (counted), or keep it with that modality absent.", rich_help_panel="Fusion (NAME=STORE ...)")] = Missing.drop,
+    fusion: Annotated[Fusion, typer.Option(help="late: pooled features, standardised and concatenated into --head; tokens: a small transformer over per-token features.", rich_help_panel="Fusion (NAME=STORE ...)")] = Fusion.late,
+    val_pairs: Annotated[Optional[Path], typer.Option(help="Pairs file of the --val stores.", rich_help_panel="Fusion (NAME=STORE ...)")] = None,
+    test_pairs: Annotated[Optional[Path], typer.Option(help="Pairs file of the --test stores.", rich_help_panel="Fusion (NAME=STORE ...)")] = None,
+    task: Annotated[Optional[list[str]], typer.Option(help="A label column of the pairs file to learn (repeatable: one output per task on one trunk; default: label).", rich_help_panel="Fusion (NAME=STORE ...)")] = None,
+    task_weight: Annotated[Optional[list[str]], typer.Option(metavar="TASK=W", help="Weight of a task's loss (default 1; repeatable).", rich_help_panel="Fusion (NAME=STORE ...)")] = None,
+    distill: Annotated[bool, typer.Option("--distill", help="Co-train the unimodal heads with the fusion head's soft labels (arXiv 2311.10170); also trains them alone for comparison.", rich_help_panel="Fusion (NAME=STORE ...)")] = False,
+    alpha: Annotated[float, typer.Option(help="--distill: weight of the KL term.", rich_help_panel="Fusion (NAME=STORE ...)")] = 0.5,
+    temperature: Annotated[float, typer.Option(help="--distill: softmax temperature T (the KL term is scaled by T^2).", rich_help_panel="Fusion (NAME=STORE ...)")] = 2.0,
+    width: Annotated[int, typer.Option(help="--fusion tokens: transformer width.", rich_help_panel="Fusion (NAME=STORE ...)")] = 128,
+    depth: Annotated[int, typer.Option(help="--fusion tokens: transformer layers.", rich_help_panel="Fusion (NAME=STORE ...)")] = 2,
+    attention_heads: Annotated[int, typer.Option(help="--fusion tokens: attention heads.", rich_help_panel="Fusion (NAME=STORE ...)")] = 4,
 ) -> None:
     """Train a linear probe (or small MLP) on cached features.
 
     Writes the head, metrics.json and plots to OUTPUT."""
     from .heads.mlp import MlpSettings
+    from .heads.pairing import is_named_store
     from .heads.train import train_head as run_train_head
 
     with _reported(json_output):
+        if len(train) > 1 or any(is_named_store(t) for t in train) or pairs or pair_by:
+            from .heads.fusion import FusionSettings
+            from .heads.fusion_train import train_fusion_head
+
+            settings = FusionSettings(
+                fusion=fusion.value, head=head.value, hidden=hidden, lr=lr,
+                weight_decay=weight_decay, epochs=epochs or 100, patience=patience,
+                batch_size=batch_size or 256, width=width, depth=depth, heads=attention_heads,
+                distill=distill, alpha=alpha, temperature=temperature,
+                task_weights={k: float(v) for k, v in _key_values(task_weight or []).items()})
+            run = train_fusion_head(
+                [str(t) for t in train], output, pairs=pairs,
+                pair_by=pair_by.value if pair_by else None, missing=missing.value,
+                val=[str(v) for v in val] if val else None, val_pairs=val_pairs,
+                val_split=val_split, test=[str(t) for t in test] if test else None,
+                test_pairs=test_pairs, tasks=task, settings=settings, seed=seed,
+                device=device, overwrite=overwrite)
+            typer.echo(json.dumps(run.to_json()) if json_output else run.line())
+            return
+        for option, given in (("TRAIN", train), ("--val", val), ("--test", test)):
+            if given and len(given) > 1:
+                raise UsageError(f"{option} takes one feature store (several only as NAME=STORE)")
+        train, val, test = train[0], val[0] if val else None, test[0] if test else None
         if tune is not None:
             from .heads.tune import TuneSettings, tune_tokenizer
 
-            settings = TuneSettings(epochs=epochs or 20, batch_size=batch_size, lr=lr,
+            settings = TuneSettings(epochs=epochs or 20, batch_size=batch_size or 32, lr=lr,
                                     weight_decay=weight_decay)
             run = tune_tokenizer(train, output, encoder=encoder, weights=weights,
                                  pretrained=pretrained,
@@ -488,25 +548,33 @@ class PredictFormat(StrEnum):
 @app.command()
 def predict(
     head: Annotated[Path, typer.Argument(help="A head folder written by `mmtok train-head`.")],
-    features: Annotated[Path, typer.Argument(help="A feature store made like the head's training features.")],
+    features: Annotated[list[str], typer.Argument(help="A feature store made like the head's training features; for a fusion head, NAME=STORE for any subset of its modalities.", show_default=False)],
     output: Annotated[str, typer.Option("-o", "--output", help="Output file (.csv or .jsonl), or - for stdout.")] = "-",
     output_format: Annotated[Optional[PredictFormat], typer.Option("--format", help="csv or jsonl (default: from the file name; csv on stdout).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     allow_other_features: Annotated[bool, typer.Option("--allow-other-features", help="Apply the head even to features another encoder, projector or pooling made.")] = False,
+    pairs: Annotated[Optional[Path], typer.Option(help="Fusion head: the pairs file (CSV/JSONL, a column per store NAME).")] = None,
+    pair_by: Annotated[Optional[PairBy], typer.Option(help="Fusion head: stem pairs samples whose ids match without the file extension (the default without --pairs).")] = None,
 ) -> None:
     """Predict a class for every sample of a feature store.
 
     One row per sample: index, id, valid, label, predicted, score, probabilities."""
+    from .heads.pairing import is_named_store
     from .heads.predict import predict as run_predict
 
     with _reported():
-        result = run_predict(head, features, output,
+        named = len(features) > 1 or any(is_named_store(f) for f in features)
+        result = run_predict(head, features if named else features[0], output,
                              output_format=output_format.value if output_format else None,
-                             device=device, allow_other_features=allow_other_features)
+                             device=device, allow_other_features=allow_other_features,
+                             pairs=pairs, pair_by=pair_by.value if pair_by else None)
     if output != "-":
         from .store.summary import counted
 
-        typer.echo(f"predicted {result['predicted']} of {counted(result['samples'], 'sample')} -> "
+        answered = result.get("answered_by")
+        by = f" ({', '.join(f'{k} {v}' for k, v in answered.items())})" if answered else ""
+        typer.echo(f"predicted {result['predicted']} of {counted(result['samples'], 'sample')}"
+                   f"{by} -> "
                    f"{result['output']} ({result['format']})", err=True)
 
 
