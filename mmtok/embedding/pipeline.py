@@ -195,8 +195,13 @@ def embed(
     repair: bool = False,
     progress: bool = True,
     compile: bool = False,
+    projector_options: dict | None = None,
 ) -> RunSummary:
     """Embed a complete token store into a feature store (resumes an existing one).
+
+    ``projector_options`` choose among the modality projector's variants (e.g. a time
+    series' ``{"kind": "patch"}``); the builder records the options it used in the feature
+    store's projector record (so they are part of its config and its provenance).
 
     ``encoder_options`` go to ``timm.create_model`` (e.g. ``{"img_size": 384}``, or the depth
     of a small test model) and are recorded in the feature store's config. ``repair`` checks
@@ -221,7 +226,8 @@ def embed(
                           device=torch_device, model_kwargs=encoder_options)
     statics = {name: token_store.static(name) for name in token_store.attrs["static_arrays"]}
     projector_module, projector_record = build_projector(
-        token_store.modality, token_store.config, frozen, seed, projector, statics)
+        token_store.modality, token_store.config, frozen, seed, projector, statics,
+        projector_options)
     projector_module.to(torch_device)
     if batch_size is None:
         batch_size = auto_batch_size(torch_device, token_store.group["tokens"].shape[1],
