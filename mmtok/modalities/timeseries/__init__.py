@@ -22,6 +22,7 @@ register_modality(ModalitySpec(
     help="time series (CSV/TSV/Parquet columns, NPY/NPZ, UEA .ts cases -> windows of C "
          "channels x 96 steps, train-fitted scaling; Informer / PatchTST projectors)",
     projector="mmtok.modalities.timeseries.projector:build_timeseries", inputs=INPUTS,
+    presets={"none": {}, "ett": {"window": 96, "stride": 1, "time_column": "date"}},
     tiny_options=TINY, docs="docs/modalities/timeseries.md",
 ))
 

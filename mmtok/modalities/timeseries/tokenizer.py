@@ -46,7 +46,7 @@ CASE_BLOCK = 4096  # cases of a 3-D array read at a time
 @dataclass(frozen=True)
 class TimeSeriesConfig:
     modality: str = "timeseries"
-    preset: str = ""
+    preset: str = "none"
     window: int = 96  # steps per sample (a case is padded to it)
     stride: int = 0  # steps between window starts; 0 = window (no overlap)
     tail: str = "drop"  # "drop" or "pad": the steps after the last full window
@@ -144,15 +144,15 @@ class TimeSeriesTokenizer(Tokenizer):
 
     def channel_count(self) -> int:
         c = self.config
+        if c.scaling == "standard" and not c.mean:
+            raise UsageError("scaling=standard needs per-channel statistics of the training "
+                             "data: tokenize the training set with --stats-from-data and the "
+                             "test set with --config-from TRAIN.zarr (or --set scaling=none)")
         count = c.channel_count
         if not count:
             raise UsageError("the number of channels is not known yet: fit it on the "
                              "training data with --stats-from-data, or give --set "
                              "channels=a,b,c or --set num_channels=C")
-        if c.scaling == "standard" and not c.mean:
-            raise UsageError("scaling=standard needs per-channel statistics of the training "
-                             "data: tokenize the training set with --stats-from-data and the "
-                             "test set with --config-from TRAIN.zarr (or --set scaling=none)")
         return count
 
     def sample_arrays(self) -> dict[str, ArraySpec]:
@@ -369,7 +369,7 @@ class TimeSeriesTokenizer(Tokenizer):
                      ) -> dict[str, np.ndarray]:
         """Scale, measure and pad a (n, window, C) float64 batch whose padding is zero."""
         c = self.config
-        batch = np.nan_to_num(batch, nan=0.0)  # rows that failed; never stored
+        batch = np.nan_to_num(batch, nan=0.0, posinf=0.0, neginf=0.0)  # failed rows: not stored
         if c.scaling == "standard":
             batch = (batch - np.asarray(c.mean)) / np.asarray(c.std)
         weights = real[:, :, None].astype(np.float64)
