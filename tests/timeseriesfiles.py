@@ -84,8 +84,8 @@ def parse_ts_directly(path: Path) -> tuple[list[np.ndarray], list[str]]:
 
 def sine_cases(count: int, steps: int, channels: int, seed: int = 0,
                lengths: Sequence[int] | None = None) -> tuple[list[np.ndarray], np.ndarray]:
-    """A learnable two-class task: class 1's channel 0 oscillates three times faster than
-    class 0's; random phase, amplitude and noise everywhere."""
+    """A learnable two-class task: class 1's channel 0 oscillates three times faster and
+    with three times the amplitude of class 0's; random phase and noise everywhere."""
     rng = np.random.default_rng(seed)
     labels = np.arange(count) % 2
     cases = []
@@ -94,6 +94,7 @@ def sine_cases(count: int, steps: int, channels: int, seed: int = 0,
         t = np.arange(n)
         x = rng.normal(scale=0.3, size=(n, channels))
         freq = 2 * np.pi * (1 / 16 if labels[i] == 0 else 3 / 16)
-        x[:, 0] += rng.uniform(1.0, 2.0) * np.sin(freq * t + rng.uniform(0, 2 * np.pi))
+        amplitude = rng.uniform(0.5, 1.0) * (1 if labels[i] == 0 else 3)
+        x[:, 0] += amplitude * np.sin(freq * t + rng.uniform(0, 2 * np.pi))
         cases.append(x)
     return cases, labels
