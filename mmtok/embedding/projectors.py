@@ -19,21 +19,15 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
 from ..errors import UsageError
+from ..modalities.projected import Projected
 
-
-@dataclass
-class Projected:
-    x: torch.Tensor
-    mask: torch.Tensor | None
-    prefix: int
-    block_position: torch.Tensor | None = None
+__all__ = ["Projected", "build_projector", "load_projector_weights", "run_encoder"]
 
 
 def build_projector(modality: str, token_config: dict, encoder: Any, seed: int,

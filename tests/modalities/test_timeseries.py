@@ -455,8 +455,9 @@ def learnable(tmp_path_factory):
     return folder
 
 
-@pytest.mark.parametrize("store,options", [("ts.zarr", []), ("ts.zarr", ["kind=patch"]),
-                                           ("imu.zarr", [])])
+@pytest.mark.parametrize("store,options", [
+    ("ts.zarr", []), ("imu.zarr", []),
+    pytest.param("ts.zarr", ["kind=patch"], marks=pytest.mark.slow)])
 def test_tuning_the_projector_beats_the_majority_class(learnable, tmp_path, cli, store,
                                                         options):
     flags = [flag for option in options for flag in ("--projector-option", option)]
@@ -477,3 +478,16 @@ def test_tuning_the_projector_beats_the_majority_class(learnable, tmp_path, cli,
         assert attrs["config"]["projector"]["options"] == {"kind": "patch", "patch": 16,
                                                            "stride": 8}
         assert cli("predict", tmp_path / "tuned", tmp_path / "f.zarr").exit_code == 0
+
+
+def test_embed_records_the_projector_options(learnable, tmp_path, cli):
+    result = cli("embed", learnable / "ts.zarr", "-o", tmp_path / "f.zarr", "--encoder", ENCODER,
+                 "--projector-option", "kind=patch", "--projector-option", "patch=8",
+                 "--pool", "mean", "--no-progress")
+    assert result.exit_code == 0, result.output
+    attrs = zarr.open_group(str(tmp_path / "f.zarr"), mode="r").attrs["mmtok"]
+    assert attrs["config"]["projector"]["kind"] == "patchtst"
+    assert attrs["config"]["projector"]["options"] == {"kind": "patch", "patch": 8, "stride": 8}
+    refused = cli("embed", learnable / "ts.zarr", "-o", tmp_path / "g.zarr", "--encoder",
+                  ENCODER, "--projector-option", "kind=lstm", "--no-progress")
+    assert refused.exit_code == 2 and "informer, patch, imagebind" in refused.stderr

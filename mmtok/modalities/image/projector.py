@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...embedding.projectors import Projected
+from ..projected import Projected
 from ...errors import UsageError
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...embedding.projectors import Projected
+from ..projected import Projected
 
 
 class MiniPointNet(nn.Module):

@@ -27,10 +27,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from ...embedding.projectors import Projected
+from ..projected import Projected
 from ...errors import UsageError
 
 KINDS = ("informer", "patch", "imagebind")
+MAX_POSITIONS = 512  # learned position tables hold at least this many rows, so that a
+# sample's embedding does not depend on the window it was padded to (rows are sliced)
 OPTION_DEFAULTS = {"informer": {}, "patch": {"patch": 16, "stride": 8},
                    "imagebind": {"patch": 8}}
 
@@ -80,7 +82,8 @@ class PatchTSTProjector(nn.Module):
         self.patch, self.stride, self.channels = patch, stride, channels
         self.patches = (steps + stride - patch) // stride + 1
         self.embed = nn.Linear(patch, width)
-        self.position = nn.Parameter(torch.empty(1, 1, self.patches, width).uniform_(-0.02, 0.02))
+        rows = max(MAX_POSITIONS, self.patches)
+        self.position = nn.Parameter(torch.empty(1, 1, rows, width).uniform_(-0.02, 0.02))
         self.channel = nn.Parameter(torch.randn(1, channels, 1, width) * 0.02)
         self.cls_token = nn.Parameter(torch.randn(1, 1, width) * 0.02)
         self.prefix = 1
@@ -94,7 +97,8 @@ class PatchTSTProjector(nn.Module):
         index = torch.minimum(steps, length[:, None] - 1)  # replicate the last real step
         x = torch.gather(x, 1, index[:, :, None].expand(-1, -1, x.shape[2]))
         patches = x.transpose(1, 2).unfold(2, self.patch, self.stride)  # (B, C, P, patch)
-        tokens = self.embed(patches) + self.position + self.channel  # (B, C, P, D)
+        position = self.position[:, :, :self.patches]
+        tokens = self.embed(patches) + position + self.channel  # (B, C, P, D)
         real = (batch["length"].long()[:, None] + self.stride - self.patch) // self.stride + 1
         mask = torch.arange(self.patches, device=x.device)[None, :] < real
         mask = mask[:, None, :].expand(-1, self.channels, -1).reshape(x.shape[0], -1)
@@ -113,7 +117,8 @@ class ImageBindProjector(nn.Module):
         self.embed = nn.Linear(channels * patch, width, bias=False)
         self.norm = nn.LayerNorm(width)
         self.cls_token = nn.Parameter(torch.randn(1, 1, width) * 0.02)
-        self.pos_embed = nn.Parameter(torch.randn(1, self.patches + 1, width) * 0.02)
+        rows = max(MAX_POSITIONS, self.patches) + 1
+        self.pos_embed = nn.Parameter(torch.randn(1, rows, width) * 0.02)
         self.prefix = 1
 
     def forward(self, batch: dict[str, torch.Tensor]) -> Projected:
@@ -125,7 +130,8 @@ class ImageBindProjector(nn.Module):
         # (B, P, C, patch) -> C x patch values per patch, channel-major as ImageBind
         patches = x.reshape(b, self.patches, self.patch, c).transpose(2, 3).reshape(b, self.patches, -1)
         tokens = self.norm(self.embed(patches))
-        x = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1) + self.pos_embed
+        x = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
+        x = x + self.pos_embed[:, :self.patches + 1]
         starts = torch.arange(self.patches, device=x.device)[None, :] * self.patch
         mask = starts < batch["length"].long()[:, None]
         return Projected(x, mask, self.prefix)

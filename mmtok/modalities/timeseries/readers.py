@@ -468,7 +468,13 @@ def array_header(path: str, config: Any) -> tuple[tuple[int, ...], str | None, s
         if suffix(path) == ".npy":
             with open(path, "rb") as handle:
                 shape, _, dtype = _npy_header(handle)
+                data_start = handle.tell()
             _check_dtype(dtype)
+            declared = math.prod(shape) * dtype.itemsize
+            present = os.path.getsize(path) - data_start
+            if declared > present:
+                raise SampleError("truncated", f"the header declares {shape} {dtype} "
+                                  f"({declared} bytes), the file holds {present}")
             return tuple(shape), None, None
         with zipfile.ZipFile(path) as archive:
             names = [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
@@ -477,7 +483,13 @@ def array_header(path: str, config: Any) -> tuple[tuple[int, ...], str | None, s
                              "label_key", False)
             with archive.open(data + ".npy") as member:
                 shape, _, dtype = _npy_header(member)
+                data_start = member.tell()
             _check_dtype(dtype)
+            declared = math.prod(shape) * dtype.itemsize
+            present = archive.getinfo(data + ".npy").file_size - data_start
+            if declared > present:  # the zip directory's size, before decompressing anything
+                raise SampleError("truncated", f"array {data!r} declares {shape} {dtype} "
+                                  f"({declared} bytes), its member holds {present}")
             return tuple(shape), data, label
     except SampleError:
         raise
