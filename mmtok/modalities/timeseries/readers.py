@@ -116,12 +116,27 @@ def _arrow_error(exc: Exception, where: str = "") -> SampleError:
     return SampleError("decode_error", f"{where}{type(exc).__name__}: {text}")
 
 
+_SCHEMAS: dict[tuple, tuple[list[str], dict[str, Any]]] = {}
+
+
 def table_schema(path: str) -> tuple[list[str], dict[str, Any]]:
     """Column names and arrow types: Parquet's schema, or a CSV's header and the types
-    pyarrow infers from its first block."""
+    pyarrow infers from its first block; kept per (path, size, mtime) like the line index
+    (every shard of a long recording asks again)."""
+    check_input_file(path)
+    info = os.stat(path)
+    key = (os.path.abspath(path), info.st_size, info.st_mtime_ns)
+    found = _SCHEMAS.get(key)
+    if found is None:
+        found = _read_schema(path)
+        _SCHEMAS.clear()
+        _SCHEMAS[key] = found
+    return found
+
+
+def _read_schema(path: str) -> tuple[list[str], dict[str, Any]]:
     import pyarrow as pa
 
-    check_input_file(path)
     try:
         if suffix(path) in (".parquet", ".pq"):
             import pyarrow.parquet as pq

@@ -333,54 +333,60 @@ class TimeSeriesTokenizer(Tokenizer):
             return [error if n == 0 else self.tokenize_windows(path, [s])[0]
                     for s, n in zip(starts, lengths)]
         offsets = np.asarray(starts) - first
+        # Scaling is per step, so it is done once per row (windows overlap), then windows
+        # are gathered from the float32 rows; a window with missing values is filled from
+        # its raw rows (as a lone window would be) and scaled after.
+        bad_rows = ~np.isfinite(values).all(axis=1)
+        rows32 = self.scale(np.where(bad_rows[:, None], 0.0, values))
         steps = np.arange(c.window)
-        index = np.minimum(offsets[:, None] + steps[None, :], len(values) - 1)
-        batch = values[index]  # (n, window, C)
         real = steps[None, :] < lengths[:, None]
-        batch[~real] = 0.0
-        problems = self.check_batch(batch, real)
-        for row, problem in problems.items():
-            if problem is None:
+        index = np.minimum(offsets[:, None] + steps[None, :], len(values) - 1)
+        batch = rows32[index]  # (n, window, C) float32
+        if not real.all():
+            batch[~real] = 0.0
+        problems: dict[int, SampleError] = {}
+        if bad_rows.any():
+            touched = np.flatnonzero((bad_rows[index] & real).any(axis=1))
+            for row in touched:
+                raw = values[offsets[row]:offsets[row] + lengths[row]]
+                if np.isinf(raw).any():
+                    problems[int(row)] = SampleError("bad_value", "the sample holds infinite "
+                                                     "values")
+                    continue
                 try:
-                    batch[row, :lengths[row]] = fill_gaps(batch[row, :lengths[row]], c.max_gap)
+                    batch[row, :lengths[row]] = self.scale(fill_gaps(raw, c.max_gap))
                 except SampleError as exc:
-                    problems[row] = exc
-        finished = self.finish_batch(batch, real, lengths)
+                    problems[int(row)] = exc
+        finished = self.measure(batch, real, lengths)
         for row in range(len(starts)):
-            if problems.get(row) is not None:
+            if row in problems:
                 results.append(problems[row])
             else:
                 results.append({name: values[row] for name, values in finished.items()})
         return results
 
-    def check_batch(self, batch: np.ndarray, real: np.ndarray) -> dict[int, SampleError | None]:
-        """Rows with infinite values (errors) or NaN (None: to be filled)."""
-        out: dict[int, SampleError | None] = {}
-        infinite = np.isinf(batch).any(axis=(1, 2))
-        missing = np.isnan(batch).any(axis=(1, 2))
-        for row in np.flatnonzero(infinite | missing):
-            if infinite[row]:
-                out[int(row)] = SampleError("bad_value", "the sample holds infinite values")
-            else:
-                out[int(row)] = None
-        return out
-
-    def finish_batch(self, batch: np.ndarray, real: np.ndarray, lengths: np.ndarray
-                     ) -> dict[str, np.ndarray]:
-        """Scale, measure and pad a (n, window, C) float64 batch whose padding is zero."""
+    def scale(self, x: np.ndarray) -> np.ndarray:
+        """float64 steps -> the global scaling, as float32 (elementwise: the same bytes
+        whichever rows are scaled together)."""
         c = self.config
-        batch = np.nan_to_num(batch, nan=0.0, posinf=0.0, neginf=0.0)  # failed rows: not stored
         if c.scaling == "standard":
-            batch = (batch - np.asarray(c.mean)) / np.asarray(c.std)
-        weights = real[:, :, None].astype(np.float64)
-        batch *= weights
-        count = np.maximum(lengths, 1)[:, None].astype(np.float64)
+            x = (x - np.asarray(c.mean)) / np.asarray(c.std)
+        return x.astype(np.float32)
+
+    def measure(self, batch: np.ndarray, real: np.ndarray, lengths: np.ndarray
+                ) -> dict[str, np.ndarray]:
+        """A (n, window, C) float32 batch of scaled steps, zero past each length -> the
+        stored arrays with each sample's mean and ``sqrt(var + 1e-5)`` over its real steps
+        (float32, as the embedding computes them: two passes, so no cancellation)."""
+        count = np.maximum(lengths, 1)[:, None].astype(np.float32)
         mean = batch.sum(axis=1) / count
-        var = (np.square(batch - mean[:, None, :]) * weights).sum(axis=1) / count
-        return {"tokens": batch.astype(np.float32),
-                "length": lengths.astype(np.int32),
-                "mean": mean.astype(np.float32),
-                "std": np.sqrt(var + INSTANCE_EPS).astype(np.float32)}
+        centred = batch - mean[:, None, :]
+        if not real.all():
+            centred[~real] = 0.0
+        np.square(centred, out=centred)
+        var = centred.sum(axis=1) / count
+        return {"tokens": batch, "length": lengths.astype(np.int32), "mean": mean,
+                "std": np.sqrt(var + np.float32(INSTANCE_EPS))}
 
     def finish(self, case: np.ndarray) -> dict[str, np.ndarray] | SampleError:
         """One case (L, C) float64 -> its arrays, or its error."""
@@ -401,10 +407,10 @@ class TimeSeriesTokenizer(Tokenizer):
             case = fill_gaps(case, c.max_gap) if np.isnan(case).any() else case
         except SampleError as exc:
             return exc
-        batch = np.zeros((1, c.window, case.shape[1]), np.float64)
-        batch[0, :length] = case
+        batch = np.zeros((1, c.window, case.shape[1]), np.float32)
+        batch[0, :length] = self.scale(case)
         real = (np.arange(c.window) < length)[None, :]
-        finished = self.finish_batch(batch, real, np.array([length]))
+        finished = self.measure(batch, real, np.array([length]))
         return {name: values[0] for name, values in finished.items()}
 
     def read_cases(self, path: str, indices: list[int]) -> list[np.ndarray | SampleError]:
