@@ -84,6 +84,19 @@ def test_window_ids_locate_the_windows_and_labels_follow_the_rule(tmp_path):
     assert zarr.open_group(str(store), mode="r").attrs["mmtok"]["class_names"] == ["0", "1", "2"]
 
 
+def test_text_row_labels_are_class_names_numbered_over_every_file(tmp_path):
+    write_table(tmp_path / "d" / "a.csv", RECORDING[:100], extra={"act": ["walk"] * 100})
+    write_table(tmp_path / "d" / "b.csv", RECORDING[:100],
+                extra={"act": ["run"] * 50 + ["sit"] * 50})
+    store = tmp_path / "t.zarr"
+    mmtok.tokenize(tmp_path / "d", store, "timeseries", window=50, row_labels="act",
+                   scaling="none", num_channels=3, progress=False)
+    arrays = open_arrays(store)
+    assert zarr.open_group(str(store), mode="r").attrs["mmtok"]["class_names"] == \
+        ["run", "sit", "walk"]
+    assert list(arrays["label"]) == [2, 2, 0, 1]
+
+
 # --------------------------------------------------------------------------------------
 # formats give the same tokens
 # --------------------------------------------------------------------------------------

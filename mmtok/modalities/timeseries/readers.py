@@ -66,8 +66,8 @@ def encode_labels(values: Any) -> tuple[np.ndarray, list[str] | None]:
     """A label column -> (int64 class indices, -1 where empty or negative; class names).
 
     Integer (or integral float) labels are used as they are and named by their numbers;
-    text labels are numbered in sorted order of the file's distinct values, so two files
-    number alike only when they hold the same classes: give several files integer labels.
+    text labels are numbered in sorted order of the file's distinct values (the tokenizer
+    hands windows their class *names*, which the source numbers over every file).
     """
     import pyarrow as pa
     import pyarrow.compute as pc

@@ -229,9 +229,14 @@ class TimeSeriesTokenizer(Tokenizer):
             raise SampleError("too_short", f"the recording has {meta.length} steps, fewer than "
                               f"one window of {c.window}; lower --set window, or keep it "
                               "padded with --set tail=pad")
-        return [(f"t={s}", None if meta.labels is None else
-                 window_label(meta.labels, s, min(s + c.window, meta.length), c.label_rule))
-                for s in starts]
+        if meta.labels is None:
+            return [(f"t={s}", None) for s in starts]
+        labels = [window_label(meta.labels, s, min(s + c.window, meta.length), c.label_rule)
+                  for s in starts]
+        if meta.class_names is not None:  # text labels: class names, numbered over all files
+            return [(f"t={s}", meta.class_names[k] if k >= 0 else None)
+                    for s, k in zip(starts, labels)]
+        return [(f"t={s}", k if k >= 0 else None) for s, k in zip(starts, labels)]
 
     # --- reading --------------------------------------------------------------------------
 
