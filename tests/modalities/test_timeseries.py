@@ -504,3 +504,14 @@ def test_embed_records_the_projector_options(learnable, tmp_path, cli):
     refused = cli("embed", learnable / "ts.zarr", "-o", tmp_path / "g.zarr", "--encoder",
                   ENCODER, "--projector-option", "kind=lstm", "--no-progress")
     assert refused.exit_code == 2 and "informer, patch, imagebind" in refused.stderr
+
+
+def test_ts_cases_read_like_sktime_when_it_is_installed(tmp_path):
+    datasets = pytest.importorskip("sktime.datasets")
+    rng = np.random.default_rng(5)
+    cases = [rng.normal(size=(20, 2)).round(5) for _ in range(5)]
+    path = write_ts(tmp_path / "x.ts", cases, ["a", "b", "a", "b", "a"])
+    theirs, labels = datasets.load_from_tsfile(str(path), return_type="numpy3d")
+    ours = tok(window=20, num_channels=2).read_cases(str(path), list(range(5)))
+    np.testing.assert_allclose(np.stack(ours), np.asarray(theirs).transpose(0, 2, 1))
+    assert list(labels) == ["a", "b", "a", "b", "a"]
