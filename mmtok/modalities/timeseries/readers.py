@@ -154,7 +154,25 @@ def _read_schema(path: str) -> tuple[list[str], dict[str, Any]]:
     return list(schema.names), {f.name: f.type for f in schema}
 
 
+_LAYOUTS: dict[tuple, TableLayout] = {}
+
+
 def table_layout(path: str, config: Any) -> TableLayout:
+    """:func:`find_table_layout`, kept per file and options: every shard of a long
+    recording asks, and checking a text column (a date) reads the whole column."""
+    check_input_file(path)
+    info = os.stat(path)
+    key = (os.path.abspath(path), info.st_size, info.st_mtime_ns, tuple(config.channels),
+           config.row_labels, config.time_column)
+    found = _LAYOUTS.get(key)
+    if found is None:
+        found = find_table_layout(path, config)
+        _LAYOUTS.clear()
+        _LAYOUTS[key] = found
+    return found
+
+
+def find_table_layout(path: str, config: Any) -> TableLayout:
     """Which columns of the table are the channels, the label and the time.
 
     ``channels`` given: exactly those, in that order (each must exist). Otherwise every
