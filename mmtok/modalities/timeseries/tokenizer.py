@@ -464,7 +464,8 @@ class TimeSeriesTokenizer(Tokenizer):
                 for piece in pieces:
                     if c.channel_count and piece.shape[1] != c.channel_count:
                         raise UsageError(f"{path} has {piece.shape[1]} channel(s), the config "
-                                         f"{c.channel_count}")
+                                         f"{c.channel_count}; pick the columns with --set "
+                                         "channels=a,b,c (tables) or set num_channels")
                     if shift is None:
                         with np.errstate(all="ignore"):
                             shift = np.nan_to_num(np.nanmean(piece, axis=0))
