@@ -353,6 +353,7 @@ def embed(
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
     compile_forward: Annotated[bool, typer.Option("--compile/--no-compile", help="Run the projector + encoder forward through torch.compile (the first batch pays for compiling; on CPU it needs a C compiler). Speed only: not recorded in the config, so a store resumes across the flag.")] = False,
+    projector_option: Annotated[Optional[list[str]], typer.Option("--projector-option", metavar="KEY=VALUE", help="Chooses the modality projector's variant, e.g. kind=patch for time series (repeatable; `mmtok modalities NAME` and the modality's page list them). Recorded in the feature store's projector record.")] = None,
 ) -> None:
     """Token store -> frozen encoder -> feature store. Rerun to resume.
 
@@ -368,7 +369,8 @@ def embed(
                             device=device, precision=precision, seed=seed,
                             encoder_options=_key_values(encoder_option or []),
                             overwrite=overwrite, repair=repair, progress=progress,
-                            compile=compile_forward)
+                            compile=compile_forward,
+                            projector_options=_key_values(projector_option or []) or None)
     _finish_run(summary, json_output)
 
 
@@ -486,6 +488,7 @@ def train_head(
     width: Annotated[int, typer.Option(help="--fusion tokens: transformer width.", rich_help_panel="Fusion (NAME=STORE ...)")] = 128,
     depth: Annotated[int, typer.Option(help="--fusion tokens: transformer layers.", rich_help_panel="Fusion (NAME=STORE ...)")] = 2,
     attention_heads: Annotated[int, typer.Option(help="--fusion tokens: attention heads.", rich_help_panel="Fusion (NAME=STORE ...)")] = 4,
+    projector_option: Annotated[Optional[list[str]], typer.Option("--projector-option", metavar="KEY=VALUE", help="--tune: the projector variant, as for `mmtok embed` (give the same options to embed with the tuned weights).", rich_help_panel="Tokenizer tuning")] = None,
 ) -> None:
     """Train a linear probe (or small MLP) on cached features.
 
@@ -529,7 +532,8 @@ def train_head(
                                  projector=projector, pool_how=pool, val=val,
                                  val_split=val_split, test=test, settings=settings,
                                  device=device, precision=precision, seed=seed,
-                                 overwrite=overwrite, progress=progress)
+                                 overwrite=overwrite, progress=progress,
+                                 projector_options=_key_values(projector_option or []) or None)
         else:
             mlp = MlpSettings(hidden=hidden, lr=lr, weight_decay=weight_decay,
                               epochs=epochs or 100, patience=patience)

@@ -202,8 +202,13 @@ def embed(
     repair: bool = False,
     progress: bool = True,
     compile: bool = False,
+    projector_options: dict | None = None,
 ) -> RunSummary:
     """Embed a complete token store into a feature store (resumes an existing one).
+
+    ``projector_options`` choose among the modality projector's variants (e.g. a time
+    series' ``{"kind": "patch"}``); the builder records the options it used in the feature
+    store's projector record (so they are part of its config and its provenance).
 
     ``encoder_options`` go to ``timm.create_model`` (e.g. ``{"img_size": 384}``, or the depth
     of a small test model) and are recorded in the feature store's config. ``repair`` checks
@@ -231,7 +236,8 @@ def embed(
     warnings = _encoder_warnings(frozen)
     statics = {name: token_store.static(name) for name in token_store.attrs["static_arrays"]}
     projector_module, projector_record = build_projector(
-        token_store.modality, token_store.config, frozen, seed, projector, statics)
+        token_store.modality, token_store.config, frozen, seed, projector, statics,
+        projector_options)
     projector_module.to(torch_device)
     if batch_size is None:
         # tokens per sample, about: the longest axis 1 of the projector's inputs (a

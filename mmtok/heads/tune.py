@@ -131,8 +131,12 @@ def tune_tokenizer(
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = True,
+    projector_options: dict | None = None,
 ) -> HeadRun:
-    """Train the projector and a linear head on a token store, the encoder frozen."""
+    """Train the projector and a linear head on a token store, the encoder frozen.
+
+    ``projector_options`` choose the projector variant as for ``embed``; give the same ones
+    to ``embed --projector`` with the tuned weights."""
     from ..embedding.encoders import load_encoder
     from ..embedding.pipeline import PRECISIONS, resolve_device
     from ..embedding.pooling import POOLS
@@ -154,7 +158,7 @@ def tune_tokenizer(
                           device=torch_device, model_kwargs=encoder_options)
     statics = {name: store.static(name) for name in store.attrs["static_arrays"]}
     module, record = build_projector(store.modality, store.config, frozen, seed, projector,
-                                     statics)
+                                     statics, projector_options)
     if not module.trainable:
         why = getattr(module, "frozen_because", "part of the frozen encoder")
         raise UsageError(f"the {store.modality} projector is {why}; train a probe on "
@@ -390,6 +394,7 @@ def _save_projector(projector: torch.nn.Module, record: dict, output: Path,
     sha = file_sha256(output / PROJECTOR_FILE)
     (output / PROJECTOR_RECORD).write_text(json.dumps(
         {"kind": record["kind"], "sha256": sha, "started_from": record.get("source"),
+         **({"options": record["options"]} if "options" in record else {}),
          "trained_on": trained_on}, indent=2) + "\n")
     return sha
 
