@@ -122,7 +122,7 @@ be written (full or read-only file system), 130 interrupted (rerun to resume).
 def tokenize(
     ctx: typer.Context,
     source: Annotated[Optional[Path], typer.Argument(
-        help="Folder of raw files; the class is the first sub-folder (ImageFolder layout).",
+        help="Folder of raw files; the class is the first sub-folder (ImageFolder layout). Or one file that holds several samples (a TUDataset DS_A.txt, a hyperspectral cube).",
         show_default=False)] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Token store to create or resume (a .zarr folder).")] = ...,
     modality: Annotated[str, typer.Option("-m", "--modality", help=_modality_help())] = "image",

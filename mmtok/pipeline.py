@@ -29,7 +29,7 @@ from .fitted import (
 )
 from .modalities import create_tokenizer, get_modality
 from .modalities.base import Tokenizer, config_to_dict, fits_statistics
-from .sources import Sample, SampleList, expand_parts, from_file_list, from_folder, from_manifest
+from .sources import Sample, SampleList, drop_companions, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
 from .store.summary import RunSummary, summarise_run
@@ -75,6 +75,8 @@ def build_sample_list(
     if labels == "manifest":
         raise UsageError("--labels manifest needs --manifest; folders and file lists take "
                          "--labels folder or none")
+    if isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
+        return from_file_list([os.fspath(source)], root, labels, follow_external_symlinks)
     if isinstance(source, (str, os.PathLike)):
         return from_folder(source, extensions, labels, follow_external_symlinks)
     return from_file_list(list(source), root, labels, follow_external_symlinks)
@@ -251,6 +253,8 @@ def tokenize(
         path_column=path_column, label_column=label_column,
         follow_external_symlinks=follow_external_symlinks,
     )
+    if tokenizer.is_companion is not None:
+        samples = drop_companions(samples, tokenizer.is_companion)
     if tokenizer.list_parts is not None:
         samples = expand_parts(samples, tokenizer.list_parts, tokenizer.part_class_names)
     if len(samples) == 0:

@@ -4,6 +4,7 @@ new package and one line here."""
 from . import image  # noqa: F401  (registers image, xray, infrared, depth)
 from . import points  # noqa: F401  (registers points)
 from . import audio  # noqa: F401  (registers audio)
+from . import graph  # noqa: F401  (registers graph)
 from .base import (
     DemoSpec,
     ModalitySpec,

@@ -70,6 +70,9 @@ class Tokenizer:
     # ``part_class_names(path)`` may name the classes.
     list_parts: Callable[[str], list[str] | list[tuple[str, int | None]] | None] | None = None
     part_class_names: Callable[[str], list[str] | None] | None = None
+    # A file that belongs to another file's samples (a TUDataset's DS_graph_indicator.txt
+    # beside its DS_A.txt): True leaves it out of the sample list. Cheap: names, not data.
+    is_companion: Callable[[str], bool] | None = None
 
     def statistics_from(self, paths: list[str]) -> dict[str, Any]:
         """The fitted fields: config overrides computed from the training data
