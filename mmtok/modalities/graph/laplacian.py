@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 import scipy.sparse
 import scipy.sparse.linalg
 
@@ -36,16 +37,14 @@ TIE_TOL = 1e-9
 def normalized_laplacian(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Dense ``I - D^-1/2 A D^-1/2`` (float64) of the undirected edges ``a[i] - b[i]``
     (no self loops, no duplicates)."""
-    adj = np.zeros((n, n))
-    adj[a, b] = 1.0
-    adj[b, a] = 1.0
-    degree = adj.sum(axis=1)
+    degree = np.bincount(a, minlength=n) + np.bincount(b, minlength=n)
     scale = np.zeros(n)
     np.divide(1.0, np.sqrt(degree), out=scale, where=degree > 0)
-    lap = adj
-    lap *= scale[:, None]
-    lap *= -scale[None, :]
-    lap[np.diag_indices(n)] += 1.0
+    weight = -scale[a] * scale[b]
+    lap = np.zeros((n, n))
+    lap[a, b] = weight
+    lap[b, a] = weight
+    lap.flat[:: n + 1] = 1.0
     return lap
 
 
@@ -70,14 +69,23 @@ def laplacian_ids(n: int, a: np.ndarray, b: np.ndarray, k: int,
     if n <= dense_max:
         lap = normalized_laplacian(n, a, b)
         want = min(n, m + 1)  # one more: does the last cluster go on beyond the k-th?
-        values, vectors = scipy.linalg.eigh(lap, subset_by_index=[0, want - 1],
-                                            driver="evr", check_finite=False)
+        values, vectors = _dense_eigs(lap, want)
         if want > m and values[m] - values[m - 1] < CLUSTER_TOL:
             values, vectors = np.linalg.eigh(lap)  # the whole cluster, for its basis
     else:
         values, vectors = _sparse_eigs(n, a, b, min(n - 1, m + 1))
     vectors = canonical_basis(values, vectors)
     return values[:m], vectors[:, :m]
+
+
+def _dense_eigs(lap: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``count`` smallest eigenpairs by LAPACK ``dsyevr`` (what ``scipy.linalg.eigh(...,
+    driver="evr", subset_by_index=...)`` calls, without its per-call checks)."""
+    values, vectors, _, _, info = scipy.linalg.lapack.dsyevr(
+        lap, compute_v=1, range="I", il=1, iu=count, overwrite_a=0)
+    if info != 0:  # LAPACK failed to converge (never seen): the whole spectrum instead
+        values, vectors = np.linalg.eigh(lap)
+    return values[:count], vectors[:, :count]
 
 
 def _sparse_eigs(n: int, a: np.ndarray, b: np.ndarray, count: int
