@@ -31,13 +31,13 @@ from killing import (
 from pointfiles import random_cloud, write_ply
 
 import mmtok
+from conformance.base import tiny_cli_options
 
 SHARDS = 40  # one sample per shard: many commits, so kills land between and inside them
 KILL_CASES = [pytest.param("image", 2, id="image-2-kills")] + [
     pytest.param(modality, 24, id=f"{modality}-24-kills", marks=pytest.mark.slow)
     for modality in ("image", "points", "audio")]
 TINY_ENCODER = "metatransformer:depth=1,width=32,heads=2"
-POINT_OPTIONS = ("--set", "num_points=64", "--set", "num_groups=8", "--set", "group_size=8")
 
 
 def image_corpus(root: Path) -> list[str]:
@@ -70,11 +70,7 @@ def audio_corpus(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in (root / "a").iterdir())
 
 
-CORPORA = {
-    "image": (image_corpus, ("--size", "32")),
-    "points": (points_corpus, POINT_OPTIONS),
-    "audio": (audio_corpus, ("--set", "target_frames=32")),
-}
+CORPORA = {"image": image_corpus, "points": points_corpus, "audio": audio_corpus}
 
 
 def kill_window(reference_seconds: float) -> float:
@@ -96,7 +92,7 @@ def check_kill_loop(tmp_path: Path, command: list[str], seed: int, kills: int) -
 
 @pytest.mark.parametrize("modality,kills", KILL_CASES)
 def test_tokenize_survives_repeated_sigkill(tmp_path, modality, kills):
-    make, options = CORPORA[modality]
+    make, options = CORPORA[modality], tiny_cli_options(modality)
     ids = make(tmp_path / "data")
     command = mmtok_command("tokenize", tmp_path / "data", "-m", modality, "--shard-size", 1,
                             "--no-progress", *options)

@@ -20,7 +20,7 @@ register_modality(ModalitySpec(
     name="audio", config_class=AudioConfig, tokenizer=AudioTokenizer, extensions=EXTENSIONS,
     help="audio (WAV/FLAC/OGG/MP3 -> 16 kHz Kaldi log-mel 128 x 1024 -> AST 16x16/10 patches)",
     projector="mmtok.modalities.audio.projector:build", inputs=("tokens", "valid_columns"),
-    tiny_options={"target_frames": 128, "num_mel_bins": 32},
+    tiny_options={"num_mel_bins": 32, "target_frames": 48},
     demo=DemoSpec("mmtok.modalities.audio.demo:make_demo_audio",
                   "metatransformer:depth=2,width=192,heads=3"),
     docs="docs/modalities/audio.md",

@@ -11,7 +11,7 @@ register_modality(ModalitySpec(
     name="points", config_class=PointsConfig, tokenizer=PointsTokenizer, extensions=EXTENSIONS,
     help="point clouds and meshes: FPS centres + KNN groups (Point-MAE grouping)",
     projector="mmtok.modalities.points.projector:build", inputs=("tokens", "centers"),
-    presets=PRESETS, tiny_options={"num_points": 128, "num_groups": 16, "group_size": 8},
+    presets=PRESETS, tiny_options={"num_points": 64, "num_groups": 8, "group_size": 8},
     demo=DemoSpec("mmtok.modalities.points.demo:make_demo_points",
                   "metatransformer:depth=2,width=192,heads=3"),
     docs="docs/modalities/points.md",
