@@ -13,8 +13,8 @@ register_modality(ModalitySpec(
     help="graphs (edge lists, GraphML, GML, node-link JSON, NPZ, TUDataset folders) -> "
          "TokenGT node + edge tokens with Laplacian eigenvector ids",
     projector="mmtok.modalities.graph.projector:build",
-    inputs=("tokens", "token_label", "num_nodes", "num_edges"),
-    tiny_options={"max_nodes": 24, "max_edges": 64, "lap_k": 4},
+    inputs=("tokens", "token_label", "eigvals", "num_nodes", "num_edges"),
+    tiny_options={"max_nodes": 24, "max_edges": 64, "lap_k": 4, "attr_dim": 1},
     demo=DemoSpec("mmtok.modalities.graph.demo:make_demo_graph",
                   "metatransformer:depth=2,width=192,heads=3"),
     docs="docs/modalities/graph.md",

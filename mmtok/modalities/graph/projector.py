@@ -1,7 +1,8 @@
 """The graph projector, TokenGT's tokenizer (Kim et al. 2022): each token's Laplacian
 identifier ``[P_u, P_v]`` through ``Linear(2k -> width)``, plus its float attributes through
 a linear map, plus an embedding of its integer type (nodes and edges each their own table),
-plus a learned node/edge type embedding; a learned graph token is prepended. Padding slots
+plus a learned node/edge type embedding; a learned graph token is prepended, plus (an
+mmtok addition, sign-invariant) a linear map of the graph's ``lap_k`` smallest eigenvalues. Padding slots
 are masked out of attention and pooling, so a graph's feature does not depend on them.
 
 While training (``train-head --tune tokenizer``) every eigenvector's sign is flipped at
@@ -37,22 +38,29 @@ class GraphProjector(nn.Module):
         self.attr_embed = nn.Linear(self.attr_dim, width) if self.attr_dim else None
         self.node_label = nn.Embedding(int(config["node_types"]) + 1, width)
         self.edge_label = nn.Embedding(int(config["edge_types"]) + 1, width)
-        self.type_embed = nn.Parameter(torch.randn(2, width) * 0.02)  # node, edge
+        self.type_embed = nn.Parameter(torch.randn(2, width) * 0.5)  # node, edge
         self.graph_token = nn.Parameter(torch.randn(1, 1, width) * 0.02)
+        self.eigval_embed = nn.Linear(self.k, width)  # mmtok: the spectrum, into the graph token
+        # unit-scale outputs for the spectrum (eigenvalues lie in [0, 2]): a frozen encoder
+        # sees it from the first step of tuning
+        nn.init.normal_(self.eigval_embed.weight, std=3.0)
         nn.init.normal_(self.node_label.weight, std=0.02)
         nn.init.normal_(self.edge_label.weight, std=0.02)
         self.register_buffer("slot", torch.arange(length), persistent=False)
         self.register_buffer("is_edge", torch.arange(length) >= self.max_nodes,
                              persistent=False)
         self.prefix = 1
+        # the sign flips draw from a generator of their own, seeded from the seed the
+        # projector is built with: a tuning run is reproducible
+        self.flips = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
 
     def forward(self, batch: dict[str, torch.Tensor]) -> Projected:
         tokens = batch["tokens"].float()
         k = self.k
         lap = tokens[..., :2 * k]
         if self.training:  # random sign per eigenvector and graph, the same for P_u and P_v
-            signs = torch.randint(0, 2, (tokens.shape[0], 1, k), device=tokens.device)
-            signs = (signs * 2 - 1).to(lap.dtype)
+            signs = torch.randint(0, 2, (tokens.shape[0], 1, k), generator=self.flips)
+            signs = (signs * 2 - 1).to(device=lap.device, dtype=lap.dtype)
             lap = lap * torch.cat([signs, signs], dim=-1)
         x = self.lap_embed(lap)
         if self.attr_embed is not None:
@@ -66,7 +74,8 @@ class GraphProjector(nn.Module):
         edges = batch["num_edges"].long()[:, None]
         slot = self.slot[None, :]
         mask = (slot < nodes) | (self.is_edge[None, :] & (slot < self.max_nodes + edges))
-        x = torch.cat([self.graph_token.expand(x.shape[0], -1, -1), x], dim=1)
+        graph = self.graph_token + self.eigval_embed(batch["eigvals"].float())[:, None]
+        x = torch.cat([graph, x], dim=1)
         return Projected(x, mask, self.prefix)
 
 
