@@ -220,6 +220,7 @@ def tokenize(
     progress: bool = True,
     stats_from_data: bool = False,
     config_from: str | os.PathLike | None = None,
+    label_map: str | os.PathLike | None = None,
     **options: Any,
 ) -> RunSummary:
     """Tokenize raw files into a Zarr token store; resumes an existing store by default.
@@ -235,6 +236,9 @@ def tokenize(
     only); ``config_from`` (a token or feature store) instead reuses that store's whole
     tokenizer config, fitted statistics, modality and shard size included, so validation
     and test data are tokenized exactly like the training data (see :mod:`mmtok.fitted`).
+    ``label_map`` labels the elements of a multi-sample file (a hyperspectral cube's pixels,
+    for modalities that take one): it decides which samples there are, so it is part of the
+    source (recorded in its description), not of the config.
     """
     started = time.perf_counter()
     # Every argument is checked before the source is listed or any data is read: a typo
@@ -244,7 +248,7 @@ def tokenize(
     if reused is not None:
         modality, options = reused.modality, reused_options(reused, modality, options)
     modality = modality or "image"
-    tokenizer = create_tokenizer(modality, **options)
+    tokenizer = _with_label_map(create_tokenizer(modality, **options), label_map)
     if stats_from_data and not fits_statistics(tokenizer):
         raise UsageError(f"modality {modality!r} cannot compute its normalisation statistics "
                          "from the data; pass them with --set instead")
@@ -253,6 +257,9 @@ def tokenize(
         path_column=path_column, label_column=label_column,
         follow_external_symlinks=follow_external_symlinks,
     )
+    if label_map is not None:
+        samples = SampleList(samples.samples, samples.class_names,
+                             {**samples.description, "label_map": tokenizer.label_map})
     if tokenizer.is_companion is not None:
         samples = drop_companions(samples, tokenizer.is_companion)
     if tokenizer.list_parts is not None:
@@ -263,6 +270,7 @@ def tokenize(
     fitted = reused.fitted if reused is not None else None
     if stats_from_data:
         tokenizer, fitted = _fit_statistics(tokenizer, modality, options, samples)
+        tokenizer = _with_label_map(tokenizer, label_map)
     specs = tokenizer.sample_arrays()
     if shard_size is None:
         # a reused config keeps its store's shard size: the config hash covers the layout
@@ -283,6 +291,14 @@ def tokenize(
                               strict, max_errors, progress, done, resume.errors_in_done)
     return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
                          resume.repaired)
+
+
+def _with_label_map(tokenizer: Tokenizer, label_map: str | os.PathLike | None) -> Tokenizer:
+    if label_map is None:
+        return tokenizer
+    if not os.path.isfile(label_map):
+        raise UsageError(f"--label-map {label_map}: no such file")
+    return tokenizer.with_label_map(os.path.abspath(label_map))
 
 
 def _check_run_arguments(workers: int, max_errors: int | None, shard_size: int | None) -> None:

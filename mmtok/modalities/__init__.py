@@ -5,6 +5,7 @@ from . import image  # noqa: F401  (registers image, xray, infrared, depth)
 from . import points  # noqa: F401  (registers points)
 from . import audio  # noqa: F401  (registers audio)
 from . import graph  # noqa: F401  (registers graph)
+from . import hyperspectral  # noqa: F401  (registers hyperspectral)
 from .base import (
     DemoSpec,
     ModalitySpec,
