@@ -4,6 +4,9 @@ new package and one line here."""
 from . import image  # noqa: F401  (registers image, xray, infrared, depth)
 from . import points  # noqa: F401  (registers points)
 from . import audio  # noqa: F401  (registers audio)
+from . import text  # noqa: F401  (registers text)
+from . import tabular  # noqa: F401  (registers tabular)
+from . import video  # noqa: F401  (registers video)
 from . import graph  # noqa: F401  (registers graph)
 from . import hyperspectral  # noqa: F401  (registers hyperspectral)
 from .base import (
