@@ -106,7 +106,11 @@ def work_shard(
     valid = np.zeros(stop - start, dtype=bool)
     errors = []
     for first, last in file_runs(samples):
-        for row, outcome in enumerate(_tokenize_run(tokenizer, samples[first:last]), first):
+        outcomes = _tokenize_run(tokenizer, samples[first:last])
+        for row in range(first, last):
+            # each result is dropped once copied: a tokenizer that returns views of blocks
+            # (a cube's pixels) frees each block as soon as its rows are in the shard
+            outcome, outcomes[row - first] = outcomes[row - first], None
             sample = samples[row]
             if isinstance(outcome, SampleError):
                 if strict:

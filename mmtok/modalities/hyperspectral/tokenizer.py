@@ -38,7 +38,8 @@ from ..base import Tokenizer
 from .readers import CUBE_EXTENSIONS, Cube, open_cube, read_label_map
 
 PART = re.compile(r"r=(\d+),c=(\d+)")
-BLOCK_BYTES = 64 << 20  # rows read at once, and pixels gathered at once, stay under this
+BLOCK_BYTES = 64 << 20  # rows read at once stay under this
+TOKEN_BLOCK_BYTES = 8 << 20  # tokens made at once stay under this (freed once written)
 SCALES = ("none", "minmax", "standard")
 GATHER_CHUNK = 16  # pixels gathered and grouped at a time
 
@@ -203,7 +204,8 @@ class HyperspectralTokenizer(Tokenizer):
         values each stay under BLOCK_BYTES."""
         h, w, b = shape
         half = self.config.patch // 2
-        per_pixel = self.config.patch ** 2 * b * 4 * 2
+        per_pixel = max(self.config.patch ** 2 * b * 4,
+                        self.config.bands * self.config.token_width * 4)
         start = 0
         while start < len(pixels):
             stop, lo, hi = start, None, None
@@ -213,7 +215,7 @@ class HyperspectralTokenizer(Tokenizer):
                 new_hi = r + half if hi is None else max(hi, r + half)
                 rows = min(h, new_hi + 1) - max(0, new_lo)
                 if stop > start and (rows * w * b * 4 > BLOCK_BYTES
-                                     or (stop - start + 1) * per_pixel > BLOCK_BYTES):
+                                     or (stop - start + 1) * per_pixel > TOKEN_BLOCK_BYTES):
                     break
                 lo, hi, stop = new_lo, new_hi, stop + 1
             yield slice(start, stop)
