@@ -171,7 +171,7 @@ def tokenize(
     ctx: typer.Context,
     source: Annotated[Optional[list[Path]], typer.Argument(
         help="Folder of raw files (the class is the first sub-folder, ImageFolder layout), "
-             "or one or more files (a table's rows are samples: CSV, TSV, JSONL, Parquet).",
+             "or one or more files (a table's rows are samples: CSV, TSV, JSONL, Parquet; a TUDataset DS_A.txt's graphs; a hyperspectral cube's labelled pixels).",
         show_default=False)] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Token store to create or resume (a .zarr folder).")] = ...,
     modality: Annotated[str, typer.Option("-m", "--modality", help=_modality_help())] = "image",
@@ -203,6 +203,7 @@ def tokenize(
     max_pixels: Annotated[Optional[int], typer.Option(help="Larger images are recorded as too_large (default 100M).", rich_help_panel="Image options")] = None,
     stats_from_data: Annotated[bool, typer.Option("--stats-from-data", help="First fit the normalisation statistics on the inputs (audio: fbank mean/std) and record them in the config, with where they were fitted. Training data only: tokenize validation and test data with --config-from.")] = False,
     config_from: Annotated[Optional[Path], typer.Option("--config-from", metavar="STORE", help="Tokenize exactly like STORE (a token store, or a feature store's token config): its whole tokenizer config, fitted statistics and modality; e.g. the training store for validation and test data.")] = None,
+    label_map: Annotated[Optional[Path], typer.Option("--label-map", metavar="PATH", help="Label map of a multi-sample file (a hyperspectral cube's ground truth: one sample per labelled pixel, 0 = unlabelled). A source option: combine a train map with --stats-from-data and a test map with --config-from.")] = None,
     settings: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any tokenizer option of the modality, e.g. --set size=256 (repeatable); see `mmtok modalities`.")] = None,
     jpeg_draft: Annotated[Optional[bool], typer.Option(help="Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the source and print the plan (samples, classes, shards, first ids); read no sample, write nothing.")] = False,
@@ -257,7 +258,7 @@ def tokenize(
             workers=workers, shard_size=shard_size, overwrite=overwrite, repair=repair,
             strict=strict,
             max_errors=max_errors, progress=progress, stats_from_data=stats_from_data,
-            config_from=config_from, **options,
+            config_from=config_from, label_map=label_map, **options,
         )
     _finish_run(summary, json_output)
 

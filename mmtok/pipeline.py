@@ -32,7 +32,7 @@ from .fitted import (
 )
 from .modalities import create_tokenizer, get_modality
 from .modalities.base import Tokenizer, config_to_dict, fits_statistics
-from .sources import Sample, SampleList, expand_parts, from_file_list, from_folder, from_manifest
+from .sources import Sample, SampleList, drop_companions, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
 from .store.paths import check_output_is_not_input
@@ -111,7 +111,11 @@ def work_shard(
     valid = np.zeros(stop - start, dtype=bool)
     errors = []
     for first, last in file_runs(samples):
-        for row, outcome in enumerate(_tokenize_run(tokenizer, samples[first:last]), first):
+        outcomes = _tokenize_run(tokenizer, samples[first:last])
+        for row in range(first, last):
+            # each result is dropped once copied: a tokenizer that returns views of blocks
+            # (a cube's pixels) frees each block as soon as its rows are in the shard
+            outcome, outcomes[row - first] = outcomes[row - first], None
             sample = samples[row]
             if isinstance(outcome, SampleError):
                 if strict:
@@ -279,6 +283,7 @@ def tokenize(
     progress: bool = True,
     stats_from_data: bool = False,
     config_from: str | os.PathLike | None = None,
+    label_map: str | os.PathLike | None = None,
     **options: Any,
 ) -> RunSummary:
     """Tokenize raw files into a Zarr token store; resumes an existing store by default.
@@ -294,6 +299,9 @@ def tokenize(
     only); ``config_from`` (a token or feature store) instead reuses that store's whole
     tokenizer config, fitted statistics, modality and shard size included, so validation
     and test data are tokenized exactly like the training data (see :mod:`mmtok.fitted`).
+    ``label_map`` labels the elements of a multi-sample file (a hyperspectral cube's pixels,
+    for modalities that take one): it decides which samples there are, so it is part of the
+    source (recorded in its description), not of the config.
     """
     started = time.perf_counter()
     _refuse_in_worker_bootstrap()
@@ -308,7 +316,7 @@ def tokenize(
     if reused is not None:
         modality, options = reused.modality, reused_options(reused, modality, options)
     modality = modality or "image"
-    tokenizer = create_tokenizer(modality, **options)
+    tokenizer = _with_label_map(create_tokenizer(modality, **options), label_map)
     if stats_from_data and not fits_statistics(tokenizer):
         raise UsageError(f"modality {modality!r} cannot compute its normalisation statistics "
                          "from the data; pass them with --set instead")
@@ -317,6 +325,11 @@ def tokenize(
         path_column=path_column, label_column=label_column,
         follow_external_symlinks=follow_external_symlinks,
     )
+    if label_map is not None:
+        samples = SampleList(samples.samples, samples.class_names,
+                             {**samples.description, "label_map": tokenizer.label_map})
+    if tokenizer.is_companion is not None:
+        samples = drop_companions(samples, tokenizer.is_companion)
     if tokenizer.list_parts is not None:
         list_parts = tokenizer.list_parts
         if tokenizer.list_parts_label_column:  # rows of a table: --label-column picks labels
@@ -328,6 +341,7 @@ def tokenize(
     fitted = reused.fitted if reused is not None else None
     if stats_from_data:
         tokenizer, fitted = _fit_statistics(tokenizer, modality, options, samples, label_column)
+        tokenizer = _with_label_map(tokenizer, label_map)
     specs = tokenizer.sample_arrays()
     if shard_size is None:
         # a reused config keeps its store's shard size: the config hash covers the layout
@@ -413,6 +427,14 @@ def plan(
         "output": "resume" if existing is not None else "create",
         "config": config_to_dict(tokenizer.config),
     }
+
+
+def _with_label_map(tokenizer: Tokenizer, label_map: str | os.PathLike | None) -> Tokenizer:
+    if label_map is None:
+        return tokenizer
+    if not os.path.isfile(label_map):
+        raise UsageError(f"--label-map {label_map}: no such file")
+    return tokenizer.with_label_map(os.path.abspath(label_map))
 
 
 def _check_run_arguments(workers: int, max_errors: int | None, shard_size: int | None) -> None:

@@ -273,6 +273,15 @@ def open_path_list(spec: str) -> list[str]:
         return read_path_list(handle)
 
 
+def drop_companions(samples: SampleList, is_companion: Callable[[str], bool]) -> SampleList:
+    """``samples`` without the files that belong to another file's samples (``is_companion``,
+    e.g. a TUDataset's side files beside its ``DS_A.txt``)."""
+    kept = [s for s in samples.samples if s.problem is not None or not is_companion(s.path)]
+    if len(kept) == len(samples.samples):
+        return samples
+    return SampleList(kept, samples.class_names, samples.description)
+
+
 def expand_parts(
     samples: SampleList,
     list_parts: Callable[[str], list[str] | list[tuple[str, int | str | None]] | None],

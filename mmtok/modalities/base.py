@@ -76,6 +76,27 @@ class Tokenizer:
     part_class_names: Callable[[str], list[str] | None] | None = None
     list_parts_label_column: ClassVar[bool] = False  # also: statistics_from(paths, label_column=)
 
+    # A file that belongs to another file's samples (a TUDataset's DS_graph_indicator.txt
+    # beside its DS_A.txt): True leaves it out of the sample list. Cheap: names, not data.
+    is_companion: Callable[[str], bool] | None = None
+
+    # Files whose samples are labelled elements (the pixels of a hyperspectral cube) take
+    # their labels from a map given beside the source (``tokenize --label-map PATH``): a
+    # source option, outside the hashed config, so that it combines with --config-from (a
+    # train map with --stats-from-data, a test map with --config-from).
+    takes_label_map: ClassVar[bool] = False
+    label_map: str | None = None
+
+    def with_label_map(self, path: str) -> "Tokenizer":
+        """A copy of this tokenizer that lists and labels samples by the map ``path``."""
+        if not self.takes_label_map:
+            raise UsageError(f"modality {self.config.modality!r} takes no --label-map")
+        import copy
+
+        bound = copy.copy(self)
+        bound.label_map = path
+        return bound
+
     def statistics_from(self, paths: list[str]) -> dict[str, Any]:
         """The fitted fields: config overrides computed from the training data
         (``tokenize --stats-from-data``), e.g. audio's ``{"mean": .., "std": ..}``.
