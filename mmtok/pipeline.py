@@ -15,8 +15,10 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 import signal
 import sys
+import tempfile
 import time
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -30,15 +32,18 @@ from .fitted import (
 )
 from .modalities import create_tokenizer, get_modality
 from .modalities.base import PartsBatch, Tokenizer, config_to_dict, fits_statistics
-from .sources import Sample, SampleList, expand_parts, from_file_list, from_folder, from_manifest
+from .sources import Sample, SampleList, drop_companions, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
-from .store.summary import RunSummary, summarise_run
+from .store.paths import check_output_is_not_input
+from .store.summary import RunSummary, counted, summarise_run
 from .store.writer import (
     ShardData,
     ShardWriter,
     StoreSpec,
+    check_output_kind,
     prepare_store,
+    read_attrs,
     writing,
 )
 
@@ -113,7 +118,12 @@ def work_shard(
                 arrays[name][first:last] = values
             valid[first:last] = True
         for row in range(first, last):
-            outcome = outcomes.errors.get(row - first) if batch else outcomes[row - first]
+            if batch:
+                outcome = outcomes.errors.get(row - first)
+            else:
+                # each result is dropped once copied: a tokenizer that returns views of
+                # blocks (a cube's pixels) frees each block as soon as its rows are in place
+                outcome, outcomes[row - first] = outcomes[row - first], None
             sample = samples[row]
             if isinstance(outcome, SampleError):
                 if strict:
@@ -193,13 +203,66 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init_worker(parent, tokenizer, store_path, strict, counter) -> None:
+def _init_worker(parent, tokenizer, store_path, strict, counter, started, reports) -> None:
     """Per-worker state shared by every task; the samples travel with each task instead
     (``_pool_work``), so a worker holds one shard's slice, not the whole sample list."""
-    _die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
-    _WORKER.update(tokenizer=tokenizer, writer=ShardWriter(store_path), strict=strict,
-                   counter=counter)
+    with started.get_lock():
+        started.value += 1
+    try:
+        _die_with_parent(parent)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
+        _WORKER.update(tokenizer=tokenizer, writer=ShardWriter(store_path), strict=strict,
+                       counter=counter)
+    except BaseException as exc:
+        # An initializer's exception only reaches the worker's stderr; hand it to the
+        # parent, so that its error names the exception instead of guessing.
+        reports.put(f"{type(exc).__name__}: {exc}")
+        raise
+
+
+# A file the parent names in the environment (inherited by spawned workers): where a worker
+# that fails before it has any other channel to the parent writes its exception.
+WORKER_REPORT_ENV = "MMTOK_WORKER_REPORT"
+
+
+def _refuse_in_worker_bootstrap() -> None:
+    """A script that calls ``tokenize(..., workers>1)`` without an ``if __name__ ==
+    "__main__":`` guard is re-run by every spawned worker as it starts, and would call
+    tokenize again from there; say what to do instead of failing on the store's lock."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        error = UsageError(
+            "mmtok.tokenize() was called while a worker process was starting: workers are "
+            "started with spawn and re-import the main script, so a script that calls "
+            "mmtok.tokenize(..., workers=N) must do so under `if __name__ == \"__main__\":`")
+        report = os.environ.get(WORKER_REPORT_ENV)
+        if report:  # the parent reads it when its pool breaks (no other channel exists yet)
+            with open(report, "a", encoding="utf-8") as stream:
+                stream.write(f"{type(error).__name__}: {error}\n")
+        raise error
+
+
+def _death_reason(processes: list, started: int, report: str | None) -> str:
+    """Why the pool broke, from what the workers left behind (never a guess when the
+    exit status says more)."""
+    if report is not None:
+        return f"a worker failed while starting: {report}"
+    deadline = time.monotonic() + 2.0
+    for process in processes:  # the pool terminates the survivors; let them finish dying
+        process.join(max(0.0, deadline - time.monotonic()))
+    codes = [p.exitcode for p in processes if p.exitcode not in (None, -signal.SIGTERM)]
+    if not codes:
+        return "killed by the system, out of memory, or a crashing decoder"
+    code = codes[0]
+    if code < 0:
+        name = signal.Signals(-code).name
+        why = {"SIGKILL": "the system's out-of-memory killer, or kill -9",
+               "SIGSEGV": "a crashing native decoder", "SIGBUS": "a crashing native decoder",
+               "SIGABRT": "a crashing native decoder"}.get(name, "a signal")
+        return f"it was killed by {name}: {why}"
+    if started == 0:
+        return (f"it exited with status {code} while starting, before running any mmtok "
+                "code; its error is above on stderr")
+    return f"it exited with status {code}; its error, if any, is above on stderr"
 
 
 def _count_one() -> None:
@@ -234,6 +297,7 @@ def tokenize(
     progress: bool = True,
     stats_from_data: bool = False,
     config_from: str | os.PathLike | None = None,
+    label_map: str | os.PathLike | None = None,
     **options: Any,
 ) -> RunSummary:
     """Tokenize raw files into a Zarr token store; resumes an existing store by default.
@@ -249,8 +313,16 @@ def tokenize(
     only); ``config_from`` (a token or feature store) instead reuses that store's whole
     tokenizer config, fitted statistics, modality and shard size included, so validation
     and test data are tokenized exactly like the training data (see :mod:`mmtok.fitted`).
+    ``label_map`` labels the elements of a multi-sample file (a hyperspectral cube's pixels,
+    for modalities that take one): it decides which samples there are, so it is part of the
+    source (recorded in its description), not of the config.
     """
     started = time.perf_counter()
+    _refuse_in_worker_bootstrap()
+    check_output_is_not_input("tokenize", output, {
+        "source folder": source if isinstance(source, (str, os.PathLike)) else None,
+        "manifest": manifest, "root folder": root})
+    check_output_kind(output, "tokens")
     # Every argument is checked before the source is listed or any data is read: a typo
     # must not cost a walk over the source or a statistics pass.
     _check_run_arguments(workers, max_errors, shard_size)
@@ -258,7 +330,7 @@ def tokenize(
     if reused is not None:
         modality, options = reused.modality, reused_options(reused, modality, options)
     modality = modality or "image"
-    tokenizer = create_tokenizer(modality, **options)
+    tokenizer = _with_label_map(create_tokenizer(modality, **options), label_map)
     if stats_from_data and not fits_statistics(tokenizer):
         raise UsageError(f"modality {modality!r} cannot compute its normalisation statistics "
                          "from the data; pass them with --set instead")
@@ -267,6 +339,11 @@ def tokenize(
         path_column=path_column, label_column=label_column,
         follow_external_symlinks=follow_external_symlinks,
     )
+    if label_map is not None:
+        samples = SampleList(samples.samples, samples.class_names,
+                             {**samples.description, "label_map": tokenizer.label_map})
+    if tokenizer.is_companion is not None:
+        samples = drop_companions(samples, tokenizer.is_companion)
     if tokenizer.list_parts is not None:
         list_parts = tokenizer.list_parts
         if tokenizer.list_parts_label_column:  # rows of a table: --label-column picks labels
@@ -278,6 +355,7 @@ def tokenize(
     fitted = reused.fitted if reused is not None else None
     if stats_from_data:
         tokenizer, fitted = _fit_statistics(tokenizer, modality, options, samples, label_column)
+        tokenizer = _with_label_map(tokenizer, label_map)
     specs = tokenizer.sample_arrays()
     if shard_size is None:
         # a reused config keeps its store's shard size: the config hash covers the layout
@@ -296,8 +374,81 @@ def tokenize(
         pending = [s for s in range(spec.num_shards) if s not in done]
         written = _run_shards(pending, samples.samples, tokenizer, output, spec, workers,
                               strict, max_errors, progress, done, resume.errors_in_done)
-    return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
-                         resume.repaired)
+    return _with_hints(summarise_run(output, spec, written, len(done),
+                                     time.perf_counter() - started, resume.repaired,
+                                     checked_checksums=repair), modality)
+
+
+def _with_hints(summary: RunSummary, modality: str) -> RunSummary:
+    """A run in which every sample failed most often read files of another modality: say
+    which files this modality reads (the CLI then exits with NoValidSamples' code)."""
+    if summary.nothing_valid:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_kind.items()))
+        summary.warnings.append(
+            f"every sample failed ({kinds}): are these {modality} files? -m {modality} reads "
+            f"{' '.join(get_modality(modality).extensions)}; `mmtok modalities` lists the "
+            "others, and `mmtok info STORE --errors` shows each sample's error")
+    return summary
+
+
+def plan(
+    source: str | os.PathLike | Sequence[str] | SampleList | None = None,
+    output: str | os.PathLike = "tokens.zarr",
+    modality: str = "image",
+    *,
+    manifest: str | os.PathLike | None = None,
+    root: str | None = None,
+    labels: str = "folder",
+    path_column: str = "path",
+    label_column: str | None = "label",
+    follow_external_symlinks: bool = False,
+    shard_size: int | None = None,
+    show: int = 5,
+    **options: Any,
+) -> dict:
+    """What ``tokenize`` with these arguments would do, without reading a sample or writing
+    anything (``tokenize --dry-run``): samples, classes, shard plan, the first ids.
+
+    Lists the source exactly as :func:`tokenize` does; statistics that ``stats_from_data``
+    would compute are not computed (that pass reads every input)."""
+    check_output_is_not_input("tokenize", output, {
+        "source folder": source if isinstance(source, (str, os.PathLike)) else None,
+        "manifest": manifest, "root folder": root})
+    tokenizer = create_tokenizer(modality, **options)
+    samples = build_sample_list(
+        source, get_modality(modality).extensions, manifest=manifest, root=root, labels=labels,
+        path_column=path_column, label_column=label_column,
+        follow_external_symlinks=follow_external_symlinks,
+    )
+    if tokenizer.list_parts is not None:
+        samples = expand_parts(samples, tokenizer.list_parts, tokenizer.part_class_names)
+    specs = tokenizer.sample_arrays()
+    if shard_size is None:
+        shard_size = default_shard_size(sum(s.sample_bytes for s in specs.values()))
+    count = len(samples)
+    if count == 0:  # as tokenize says it
+        raise UsageError(f"no {modality} files found in the source "
+                         f"(extensions: {' '.join(get_modality(modality).extensions)})")
+    problems = [s for s in samples.samples if s.problem is not None]
+    existing = read_attrs(output)
+    return {
+        "store": os.fspath(output), "modality": modality, "num_samples": count,
+        "class_names": list(samples.class_names), "shard_size": shard_size,
+        "num_shards": -(-count // shard_size),
+        "bytes_per_sample": sum(s.sample_bytes for s in specs.values()),
+        "known_problems": len(problems),
+        "first_ids": [s.id for s in samples.samples[:show]],
+        "output": "resume" if existing is not None else "create",
+        "config": config_to_dict(tokenizer.config),
+    }
+
+
+def _with_label_map(tokenizer: Tokenizer, label_map: str | os.PathLike | None) -> Tokenizer:
+    if label_map is None:
+        return tokenizer
+    if not os.path.isfile(label_map):
+        raise UsageError(f"--label-map {label_map}: no such file")
+    return tokenizer.with_label_map(os.path.abspath(label_map))
 
 
 def _check_run_arguments(workers: int, max_errors: int | None, shard_size: int | None) -> None:
@@ -337,19 +488,20 @@ def _fit_statistics(tokenizer: Tokenizer, modality: str, options: dict,
 def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_errors,
                 progress, done, error_count: int) -> int:
     """Run the pending shards; returns how many samples were written."""
-    from tqdm import tqdm
+    from .progress import progress_bar
 
     already = sum(min(spec.shard_size, spec.num_samples - s * spec.shard_size) for s in done)
-    bar = tqdm(total=spec.num_samples, initial=already, unit="sample", desc="tokenize",
-               file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=spec.num_samples, initial=already, unit="sample", desc="tokenize",
+                       disable=not progress)
 
     def check_errors(marker: dict) -> None:
         nonlocal error_count
         error_count += len(marker["errors"])
         bar.set_postfix(errors=error_count, refresh=False)
         if max_errors is not None and error_count > max_errors:
-            raise TooManyErrors(f"{error_count} samples failed, more than --max-errors "
-                                f"{max_errors}; committed shards are kept, see `mmtok info`")
+            raise TooManyErrors(f"{counted(error_count, 'sample')} failed, more than --max-errors "
+                                f"{max_errors}; committed shards are kept, and "
+                                f"`mmtok info {output} --errors` lists the failed samples")
 
     written = 0
     try:
@@ -372,15 +524,20 @@ def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_e
               shard_size: int) -> int:
     context = multiprocessing.get_context("spawn")
     counter = context.Value("q", 0)
+    started, reports = context.Value("i", 0), context.SimpleQueue()
     pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=context,
                                initializer=_init_worker,
-                               initargs=(os.getpid(), tokenizer, output, strict, counter))
+                               initargs=(os.getpid(), tokenizer, output, strict, counter,
+                                         started, reports))
     written = shown = 0
+    report_file = tempfile.NamedTemporaryFile("r", prefix="mmtok-worker-", suffix=".txt")
     try:
         # each task carries only its shard's samples: a million-row list is not pickled
         # into every worker, and a worker's memory does not grow with the source
-        futures = {pool.submit(_pool_work, shard, shard_slice(samples, shard, shard_size)):
-                   shard for shard in pending}
+        with _environment(WORKER_REPORT_ENV, report_file.name):  # workers start on submit
+            futures = {pool.submit(_pool_work, shard, shard_slice(samples, shard, shard_size)):
+                       shard for shard in pending}
+        processes = list(getattr(pool, "_processes", {}).values())  # for their exit codes
         remaining = set(futures)
         while remaining:
             finished, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
@@ -391,10 +548,13 @@ def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_e
                 try:
                     marker = future.result()  # re-raises a worker's exception here
                 except BrokenProcessPool:
+                    report = (reports.get() if not reports.empty()
+                              else report_file.read().strip() or None)
+                    reason = _death_reason(processes, started.value, report)
                     raise WorkerDied(
-                        f"a worker process died while writing shard {futures[future]} (killed "
-                        "by the system, out of memory, or a crashing decoder); committed shards "
-                        "are kept: rerun to resume, with -j 1 to see which sample fails"
+                        f"a worker process died while writing shard {futures[future]} "
+                        f"({reason}); committed shards are kept: rerun to resume, with -j 1 "
+                        "to see which sample fails"
                     ) from None
                 written += marker["stop"] - marker["start"]
                 check_errors(marker)
@@ -404,5 +564,21 @@ def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_e
             process.kill()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
+    finally:
+        report_file.close()
     pool.shutdown(wait=True)
     return written
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``os.environ[name] = value`` for the duration (restored afterwards)."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before

@@ -18,7 +18,7 @@ from typing import IO, Callable, Iterable, Sequence
 
 import numpy as np
 
-from .errors import SampleError, UsageError
+from .errors import NotASample, SampleError, UsageError
 
 UNLABELED = -1
 
@@ -165,6 +165,9 @@ def from_folder(
     skipped. Folder symlinks are followed once (cycles are cut).
     """
     root = os.fspath(root)
+    if not os.path.exists(root):
+        raise UsageError(f"{root} does not exist; pass an existing folder, --files-from or "
+                         "--manifest")
     if not os.path.isdir(root):
         raise UsageError(f"{root} is not a folder; pass a folder, --files-from or --manifest")
     wanted = {ext.lower() for ext in extensions}
@@ -280,6 +283,15 @@ def open_path_list(spec: str) -> list[str]:
         raise UsageError(f"--files-from {spec}: no such file")
     with open(spec, "rb") as handle:
         return read_path_list(handle)
+
+
+def drop_companions(samples: SampleList, is_companion: Callable[[str], bool]) -> SampleList:
+    """``samples`` without the files that belong to another file's samples (``is_companion``,
+    e.g. a TUDataset's side files beside its ``DS_A.txt``)."""
+    kept = [s for s in samples.samples if s.problem is not None or not is_companion(s.path)]
+    if len(kept) == len(samples.samples):
+        return samples
+    return SampleList(kept, samples.class_names, samples.description)
 
 
 @dataclass(frozen=True)
@@ -398,12 +410,16 @@ def expand_parts(
     # per entry holding class-name labels: (entry index, its names); numbers -> names later
     named: list[tuple[int, list[str]]] = []
     labelled_file = None
+    not_samples = []
     for sample in samples.samples:
         if sample.problem is not None:
             entries.append(sample)
             continue
         try:
             parts = list_parts(sample.path)
+        except NotASample:
+            not_samples.append(sample.id)
+            continue
         except SampleError as exc:
             entries.append(replace(sample, problem=(exc.kind, exc.message)))
             continue
@@ -464,4 +480,7 @@ def expand_parts(
         top = max((int(e.labels.max()) if e.labels is not None else e.base.label)
                   if isinstance(e, _Run) else e.label for e in entries)
         class_names = names if names and len(names) > top else [str(i) for i in range(top + 1)]
-    return SampleList(ExpandedSamples(entries), class_names, samples.description)
+    description = samples.description
+    if not_samples:  # left out, but on record
+        description = {**description, "not_samples": not_samples}
+    return SampleList(ExpandedSamples(entries), class_names, description)

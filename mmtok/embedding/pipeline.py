@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -23,12 +24,14 @@ from ..errors import StoreError, UsageError
 from ..store.integrity import checksum_mismatches
 from ..store.layout import FITTED, ArraySpec, shard_bounds
 from ..store.lock import StoreLock
+from ..store.paths import check_output_is_not_input
 from ..store.reader import Store, open_complete_store
 from ..store.summary import RunSummary, summarise_run
 from ..store.writer import (
     ShardData,
     ShardWriter,
     StoreSpec,
+    check_output_kind,
     prepare_store,
     writing,
 )
@@ -143,9 +146,11 @@ class Embedder:
         return pooled_features(self.projector, self.encoder, batch, self.how, self.autocast)
 
     @torch.inference_mode()
-    def __call__(self, rows: dict[str, np.ndarray], *, eager: bool = False) -> np.ndarray:
+    def __call__(self, rows: dict[str, np.ndarray], *, eager: bool = False,
+                 on_batch: Callable[[int], object] | None = None) -> np.ndarray:
         """Pooled features of ``rows``; ``eager`` skips the compiled graph (one-off calls
-        such as the shape probe would otherwise compile a graph of their own)."""
+        such as the shape probe would otherwise compile a graph of their own);
+        ``on_batch(rows)`` is called after every batch (progress)."""
         forward = self._forward if eager or self.compiled is None else self.compiled
         outputs = []
         count = len(next(iter(rows.values())))  # every input array has one row per sample
@@ -156,6 +161,8 @@ class Embedder:
                 chunk = {name: _pad_rows(values, self.batch_size) for name, values in chunk.items()}
             pooled = forward({name: self._to_device(values) for name, values in chunk.items()})
             outputs.append(pooled[:real].float().cpu().numpy())
+            if on_batch is not None:
+                on_batch(real)
         return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
 
 
@@ -195,8 +202,13 @@ def embed(
     repair: bool = False,
     progress: bool = True,
     compile: bool = False,
+    projector_options: dict | None = None,
 ) -> RunSummary:
     """Embed a complete token store into a feature store (resumes an existing one).
+
+    ``projector_options`` choose among the modality projector's variants (e.g. a time
+    series' ``{"kind": "patch"}``); the builder records the options it used in the feature
+    store's projector record (so they are part of its config and its provenance).
 
     ``encoder_options`` go to ``timm.create_model`` (e.g. ``{"img_size": 384}``, or the depth
     of a small test model) and are recorded in the feature store's config. ``repair`` checks
@@ -209,6 +221,8 @@ def embed(
     a store started with it resumes without it and vice versa.
     """
     started = time.perf_counter()
+    check_output_is_not_input("embed", output, {"token store": tokens})
+    check_output_kind(output, "features")
     if pool_how not in POOLS:
         raise UsageError(f"--pool must be one of {', '.join(POOLS)}, not {pool_how!r}")
     if precision not in PRECISIONS:
@@ -219,9 +233,11 @@ def embed(
     torch_device = resolve_device(device)
     frozen = load_encoder(encoder, weights=weights, pretrained=pretrained, seed=seed,
                           device=torch_device, model_kwargs=encoder_options)
+    warnings = _encoder_warnings(frozen)
     statics = {name: token_store.static(name) for name in token_store.attrs["static_arrays"]}
     projector_module, projector_record = build_projector(
-        token_store.modality, token_store.config, frozen, seed, projector, statics)
+        token_store.modality, token_store.config, frozen, seed, projector, statics,
+        projector_options)
     projector_module.to(torch_device)
     if batch_size is None:
         # tokens per sample, about: the longest axis 1 of the projector's inputs (a
@@ -232,15 +248,43 @@ def embed(
     embedder = Embedder(projector_module, frozen, pool_how, torch_device, precision, batch_size,
                         compile=compile)
     spec = _feature_spec(token_store, frozen, projector_record, pool_how, precision, seed,
-                         _feature_shape(embedder, token_store), encoder_options or {})
+                         _feature_shape(embedder, token_store), encoder_options or {},
+                         projector)
     output = os.fspath(output)
     with writing(output), StoreLock(output):
         resume = prepare_store(output, spec, overwrite, repair)
         done = set(resume.done)
         pending = [s for s in range(spec.num_shards) if s not in done]
         written = _run(token_store, embedder, output, pending, spec, progress, str(torch_device))
-    return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
-                         resume.repaired)
+    summary = summarise_run(output, spec, written, len(done), time.perf_counter() - started,
+                            resume.repaired, checked_checksums=repair)
+    summary.warnings += warnings
+    if summary.nothing_valid:
+        summary.warnings.append(f"{tokens} holds no valid sample, so no feature was computed; "
+                                "`mmtok info TOKENS --errors` shows why each one failed")
+    return summary
+
+
+def _encoder_warnings(encoder: Any) -> list[str]:
+    """What a user must know about the encoder, said before the run (on stderr) and in the
+    summary: features of random weights mean nothing, and adapted weights differ from the
+    checkpoint's own model."""
+    warnings = []
+    if encoder.weights_sha256 is None and encoder.weights_source.startswith("random"):
+        warnings.append(
+            f"the encoder {encoder.name} has random weights ({encoder.weights_source}): no "
+            "--weights FILE or --pretrained was given, so these features come from an "
+            "untrained model (fine for a test; pass --weights or --pretrained for real use)")
+    if encoder.adapted:
+        shapes = "; ".join(f"{key} {list(old)} -> {list(new)}"
+                           for key, (old, new) in encoder.adapted_shapes.items())
+        warnings.append(
+            f"the checkpoint's tensors were resized to fit {encoder.name} by timm's checkpoint "
+            f"filter ({shapes}); the features are not exactly those of the checkpoint's own "
+            "model (choose an --encoder / --encoder-option img_size=... that matches it)")
+    for warning in warnings:
+        print(f"mmtok: warning: {warning}", file=sys.stderr)
+    return warnings
 
 
 def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:
@@ -251,14 +295,44 @@ def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:
     return embedder(probe, eager=True).shape[1:]
 
 
+def weights_identity(encoder: Any) -> str:
+    """What the encoder's weights are, wherever their file lies: ``sha256:<hex>`` for a
+    file, else the hub name or the random seed. Paths never enter a config: the same
+    weights copied to another folder or machine must resume a store and fit a head."""
+    if encoder.weights_sha256 is not None:
+        return f"sha256:{encoder.weights_sha256}"
+    return encoder.weights_source
+
+
+def projector_identity(record: dict, encoder: Any) -> dict:
+    """The projector's record without paths: a loaded file is named by its sha256 alone,
+    and the image projector (the encoder's own patch embedding) by the encoder weights."""
+    record = dict(record)
+    if "sha256" in record:
+        record.pop("source", None)
+    elif record.get("source") == encoder.weights_source:
+        record["source"] = weights_identity(encoder)
+    return record
+
+
+def _file_paths(encoder: Any, projector_file: str | os.PathLike | None) -> dict:
+    """Where the weights and projector files were read from: kept in the attrs for
+    information only (outside the config, so neither resume nor provenance compares it)."""
+    source = encoder.weights_source
+    return {"weights": source[len("file:"):] if source.startswith("file:") else None,
+            "projector": os.path.abspath(projector_file) if projector_file else None}
+
+
 def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precision: str,
-                  seed: int, shape: tuple[int, ...], encoder_options: dict) -> StoreSpec:
+                  seed: int, shape: tuple[int, ...], encoder_options: dict,
+                  projector_file: str | os.PathLike | None = None) -> StoreSpec:
     attrs = tokens.attrs
     config = {
         "encoder": encoder.name, "encoder_options": encoder_options,
         "adapted_keys": list(encoder.adapted), "weights_sha256": encoder.weights_sha256,
-        "weights_source": encoder.weights_source, "width": encoder.width,
-        "projector": projector, "pool": how, "precision": precision, "seed": seed,
+        "weights_source": weights_identity(encoder), "width": encoder.width,
+        "projector": projector_identity(projector, encoder), "pool": how,
+        "precision": precision, "seed": seed,
         "tokens_config_hash": attrs["config_hash"], "tokens_config": attrs["config"],
     }
     return StoreSpec(
@@ -268,14 +342,16 @@ def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precis
         class_names=attrs["class_names"],
         source={"tokens": os.path.abspath(tokens.path), **attrs["source"]},
         source_hash=attrs["source_hash"],
-        # where the token config's statistics were fitted, for `info` and --config-from
-        extra_attrs={FITTED: attrs[FITTED]} if FITTED in attrs else {},
+        # where the token config's statistics were fitted (for `info` and --config-from),
+        # and the paths of the files hashed into the config (for information only)
+        extra_attrs={"files": _file_paths(encoder, projector_file),
+                     **({FITTED: attrs[FITTED]} if FITTED in attrs else {})},
     )
 
 
 def _run(tokens: Store, embedder: Embedder, output: str, pending: list[int], spec: StoreSpec,
          progress: bool, device: str) -> int:
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     writer = ShardWriter(output)
     errors = _token_errors(tokens)
@@ -283,8 +359,8 @@ def _run(tokens: Store, embedder: Embedder, output: str, pending: list[int], spe
     shape = spec.arrays["features"].shape
     bounds = [shard_bounds(s, spec.num_samples, spec.shard_size) for s in pending]
     already = spec.num_samples - sum(stop - start for start, stop in bounds)
-    bar = tqdm(total=spec.num_samples, initial=already, unit="sample", desc=f"embed ({device})",
-               disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(total=spec.num_samples, initial=already, unit="sample",
+                       desc=f"embed ({device})", disable=not progress)
     written = 0
     try:
         for shard, rows in _prefetch(_read_shards(tokens, pending)):
@@ -293,13 +369,13 @@ def _run(tokens: Store, embedder: Embedder, output: str, pending: list[int], spe
             features = np.zeros((len(valid), *shape), np.float32)
             inputs = {k: v[valid] for k, v in rows.items() if k in inputs_of}
             if valid.any():
-                features[valid] = embedder(inputs)
+                features[valid] = embedder(inputs, on_batch=bar.update)
             shard_errors = [_invalid_record(start + int(i), str(rows["id"][i]), errors)
                             for i in np.flatnonzero(~valid)]
             writer.write(shard, ShardData({"features": features}, rows["label"], valid,
                                           [str(i) for i in rows["id"]], shard_errors))
             written += len(valid)
-            bar.update(len(valid))
+            bar.update(int((~valid).sum()))  # the valid ones moved the bar batch by batch
     finally:
         bar.close()
     return written

@@ -7,11 +7,17 @@ D), ``mask`` (B, T) True for real content tokens (None when every token is real)
 of prefix tokens, and optionally a position embedding to add before every encoder block.
 Projectors without pretrained weights start from a recorded seed and can be loaded from a
 safetensors file.
+
+Projector options (``embed --projector-option KEY=VALUE``, ``projector_options=``) go to the
+registry's ``build`` function as a fourth argument, ``options``; a builder that takes no
+``options`` parameter takes no options (given any, the run is refused). The builder returns
+the options it used (defaults filled in) in its record, which the feature store records.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from typing import Any, Callable
 
@@ -26,12 +32,24 @@ __all__ = ["Projected", "build_projector", "load_projector_weights", "run_encode
 
 def build_projector(modality: str, token_config: dict, encoder: Any, seed: int,
                     weights: str | os.PathLike | None = None,
-                    statics: dict | None = None) -> tuple[nn.Module, dict]:
-    """The projector the registry names for ``modality`` and the record of how it was made."""
+                    statics: dict | None = None,
+                    options: dict[str, Any] | None = None) -> tuple[nn.Module, dict]:
+    """The projector the registry names for ``modality`` and the record of how it was made.
+
+    ``options`` (``--projector-option KEY=VALUE``) go to builders that take them; the
+    builder refuses unknown keys and records the options it used."""
     build = projector_builder(modality)
+    takes_options = "options" in inspect.signature(build).parameters
+    if options and not takes_options:
+        raise UsageError(f"the {modality} projector takes no --projector-option (given: "
+                         f"{', '.join(sorted(options))}); drop them")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        projector, record = build(token_config, encoder, statics or {})
+        if takes_options:
+            projector, record = build(token_config, encoder, statics or {},
+                                      options=dict(options or {}))
+        else:
+            projector, record = build(token_config, encoder, statics or {})
     if "source" not in record:  # its weights are its own, drawn from the recorded seed
         record = {**record, "source": f"random(seed={seed})"}
     if weights is not None:

@@ -109,6 +109,27 @@ class Tokenizer:
     part_class_names: Callable[[str], list[str] | None] | None = None
     list_parts_label_column: ClassVar[bool] = False  # also: statistics_from(paths, label_column=)
 
+    # A file that belongs to another file's samples (a TUDataset's DS_graph_indicator.txt
+    # beside its DS_A.txt): True leaves it out of the sample list. Cheap: names, not data.
+    is_companion: Callable[[str], bool] | None = None
+
+    # Files whose samples are labelled elements (the pixels of a hyperspectral cube) take
+    # their labels from a map given beside the source (``tokenize --label-map PATH``): a
+    # source option, outside the hashed config, so that it combines with --config-from (a
+    # train map with --stats-from-data, a test map with --config-from).
+    takes_label_map: ClassVar[bool] = False
+    label_map: str | None = None
+
+    def with_label_map(self, path: str) -> "Tokenizer":
+        """A copy of this tokenizer that lists and labels samples by the map ``path``."""
+        if not self.takes_label_map:
+            raise UsageError(f"modality {self.config.modality!r} takes no --label-map")
+        import copy
+
+        bound = copy.copy(self)
+        bound.label_map = path
+        return bound
+
     def statistics_from(self, paths: list[str]) -> dict[str, Any]:
         """The fitted fields: config overrides computed from the training data
         (``tokenize --stats-from-data``), e.g. audio's ``{"mean": .., "std": ..}``.
@@ -288,7 +309,16 @@ def _convert(text: str, hint: Any, assignment: str) -> Any:
             return tuple(item(v) for v in text.split(",")) if text else ()
         return hint(text)
     except ValueError:
-        raise UsageError(f"--set {assignment!r}: {text!r} is not a valid {hint}") from None
+        raise UsageError(f"--set {assignment!r}: {text!r} is not {_type_words(hint)}") from None
+
+
+def _type_words(hint: Any) -> str:
+    """``int`` -> "an integer", ``tuple[float, ...]`` -> "comma-separated numbers"."""
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return "comma-separated integers" if item is int else "comma-separated numbers"
+    return {int: "an integer", float: "a number", bool: "true or false"}.get(
+        hint, f"a valid {getattr(hint, '__name__', hint)}")
 
 
 def create_tokenizer(modality: str, **overrides: Any) -> Tokenizer:

@@ -139,6 +139,8 @@ def prepare_store(path: str | os.PathLike, spec: StoreSpec, overwrite: bool,
     """
     path = Path(path)
     existing = read_attrs(path)
+    if existing is not None:
+        _check_same_kind(path, existing.get("kind"), spec.kind)
     if existing is not None and not overwrite:
         _check_compatible(path, existing, spec)
         state = _check_committed(path, existing, repair)  # may refuse: touch nothing before
@@ -202,6 +204,32 @@ def _check_committed(path: Path, attrs: dict, repair: bool) -> ResumeState:
 def creating_path(path: Path) -> Path:
     """Where a new store is built before it is renamed into place (beside the lock)."""
     return path.with_name(path.name + ".creating")
+
+
+# What each kind of store is called in messages, and the command that writes it.
+KIND_NAMES = {"tokens": ("token store", "mmtok tokenize"),
+              "features": ("feature store", "mmtok embed")}
+
+
+def check_output_kind(path: str | os.PathLike, kind: str) -> None:
+    """Refuse early (before any heavy work) an output that holds a store of another kind."""
+    existing = read_attrs(path)
+    if existing is not None:
+        _check_same_kind(Path(path), existing.get("kind"), kind)
+
+
+def _check_same_kind(path: Path, found: str | None, kind: str) -> None:
+    """A store of another kind is never replaced, not even with --overwrite: a token store
+    is the input of every later step, and a config mismatch message would invite
+    ``--overwrite``."""
+    if found == kind:
+        return
+    name, maker = KIND_NAMES.get(found, (f"{found} store", "another command"))
+    wanted = KIND_NAMES.get(kind, (f"{kind} store", ""))[0]
+    raise StoreError(
+        f"{path} is a {name} (made by `{maker}`), and this command writes a {wanted}; a store "
+        "of another kind is never replaced, even with --overwrite. Choose another output "
+        "path, or delete that store yourself if you no longer need it")
 
 
 def _check_compatible(path: Path, existing: dict, spec: StoreSpec) -> None:

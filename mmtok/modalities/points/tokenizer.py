@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ...errors import SampleError, UsageError
+from ...errors import NotASample, SampleError, UsageError
 from ...kernels.fps import farthest_point_sample
 from ...kernels.knn import knn_group
 from ...store.layout import ArraySpec
@@ -134,6 +134,10 @@ class PointsTokenizer(Tokenizer):
     def list_parts(path: str) -> list[tuple[str, int | None]] | None:
         if os.path.splitext(path)[1].lower() in HDF5_EXTENSIONS:
             return hdf5_rows(path)
+        if os.path.basename(path) == "shape_names.txt" and any(
+                os.path.splitext(n)[1].lower() in HDF5_EXTENSIONS
+                for n in os.listdir(os.path.dirname(path) or ".")):
+            raise NotASample(path)  # ModelNet's class names (part_class_names), not an XYZ cloud
         return None
 
     @staticmethod
