@@ -40,6 +40,7 @@ class Labels(StrEnum):
 
 class Resize(StrEnum):
     shorter = "shorter"
+    scale_crop = "scale_crop"
     plain = "plain"
 
 
@@ -144,7 +145,7 @@ def tokenize(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
     size: Annotated[Optional[int], typer.Option(help="Output side in pixels (default 224).", rich_help_panel="Image options")] = None,
     patch: Annotated[Optional[int], typer.Option(help="Patch side in pixels (default 16).", rich_help_panel="Image options")] = None,
-    resize: Annotated[Optional[Resize], typer.Option(help="shorter: shorter side + centre crop; plain: stretch.", rich_help_panel="Image options")] = None,
+    resize: Annotated[Optional[Resize], typer.Option(help="shorter: centre crop of the shorter side resampled in one step; scale_crop: shorter side to floor(size / crop_pct), then a centre crop (timm's eval transform); plain: stretch.", rich_help_panel="Image options")] = None,
     crop_pct: Annotated[Optional[float], typer.Option(help="Centre-crop fraction of the shorter side (timm's crop_pct; default 1.0).", rich_help_panel="Image options")] = None,
     interpolation: Annotated[Optional[str], typer.Option(help="nearest, bilinear, bicubic or lanczos.", rich_help_panel="Image options")] = None,
     channels: Annotated[Optional[int], typer.Option(help="1 or 3 (preset default).", rich_help_panel="Image options")] = None,
@@ -155,6 +156,7 @@ def tokenize(
     stats_from_data: Annotated[bool, typer.Option("--stats-from-data", help="First fit the normalisation statistics on the inputs (audio: fbank mean/std) and record them in the config, with where they were fitted. Training data only: tokenize validation and test data with --config-from.")] = False,
     config_from: Annotated[Optional[Path], typer.Option("--config-from", metavar="STORE", help="Tokenize exactly like STORE (a token store, or a feature store's token config): its whole tokenizer config, fitted statistics and modality; e.g. the training store for validation and test data.")] = None,
     settings: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any tokenizer option of the modality, e.g. --set size=256 (repeatable); see `mmtok modalities`.")] = None,
+    like_encoder: Annotated[Optional[str], typer.Option("--like-encoder", metavar="NAME", help="Cut tokens as the timm model NAME preprocesses images (size, patch, crop, interpolation, statistics from timm's data config); options given explicitly still win.")] = None,
     jpeg_draft: Annotated[Optional[bool], typer.Option(help="Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
 ) -> None:
     """Tokenize raw files into a sharded Zarr v3 token store. Rerun to resume."""
@@ -191,7 +193,7 @@ def tokenize(
             workers=workers, shard_size=shard_size, overwrite=overwrite, repair=repair,
             strict=strict,
             max_errors=max_errors, progress=progress, stats_from_data=stats_from_data,
-            config_from=config_from, **options,
+            config_from=config_from, like_encoder=like_encoder, **options,
         )
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
 
@@ -232,6 +234,8 @@ def embed(
     repair: Annotated[bool, typer.Option("--repair", help="Check every committed shard against its checksums and rewrite the damaged ones.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    statistics: Annotated[str, typer.Option(help="Normalisation statistics of modalities normalised at embed time (image): encoder (the encoder's own: timm's data config, CLIP's for Meta-Transformer), store (those recorded at tokenize time), or given by --stat.")] = "encoder",
+    stat: Annotated[Optional[list[str]], typer.Option("--stat", metavar="KEY=VALUE", help="Given statistics, e.g. --stat mean=0.5,0.5,0.5 --stat std=0.5,0.5,0.5 (repeatable; every statistic of the modality).")] = None,
     compile_forward: Annotated[bool, typer.Option("--compile/--no-compile", help="Run the projector + encoder forward through torch.compile (the first batch pays for compiling; on CPU it needs a C compiler). Speed only: not recorded in the config, so a store resumes across the flag.")] = False,
 ) -> None:
     """Run token shards through one frozen encoder into a feature store. Rerun to resume."""
@@ -243,8 +247,26 @@ def embed(
                             device=device, precision=precision, seed=seed,
                             encoder_options=_key_values(encoder_option or []),
                             overwrite=overwrite, repair=repair, progress=progress,
-                            compile=compile_forward)
+                            compile=compile_forward,
+                            statistics=_statistics_choice(statistics, stat or []))
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
+
+
+def _statistics_choice(statistics: str, stat: list[str]) -> str | dict:
+    """``--statistics``/``--stat`` -> embed's ``statistics``: a name, or the given values
+    (KEY=VALUE text, typed by the token store's config once embed has opened it)."""
+    if not stat:
+        return statistics
+    if statistics not in ("encoder", "given"):
+        raise UsageError(f"--stat gives the statistics; it cannot go with --statistics "
+                         f"{statistics}")
+    given: dict = {}
+    for assignment in stat:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--stat expects KEY=VALUE, got {assignment!r}")
+        given[key.strip()] = text.strip()
+    return given
 
 
 @app.command()

@@ -28,7 +28,7 @@ from .fitted import (
     reused_options,
 )
 from .modalities import create_tokenizer, get_modality
-from .modalities.base import Tokenizer, config_to_dict, fits_statistics
+from .modalities.base import Tokenizer, config_to_dict, fits_statistics, like_encoder_options
 from .sources import Sample, SampleList, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
@@ -218,6 +218,7 @@ def tokenize(
     progress: bool = True,
     stats_from_data: bool = False,
     config_from: str | os.PathLike | None = None,
+    like_encoder: str | None = None,
     **options: Any,
 ) -> RunSummary:
     """Tokenize raw files into a Zarr token store; resumes an existing store by default.
@@ -233,6 +234,10 @@ def tokenize(
     only); ``config_from`` (a token or feature store) instead reuses that store's whole
     tokenizer config, fitted statistics, modality and shard size included, so validation
     and test data are tokenized exactly like the training data (see :mod:`mmtok.fitted`).
+
+    ``like_encoder`` (a timm model name) sets the options that cut tokens as that model's
+    own preprocessing would (image: size, patch, crop, interpolation, statistics, from
+    timm's data config); options given explicitly still win.
     """
     started = time.perf_counter()
     # Every argument is checked before the source is listed or any data is read: a typo
@@ -242,6 +247,11 @@ def tokenize(
     if reused is not None:
         modality, options = reused.modality, reused_options(reused, modality, options)
     modality = modality or "image"
+    if like_encoder is not None:
+        if reused is not None:
+            raise UsageError("--config-from reuses that store's whole config; --like-encoder "
+                             "would replace part of it: give one or the other")
+        options = like_encoder_options(modality, like_encoder, **options)
     tokenizer = create_tokenizer(modality, **options)
     if stats_from_data and not fits_statistics(tokenizer):
         raise UsageError(f"modality {modality!r} cannot compute its normalisation statistics "

@@ -34,7 +34,7 @@ from ..store.writer import (
 )
 from .encoders import load_encoder
 from .pooling import POOLS, pool
-from .projectors import build_projector, run_encoder
+from .projectors import build_projector, embed_statistics, run_encoder
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -195,6 +195,7 @@ def embed(
     repair: bool = False,
     progress: bool = True,
     compile: bool = False,
+    statistics: str | dict = "encoder",
 ) -> RunSummary:
     """Embed a complete token store into a feature store (resumes an existing one).
 
@@ -207,6 +208,11 @@ def embed(
     for the compilation; on the CPU it needs a C compiler). It is deliberately not part of
     the store's config: it changes speed, not results (features agree to float rounding), so
     a store started with it resumes without it and vice versa.
+
+    ``statistics``: the normalisation of modalities normalised at embed time (image):
+    ``"encoder"`` (the encoder's own, the default), ``"store"`` (the token store's), or a
+    dict of given values; recorded in the feature store's config (see
+    :func:`mmtok.embedding.projectors.embed_statistics`).
     """
     started = time.perf_counter()
     if pool_how not in POOLS:
@@ -220,8 +226,10 @@ def embed(
     frozen = load_encoder(encoder, weights=weights, pretrained=pretrained, seed=seed,
                           device=torch_device, model_kwargs=encoder_options)
     statics = {name: token_store.static(name) for name in token_store.attrs["static_arrays"]}
+    projector_config, statistics_record = embed_statistics(
+        token_store.modality, token_store.config, frozen, statistics)
     projector_module, projector_record = build_projector(
-        token_store.modality, token_store.config, frozen, seed, projector, statics)
+        token_store.modality, projector_config, frozen, seed, projector, statics)
     projector_module.to(torch_device)
     if batch_size is None:
         batch_size = auto_batch_size(torch_device, token_store.group["tokens"].shape[1],
@@ -229,7 +237,8 @@ def embed(
     embedder = Embedder(projector_module, frozen, pool_how, torch_device, precision, batch_size,
                         compile=compile)
     spec = _feature_spec(token_store, frozen, projector_record, pool_how, precision, seed,
-                         _feature_shape(embedder, token_store), encoder_options or {})
+                         _feature_shape(embedder, token_store), encoder_options or {},
+                         statistics_record)
     output = os.fspath(output)
     with writing(output), StoreLock(output):
         resume = prepare_store(output, spec, overwrite, repair)
@@ -249,13 +258,15 @@ def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:
 
 
 def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precision: str,
-                  seed: int, shape: tuple[int, ...], encoder_options: dict) -> StoreSpec:
+                  seed: int, shape: tuple[int, ...], encoder_options: dict,
+                  statistics: dict | None = None) -> StoreSpec:
     attrs = tokens.attrs
     config = {
         "encoder": encoder.name, "encoder_options": encoder_options,
         "adapted_keys": list(encoder.adapted), "weights_sha256": encoder.weights_sha256,
         "weights_source": encoder.weights_source, "width": encoder.width,
-        "projector": projector, "pool": how, "precision": precision, "seed": seed,
+        "projector": projector, "statistics": statistics, "pool": how,
+        "precision": precision, "seed": seed,
         "tokens_config_hash": attrs["config_hash"], "tokens_config": attrs["config"],
     }
     return StoreSpec(
