@@ -271,7 +271,9 @@ def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precis
     }
     return StoreSpec(
         kind="features", modality=attrs["modality"], config=config,
-        arrays={"features": ArraySpec(tuple(shape), "float32")}, static_arrays={},
+        arrays={"features": ArraySpec(tuple(shape), "float32",
+                                      ("token", "feature")[-len(shape):])},
+        static_arrays={},
         num_samples=attrs["num_samples"], shard_size=attrs["shard_size"],
         class_names=attrs["class_names"],
         source={"tokens": os.path.abspath(tokens.path), **attrs["source"]},

@@ -261,9 +261,10 @@ class ImageTokenizer(Tokenizer):
     def sample_arrays(self) -> dict[str, ArraySpec]:
         c = self.config
         return {
-            "tokens": ArraySpec((self.grid * self.grid, c.channels * c.patch * c.patch), self.dtype),
+            "tokens": ArraySpec((self.grid * self.grid, c.channels * c.patch * c.patch),
+                                self.dtype, ("token", "value")),
             "length": ArraySpec((), "int32"),
-            "orig_size": ArraySpec((2,), "int32"),
+            "orig_size": ArraySpec((2,), "int32", ("height_width",)),
         }
 
     def static_arrays(self) -> dict[str, np.ndarray]:
