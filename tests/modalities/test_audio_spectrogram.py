@@ -2,6 +2,10 @@
 the patches (hence the features) the patch-storing layout gave (tests/audioreference.py)."""
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -93,3 +97,25 @@ def test_an_old_patch_store_is_refused_with_a_re_tokenize_message(reference_run,
     (old / "zarr.json").write_text(json.dumps(meta))
     with pytest.raises(UsageError, match="Re-tokenize the audio files"):
         mmtok.embed(old, tmp_path / "f.zarr", ENCODER, progress=False)
+
+
+@pytest.mark.interpret
+def test_the_triton_kernel_cuts_the_same_patches_from_the_stored_layout():
+    """The CUDA path (the patchify kernel reading the (frames, mel) store through a
+    transposed view), run on the CPU by Triton's interpreter, equals the CPU path."""
+    pytest.importorskip("triton")
+    code = textwrap.dedent("""
+        import numpy as np, torch
+        from mmtok.modalities.audio.projector import spectrogram_patches
+        rng = np.random.default_rng(0)
+        spec = torch.from_numpy(rng.standard_normal((2, 48, 32)).astype(np.float16))
+        cpu = spectrogram_patches(spec, 16, 10, impl="torch")
+        kernel = spectrogram_patches(spec, 16, 10, impl="triton")
+        assert cpu.shape == kernel.shape == (2, 2 * 4, 256), kernel.shape
+        assert kernel.dtype == torch.float32
+        assert torch.equal(cpu, kernel)
+    """)
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]

@@ -33,16 +33,18 @@ def sincos_2d(positions: torch.Tensor, width: int) -> torch.Tensor:
     return torch.cat(parts, dim=1).float()
 
 
-def spectrogram_patches(spectrogram: torch.Tensor, patch: int, stride: int) -> torch.Tensor:
+def spectrogram_patches(spectrogram: torch.Tensor, patch: int, stride: int,
+                        impl: str = "auto") -> torch.Tensor:
     """(B, frames, mel) spectrograms -> (B, L, patch * patch) float32 AST patches, in
     (frequency row, time column) order over the (mel, frames) image, each flattened (mel
     offset, frame offset): the flattening of AST's ``Conv2d(1, D, patch, stride)`` weight.
 
     A pure gather (no arithmetic), on the input's device: a strided window view on the CPU
     (what ``unfold`` does), the patchify Triton kernel's overlapping path on CUDA; the
-    transpose to (mel, frames) is a view, never copied."""
+    transpose to (mel, frames) is a view, never copied. ``impl`` forces one of
+    :func:`mmtok.kernels.patchify.patchify`'s implementations (tests)."""
     image = spectrogram.transpose(1, 2).unsqueeze(1)  # (B, 1, mel, frames), a view
-    return patchify(image, patch, stride, out_dtype="float32")
+    return patchify(image, patch, stride, out_dtype="float32", impl=impl)
 
 
 def valid_columns(length: torch.Tensor, stride: int, columns: int) -> torch.Tensor:
