@@ -124,25 +124,28 @@ def folder_bytes(folder: Path) -> int:
 
 
 class MmtokRuns:
-    """``run_mmtok`` into a new store per call; the previous one is deleted (untimed) by
-    :meth:`clean`, after its size on disk was recorded."""
+    """``run_mmtok`` into a new store per call (``NAME-K.zarr``); :meth:`clean` records the
+    last store's size on disk and deletes them all, after the timing (deleting is not
+    tokenizing, and it would cost the timed runs file-system work)."""
 
     def __init__(self, folder: Path, workdir: Path, name: str, count: int, options: dict):
         self.folder, self.workdir, self.name = folder, workdir, name
         self.count, self.options, self.calls, self.store_bytes = count, options, 0, None
+        self.clean()
 
-    def store(self) -> Path:
-        return self.workdir / f"{self.name}-{self.calls}.zarr"
+    def store(self, call: int) -> Path:
+        return self.workdir / f"{self.name}-{call}.zarr"
 
     def __call__(self) -> None:
-        self.clean()
         self.calls += 1
-        run_mmtok(self.folder, self.store(), self.count, self.options)
+        shutil.rmtree(self.store(self.calls), ignore_errors=True)  # a leftover: not expected
+        run_mmtok(self.folder, self.store(self.calls), self.count, self.options)
 
     def clean(self) -> None:
-        if self.store().exists():
-            self.store_bytes = folder_bytes(self.store())
-        shutil.rmtree(self.store(), ignore_errors=True)
+        if self.calls:
+            self.store_bytes = folder_bytes(self.store(self.calls))
+        for old in self.workdir.glob(f"{self.name}-*.zarr"):
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def machine_info() -> dict:
