@@ -119,3 +119,14 @@ def test_the_triton_kernel_cuts_the_same_patches_from_the_stored_layout():
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def test_stereo_mixing_is_numpys_channel_mean_bit_for_bit():
+    from mmtok.modalities.audio.tokenizer import _mix_to_mono
+
+    rng = np.random.default_rng(5)
+    for channels in (1, 2, 3):
+        data = (rng.standard_normal((10_001, channels)) * 0.4).astype(np.float32)
+        data[:5] = [[2.0 ** -130] * channels, [1.0] * channels, [-1.0] * channels,
+                    [np.float32(1e-38)] * channels, [0.0] * channels]  # subnormal, edges
+        np.testing.assert_array_equal(_mix_to_mono(data), data.mean(axis=1, dtype=np.float32))

@@ -224,7 +224,7 @@ def read_span(handle: sf.SoundFile, info: AudioInfo, start: int, stop: int, samp
         data = handle.read(end - begin, dtype="float32", always_2d=True)
     except Exception as exc:  # noqa: BLE001 - a decoder failure mid-stream is this file's problem
         raise SampleError("decode_error", f"{type(exc).__name__}: {exc}", stage="decode") from None
-    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    mono = _mix_to_mono(data)
     if not np.isfinite(mono).all():
         raise SampleError("nan_audio", "the audio holds NaN or infinite samples", stage="decode")
     if sr_in != sample_rate and len(mono):
@@ -232,6 +232,21 @@ def read_span(handle: sf.SoundFile, info: AudioInfo, start: int, stop: int, samp
 
         mono = soxr.resample(mono, sr_in, sample_rate, quality=quality)
     return mono[start - offset: stop - offset]
+
+
+def _mix_to_mono(data: np.ndarray) -> np.ndarray:
+    """The mean of the channels of (samples, channels) float32 ``data``. For stereo,
+    ``(left + right) * 0.5``: the same bits as ``data.mean(axis=1, dtype=float32)`` (a sum
+    of two, halved exactly), 40x faster (numpy reduces a 2-wide inner axis element by
+    element, which cost more than resampling a 44.1 kHz clip)."""
+    channels = data.shape[1]
+    if channels == 1:
+        return data[:, 0]
+    if channels == 2:
+        mono = data[:, 0] + data[:, 1]
+        mono *= np.float32(0.5)
+        return mono
+    return data.mean(axis=1, dtype=np.float32)
 
 
 # --------------------------------------------------------------------------------------
