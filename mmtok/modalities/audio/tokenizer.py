@@ -408,19 +408,22 @@ class AudioTokenizer(Tokenizer):
         c = self.config
         real, length = self.log_mel(wave)
         # (x - mean) / (2 std) in float32 and one cast to float16, over the real frames only
-        # (the values the patch layout stored, bit for bit); padding frames are a constant
-        normalised = to_float16((real - np.float32(c.mean)) / np.float32(2.0 * c.std))
+        # (the values the patch layout stored, bit for bit); padding frames are a constant.
+        # The cast and the transpose to (frame, mel) are one pass (numpy's float16 cast is
+        # vectorised where the CPU has F16C, faster than to_float16 there).
+        normalised = (real - np.float32(c.mean)) / np.float32(2.0 * c.std)
         tokens = np.empty((c.target_frames, c.num_mel_bins), np.float16)
-        tokens[:length] = normalised.T
+        np.copyto(tokens[:length], normalised.T, casting="same_kind")
         tokens[length:] = self.pad_value
         return {"tokens": tokens, "length": np.int32(length)}
 
 
 def to_float16(x: np.ndarray) -> np.ndarray:
-    """``x.astype(np.float16)`` for float32 ``x``, bit for bit, about 3x faster.
+    """``x.astype(np.float16)`` for float32 ``x``, bit for bit.
 
-    numpy casts float32 to float16 one element at a time (~5 ns each, a tenth of a clip's
-    tokenize time). Values whose float16 is a normal number are rounded here with integer
+    Faster than numpy's cast where numpy converts one element at a time (~5 ns each); numpy
+    2 builds on CPUs with F16C vectorise the cast and are about 3x faster than this (the
+    tokenizer uses numpy's cast). Values whose float16 is a normal number are rounded here with integer
     arithmetic (round to nearest even, as numpy does); zeros, subnormals, overflow and NaN
     go through ``astype``.
     """
