@@ -180,3 +180,22 @@ def test_like_encoder_from_the_cli_and_explicit_options_win(photos, tmp_path):
     with pytest.raises(UsageError, match="no encoder-specific"):
         mmtok.tokenize(photos, tmp_path / "u.zarr", "audio", like_encoder="vit_tiny_patch16_224",
                        progress=False)
+
+
+def test_embed_cli_takes_statistics_and_refuses_conflicting_flags(tiny, tmp_path):
+    from typer.testing import CliRunner
+
+    from mmtok.cli import app
+
+    root, _ = tiny
+    base = ["embed", str(root / "t.zarr"), "--encoder", "vit_tiny_patch16_224", "--weights",
+            str(root / "w.safetensors"), "--encoder-option", "img_size=32",
+            "--encoder-option", "depth=1", "--no-progress"]
+    given = CliRunner().invoke(app, base + ["-o", str(tmp_path / "g.zarr"), "--stat",
+                                            "mean=0.1,0.2,0.3", "--stat", "std=0.4,0.5,0.6"])
+    assert given.exit_code == 0, given.output
+    assert mmtok.open_store(tmp_path / "g.zarr").config["statistics"] == {
+        "source": "given", "mean": [0.1, 0.2, 0.3], "std": [0.4, 0.5, 0.6]}
+    both = CliRunner().invoke(app, base + ["-o", str(tmp_path / "b.zarr"), "--statistics",
+                                           "store", "--stat", "mean=0.5"])
+    assert both.exit_code == 2 and "cannot go with --statistics store" in both.output
