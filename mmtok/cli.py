@@ -71,6 +71,7 @@ class Labels(StrEnum):
 
 class Resize(StrEnum):
     shorter = "shorter"
+    scale_crop = "scale_crop"
     plain = "plain"
 
 
@@ -193,7 +194,7 @@ def tokenize(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
     size: Annotated[Optional[int], typer.Option(help="Output side in pixels (default 224).", rich_help_panel="Image options")] = None,
     patch: Annotated[Optional[int], typer.Option(help="Patch side in pixels (default 16).", rich_help_panel="Image options")] = None,
-    resize: Annotated[Optional[Resize], typer.Option(help="shorter: shorter side + centre crop; plain: stretch.", rich_help_panel="Image options")] = None,
+    resize: Annotated[Optional[Resize], typer.Option(help="shorter: centre crop of the shorter side resampled in one step; scale_crop: shorter side to floor(size / crop_pct), then a centre crop (timm's eval transform); plain: stretch.", rich_help_panel="Image options")] = None,
     crop_pct: Annotated[Optional[float], typer.Option(help="Centre-crop fraction of the shorter side (timm's crop_pct; default 1.0).", rich_help_panel="Image options")] = None,
     interpolation: Annotated[Optional[str], typer.Option(help="nearest, bilinear, bicubic or lanczos.", rich_help_panel="Image options")] = None,
     channels: Annotated[Optional[int], typer.Option(help="1 or 3 (preset default).", rich_help_panel="Image options")] = None,
@@ -205,6 +206,7 @@ def tokenize(
     config_from: Annotated[Optional[Path], typer.Option("--config-from", metavar="STORE", help="Tokenize exactly like STORE (a token store, or a feature store's token config): its whole tokenizer config, fitted statistics and modality; e.g. the training store for validation and test data.")] = None,
     label_map: Annotated[Optional[Path], typer.Option("--label-map", metavar="PATH", help="Label map of a multi-sample file (a hyperspectral cube's ground truth: one sample per labelled pixel, 0 = unlabelled). A source option: combine a train map with --stats-from-data and a test map with --config-from.")] = None,
     settings: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any tokenizer option of the modality, e.g. --set size=256 (repeatable); see `mmtok modalities`.")] = None,
+    like_encoder: Annotated[Optional[str], typer.Option("--like-encoder", metavar="NAME", help="Cut tokens as the timm model NAME preprocesses images (size, patch, crop, interpolation, statistics from timm's data config); options given explicitly still win.")] = None,
     jpeg_draft: Annotated[Optional[bool], typer.Option(help="Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the source and print the plan (samples, classes, shards, first ids); read no sample, write nothing.")] = False,
 ) -> None:
@@ -258,7 +260,8 @@ def tokenize(
             workers=workers, shard_size=shard_size, overwrite=overwrite, repair=repair,
             strict=strict,
             max_errors=max_errors, progress=progress, stats_from_data=stats_from_data,
-            config_from=config_from, label_map=label_map, **options,
+            config_from=config_from, label_map=label_map, like_encoder=like_encoder,
+            **options,
         )
     _finish_run(summary, json_output)
 
@@ -353,6 +356,8 @@ def embed(
     repair: Annotated[bool, typer.Option("--repair", help="Check every committed shard against its checksums and rewrite the damaged ones.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    statistics: Annotated[str, typer.Option(help="Normalisation statistics of modalities normalised at embed time (image): encoder (the encoder's own: timm's data config, CLIP's for Meta-Transformer), store (those recorded at tokenize time), or given by --stat.")] = "encoder",
+    stat: Annotated[Optional[list[str]], typer.Option("--stat", metavar="KEY=VALUE", help="Given statistics, e.g. --stat mean=0.5,0.5,0.5 --stat std=0.5,0.5,0.5 (repeatable; every statistic of the modality).")] = None,
     compile_forward: Annotated[bool, typer.Option("--compile/--no-compile", help="Run the projector + encoder forward through torch.compile (the first batch pays for compiling; on CPU it needs a C compiler). Speed only: not recorded in the config, so a store resumes across the flag.")] = False,
     projector_option: Annotated[Optional[list[str]], typer.Option("--projector-option", metavar="KEY=VALUE", help="Chooses the modality projector's variant, e.g. kind=patch for time series (repeatable; `mmtok modalities NAME` and the modality's page list them). Recorded in the feature store's projector record.")] = None,
 ) -> None:
@@ -371,8 +376,26 @@ def embed(
                             encoder_options=_key_values(encoder_option or []),
                             overwrite=overwrite, repair=repair, progress=progress,
                             compile=compile_forward,
-                            projector_options=_key_values(projector_option or []) or None)
+                            projector_options=_key_values(projector_option or []) or None,
+                            statistics=_statistics_choice(statistics, stat or []))
     _finish_run(summary, json_output)
+
+
+def _statistics_choice(statistics: str, stat: list[str]) -> str | dict:
+    """``--statistics``/``--stat`` -> embed's ``statistics``: a name, or the given values
+    (KEY=VALUE text, typed by the token store's config once embed has opened it)."""
+    if not stat:
+        return statistics
+    if statistics not in ("encoder", "given"):
+        raise UsageError(f"--stat gives the statistics; it cannot go with --statistics "
+                         f"{statistics}")
+    given: dict = {}
+    for assignment in stat:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--stat expects KEY=VALUE, got {assignment!r}")
+        given[key.strip()] = text.strip()
+    return given
 
 
 @app.command()

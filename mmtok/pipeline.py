@@ -31,7 +31,13 @@ from .fitted import (
     reused_options,
 )
 from .modalities import create_tokenizer, get_modality
-from .modalities.base import PartsBatch, Tokenizer, config_to_dict, fits_statistics
+from .modalities.base import (
+    PartsBatch,
+    Tokenizer,
+    config_to_dict,
+    fits_statistics,
+    like_encoder_options,
+)
 from .sources import Sample, SampleList, drop_companions, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
 from .store.lock import StoreLock
@@ -298,6 +304,7 @@ def tokenize(
     stats_from_data: bool = False,
     config_from: str | os.PathLike | None = None,
     label_map: str | os.PathLike | None = None,
+    like_encoder: str | None = None,
     **options: Any,
 ) -> RunSummary:
     """Tokenize raw files into a Zarr token store; resumes an existing store by default.
@@ -316,6 +323,10 @@ def tokenize(
     ``label_map`` labels the elements of a multi-sample file (a hyperspectral cube's pixels,
     for modalities that take one): it decides which samples there are, so it is part of the
     source (recorded in its description), not of the config.
+
+    ``like_encoder`` (a timm model name) sets the options that cut tokens as that model's
+    own preprocessing would (image: size, patch, crop, interpolation, statistics, from
+    timm's data config); options given explicitly still win.
     """
     started = time.perf_counter()
     _refuse_in_worker_bootstrap()
@@ -330,6 +341,11 @@ def tokenize(
     if reused is not None:
         modality, options = reused.modality, reused_options(reused, modality, options)
     modality = modality or "image"
+    if like_encoder is not None:
+        if reused is not None:
+            raise UsageError("--config-from reuses that store's whole config; --like-encoder "
+                             "would replace part of it: give one or the other")
+        options = like_encoder_options(modality, like_encoder, **options)
     tokenizer = _with_label_map(create_tokenizer(modality, **options), label_map)
     if stats_from_data and not fits_statistics(tokenizer):
         raise UsageError(f"modality {modality!r} cannot compute its normalisation statistics "

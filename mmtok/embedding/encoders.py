@@ -120,6 +120,11 @@ class Encoder:
     adapted_shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(
         default_factory=dict)
     """``key -> (shape in the file, shape loaded)`` for every key of ``adapted``."""
+    data_config: dict[str, Any] | None = None
+    """How the encoder wants its images: timm's data config for timm models
+    (``resolve_model_data_config``: input_size, interpolation, mean, std, crop_pct,
+    crop_mode; input_size is the model's own), CLIP's mean and std for the Meta-Transformer
+    layout (CLIP-trained blocks)."""
 
     @property
     def depth(self) -> int:
@@ -429,6 +434,8 @@ def _load_metatransformer(name: str, weights: str | os.PathLike | None, seed: in
         load_strict(blocks, read_state_dict(weights), what=f"encoder {name!r}")
         sha = file_sha256(weights)
         source = f"file:{Path(weights).resolve()}"
+    from timm.data.constants import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
     return Encoder(
         name=name,
         blocks=blocks,
@@ -438,6 +445,7 @@ def _load_metatransformer(name: str, weights: str | os.PathLike | None, seed: in
         weights_sha256=sha,
         weights_source=source,
         vit=None,
+        data_config={"mean": tuple(OPENAI_CLIP_MEAN), "std": tuple(OPENAI_CLIP_STD)},
     )
 
 
@@ -605,7 +613,22 @@ def _load_timm(
         vit=model,
         adapted=adapted,
         adapted_shapes=adapted_shapes,
+        data_config=_timm_data_config(model),
     )
+
+
+def _timm_data_config(model: nn.Module) -> dict[str, Any]:
+    """timm's data config of ``model`` (from its pretrained config), with the input size
+    the model was built for (``img_size=`` may differ from the pretrained one)."""
+    from timm.data import resolve_model_data_config
+
+    config = dict(resolve_model_data_config(model))
+    config["mean"] = tuple(float(v) for v in config["mean"])
+    config["std"] = tuple(float(v) for v in config["std"])
+    size = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    if size is not None:
+        config["input_size"] = (int(config["input_size"][0]), *(int(v) for v in size))
+    return config
 
 
 def _load_filtered(model: nn.Module, state: Mapping[str, torch.Tensor],

@@ -37,7 +37,7 @@ from ..store.writer import (
 )
 from .encoders import load_encoder
 from .pooling import POOLS, pool
-from .projectors import build_projector, run_encoder
+from .projectors import build_projector, embed_statistics, run_encoder
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -203,6 +203,7 @@ def embed(
     progress: bool = True,
     compile: bool = False,
     projector_options: dict | None = None,
+    statistics: str | dict = "encoder",
 ) -> RunSummary:
     """Embed a complete token store into a feature store (resumes an existing one).
 
@@ -219,6 +220,11 @@ def embed(
     for the compilation; on the CPU it needs a C compiler). It is deliberately not part of
     the store's config: it changes speed, not results (features agree to float rounding), so
     a store started with it resumes without it and vice versa.
+
+    ``statistics``: the normalisation of modalities normalised at embed time (image):
+    ``"encoder"`` (the encoder's own, the default), ``"store"`` (the token store's), or a
+    dict of given values; recorded in the feature store's config (see
+    :func:`mmtok.embedding.projectors.embed_statistics`).
     """
     started = time.perf_counter()
     check_output_is_not_input("embed", output, {"token store": tokens})
@@ -235,8 +241,10 @@ def embed(
                           device=torch_device, model_kwargs=encoder_options)
     warnings = _encoder_warnings(frozen)
     statics = {name: token_store.static(name) for name in token_store.attrs["static_arrays"]}
+    projector_config, statistics_record = embed_statistics(
+        token_store.modality, token_store.config, frozen, statistics)
     projector_module, projector_record = build_projector(
-        token_store.modality, token_store.config, frozen, seed, projector, statics,
+        token_store.modality, projector_config, frozen, seed, projector, statics,
         projector_options)
     projector_module.to(torch_device)
     if batch_size is None:
@@ -249,7 +257,7 @@ def embed(
                         compile=compile)
     spec = _feature_spec(token_store, frozen, projector_record, pool_how, precision, seed,
                          _feature_shape(embedder, token_store), encoder_options or {},
-                         projector)
+                         projector, statistics_record)
     output = os.fspath(output)
     with writing(output), StoreLock(output):
         resume = prepare_store(output, spec, overwrite, repair)
@@ -325,19 +333,23 @@ def _file_paths(encoder: Any, projector_file: str | os.PathLike | None) -> dict:
 
 def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precision: str,
                   seed: int, shape: tuple[int, ...], encoder_options: dict,
-                  projector_file: str | os.PathLike | None = None) -> StoreSpec:
+                  projector_file: str | os.PathLike | None = None,
+                  statistics: dict | None = None) -> StoreSpec:
     attrs = tokens.attrs
     config = {
         "encoder": encoder.name, "encoder_options": encoder_options,
         "adapted_keys": list(encoder.adapted), "weights_sha256": encoder.weights_sha256,
         "weights_source": weights_identity(encoder), "width": encoder.width,
-        "projector": projector_identity(projector, encoder), "pool": how,
+        "projector": projector_identity(projector, encoder), "statistics": statistics,
+        "pool": how,
         "precision": precision, "seed": seed,
         "tokens_config_hash": attrs["config_hash"], "tokens_config": attrs["config"],
     }
     return StoreSpec(
         kind="features", modality=attrs["modality"], config=config,
-        arrays={"features": ArraySpec(tuple(shape), "float32")}, static_arrays={},
+        arrays={"features": ArraySpec(tuple(shape), "float32",
+                                      ("token", "feature")[-len(shape):])},
+        static_arrays={},
         num_samples=attrs["num_samples"], shard_size=attrs["shard_size"],
         class_names=attrs["class_names"],
         source={"tokens": os.path.abspath(tokens.path), **attrs["source"]},

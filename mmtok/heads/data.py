@@ -19,8 +19,8 @@ from ..errors import UsageError
 from ..store.reader import Store, open_complete_store
 
 # The parts of a feature store's config that decide what a feature means.
-PROVENANCE_KEYS = ("encoder", "encoder_options", "weights_sha256", "width", "projector", "pool",
-                   "tokens_config_hash")
+PROVENANCE_KEYS = ("encoder", "encoder_options", "weights_sha256", "width", "projector",
+                   "statistics", "pool", "tokens_config_hash")
 
 
 @dataclass
@@ -52,7 +52,16 @@ def provenance(config: dict[str, Any]) -> dict[str, Any]:
     """What made a store's features, from its config (see :data:`PROVENANCE_KEYS`)."""
     record = {key: config.get(key) for key in PROVENANCE_KEYS}
     record["projector"] = _projector_identity(record["projector"], config.get("weights_sha256"))
+    record["statistics"] = _statistics_values(record["statistics"])
     return record
+
+
+def _statistics_values(statistics: dict | None) -> dict | None:
+    """The normalisation a projector applied (embed's ``statistics``): its values decide
+    what a feature means, not where they came from (the encoder's, the store's, given)."""
+    if statistics is None:
+        return None
+    return {k: v for k, v in statistics.items() if k != "source"}
 
 
 def _projector_identity(projector: dict | None, weights_sha256: str | None) -> dict | None:

@@ -184,6 +184,13 @@ class ModalitySpec:
     - ``presets``: named bundles of options a user picks with ``--set preset=NAME``; needs a
       ``preset`` field in the config (the preset is recorded with the store).
     - ``tiny_options``: the smallest sensible config, for tests and quick tries.
+    - ``statistics``: config fields holding normalisation statistics that the projector
+      applies at embed time (image: ``mean``, ``std``). ``embed`` replaces them with the
+      encoder's own (``Encoder.data_config``) by default, or with given ones, and records
+      which it used; empty when tokens are stored normalised.
+    - ``like_encoder``: ``"module:function"`` of ``(encoder_name, config) -> overrides``,
+      the config options that cut tokens as that encoder's own preprocessing would
+      (``tokenize --like-encoder``); empty when the modality has none.
     """
 
     name: str
@@ -198,6 +205,8 @@ class ModalitySpec:
     tiny_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     demo: DemoSpec | None = None
     docs: str = ""
+    statistics: tuple[str, ...] = ()
+    like_encoder: str = ""
 
     def __post_init__(self) -> None:
         fields = {f.name for f in dataclasses.fields(self.config_class)}
@@ -206,7 +215,7 @@ class ModalitySpec:
         if self.presets and "preset" not in fields:
             raise TypeError(f"modality {self.name!r} has presets but its config has no "
                             "'preset' field to record the chosen one")
-        named = set(self.defaults) | set(self.tiny_options)
+        named = set(self.defaults) | set(self.tiny_options) | set(self.statistics)
         named |= {key for preset in self.presets.values() for key in preset}
         unknown = sorted(named - fields)
         if unknown:
@@ -265,6 +274,21 @@ def make_config(modality: str, **overrides: Any) -> Any:
         raise UsageError(f"modality {modality!r} has no option(s) {', '.join(unknown)}; "
                          f"its options are: {', '.join(sorted(fields - {'modality'}))}")
     return entry.config_class(**{**entry.defaults, **preset, **given, "modality": modality})
+
+
+def like_encoder_options(modality: str, encoder: str, **options: Any) -> dict[str, Any]:
+    """``options`` with the modality's settings for ``encoder``'s own preprocessing filled
+    in underneath (options given explicitly win): ``tokenize --like-encoder``."""
+    entry = get_modality(modality)
+    if not entry.like_encoder:
+        raise UsageError(f"modality {modality!r} has no encoder-specific preprocessing; "
+                         "--like-encoder applies to image-like modalities")
+    import importlib
+
+    module_name, _, function = entry.like_encoder.partition(":")
+    derive = getattr(importlib.import_module(module_name), function)
+    given = {k: v for k, v in options.items() if v is not None}
+    return {**derive(encoder, make_config(modality, **given)), **given}
 
 
 def _field_default(config_class: type, name: str) -> Any:

@@ -27,12 +27,14 @@ from .integrity import describe, parse_marker, shard_file, shard_problems
 from .layout import (
     ATTRS_KEY,
     COMMITS,
+    SAMPLE_DIM,
     STANDARD_ARRAYS,
     ArraySpec,
     array_checksum,
     canonical_json,
     config_hash,
     config_hash_intact,
+    dimension_names,
     inner_chunk,
     num_shards,
     shard_bounds,
@@ -277,16 +279,22 @@ def _create(path: Path, spec: StoreSpec) -> None:
             shards=(shard, *array.shape),
             compressors=COMPRESSOR,
             fill_value=0,
+            dimension_names=dimension_names(name, array.shape, array.dims),
         )
+    samples = (SAMPLE_DIM,)
     group.create_array("label", shape=(spec.num_samples,), dtype="int32", chunks=(shard,),
-                       fill_value=-1)
+                       fill_value=-1, dimension_names=samples)
     group.create_array("valid", shape=(spec.num_samples,), dtype="bool", chunks=(shard,),
-                       fill_value=False)
-    group.create_array("id", shape=(spec.num_samples,), dtype=str, chunks=(shard,))
-    group.create_array(COMMITS, shape=(spec.num_shards,), dtype=str, chunks=(1,))
+                       fill_value=False, dimension_names=samples)
+    group.create_array("id", shape=(spec.num_samples,), dtype=str, chunks=(shard,),
+                       dimension_names=samples)
+    group.create_array(COMMITS, shape=(spec.num_shards,), dtype=str, chunks=(1,),
+                       dimension_names=("shard",))
     for name, values in spec.static_arrays.items():
         static = group.create_array(name, shape=values.shape, dtype=values.dtype,
-                                    chunks=values.shape or None)
+                                    chunks=values.shape or None,
+                                    dimension_names=dimension_names(name, values.shape,
+                                                                    sample_axis=False))
         static[...] = values
     # attrs last: a folder without them is not a store yet and is simply recreated
     group.attrs[ATTRS_KEY] = spec.attrs()

@@ -123,9 +123,11 @@ class PointsTokenizer(Tokenizer):
     def sample_arrays(self) -> dict[str, ArraySpec]:
         c = self.config
         return {
-            "tokens": ArraySpec((c.num_groups, c.group_size, self.width), "float16"),
-            "centers": ArraySpec((c.num_groups, 3), "float32"),
-            "group_index": ArraySpec((c.num_groups, c.group_size), self.index_dtype),
+            "tokens": ArraySpec((c.num_groups, c.group_size, self.width), "float16",
+                                ("group", "neighbour", "value")),
+            "centers": ArraySpec((c.num_groups, 3), "float32", ("group", "xyz")),
+            "group_index": ArraySpec((c.num_groups, c.group_size), self.index_dtype,
+                                     ("group", "neighbour")),
             "length": ArraySpec((), "int32"),
             "num_input_points": ArraySpec((), "int64"),
         }
