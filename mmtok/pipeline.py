@@ -9,6 +9,7 @@ spawn-started process pool: forking after Zarr has started its I/O thread would 
 from __future__ import annotations
 
 import functools
+from collections import Counter
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -116,6 +117,7 @@ def work_shard(
     arrays = {name: np.zeros((stop - start, *s.shape), s.dtype) for name, s in specs.items()}
     valid = np.zeros(stop - start, dtype=bool)
     errors = []
+    run_counts: Counter = Counter()  # PartsBatch.counts of this shard's runs
     for first, last in file_runs(samples):
         outcomes = _tokenize_run(tokenizer, samples[first:last])
         batch = isinstance(outcomes, PartsBatch)
@@ -123,6 +125,7 @@ def work_shard(
             for name, values in outcomes.arrays.items():
                 arrays[name][first:last] = values
             valid[first:last] = True
+            run_counts.update(outcomes.counts)
         for row in range(first, last):
             if batch:
                 outcome = outcomes.errors.get(row - first)
@@ -149,7 +152,8 @@ def work_shard(
                 on_sample()
     labels = np.array([s.label for s in samples], dtype=np.int32)
     ids = [s.id for s in samples]
-    counts = {k: v for k, v in tokenizer.tally(arrays, valid).items() if v}
+    counts = {k: v for k, v in (run_counts + Counter(tokenizer.tally(arrays, valid))).items()
+              if v}
     return writer.write(shard, ShardData(arrays, labels, valid, ids, errors, counts))
 
 

@@ -28,8 +28,11 @@ class PartsBatch(Sequence):
     one part at a time."""
 
     def __init__(self, arrays: Mapping[str, np.ndarray], errors: Mapping[int, SampleError],
-                 count: int) -> None:
+                 count: int, counts: Mapping[str, int] | None = None) -> None:
         self.arrays, self.errors, self.count = dict(arrays), dict(errors), count
+        # counts of notable parts among those that succeeded (e.g. rows with unparsable
+        # cells), added to the shard's Tokenizer.tally
+        self.counts = dict(counts or {})
 
     def __len__(self) -> int:
         return self.count

@@ -77,16 +77,24 @@ def test_unseen_categories_map_to_unknown_and_missing_cells_are_flagged(stores):
     assert group["valid"][:].all()
 
 
-def test_the_summary_and_info_count_missing_cells_per_column(stores, cli):
-    # test.csv: rows 0, 17, ... are NA and rows 29, 58, 87 "oops" in income: 6 + 3 - 0
-    # (row 0 is both), all flagged missing and counted, the rows still valid
+def test_the_summary_and_info_count_missing_and_unparsable_cells_per_column(stores, cli):
+    # test.csv: rows 0, 17, ... are NA and rows 29, 58, 87 "oops" in income (row 0 is NA):
+    # all flagged missing and counted, the "oops" ones also as unparsable; rows stay valid
     summary = mmtok.tokenize(str(stores / "test.csv"), stores / "again.zarr",
                              config_from=stores / "train.zarr", progress=False)
     expected = len({i for i in range(100) if i % 17 == 0 or i % 29 == 0})
-    assert summary.counts == {"missing income": expected} and summary.num_invalid == 0
-    assert f"missing income {expected}" in summary.line()
+    oops = len([i for i in range(100) if i % 29 == 0 and i % 17])  # 29, 58, 87
+    assert summary.counts == {"missing income": expected, "unparsable income": oops}
+    assert summary.num_invalid == 0 and f"unparsable income {oops}" in summary.line()
     result = cli("info", stores / "again.zarr")
-    assert result.exit_code == 0 and f"counts     missing income {expected}" in result.stdout
+    assert result.exit_code == 0
+    assert f"counts     missing income {expected}, unparsable income {oops}" in result.stdout
+    # bad_cells=error: those rows are errors instead, and no longer counted
+    config = {k: v for k, v in attrs(stores / "train.zarr")["config"].items()
+              if k != "modality"}
+    strict = mmtok.tokenize(str(stores / "test.csv"), stores / "strict.zarr", "tabular",
+                            **{**config, "bad_cells": "error"}, progress=False)
+    assert strict.errors_by_kind == {"bad_cell": oops} and "unparsable income" not in strict.counts
 
 
 def test_quantile_transform_equals_sklearns():

@@ -210,51 +210,51 @@ class TabularTokenizer(Tokenizer):
         return outcome
 
     def tokenize_parts(self, path, parts):
+        """One :class:`PartsBatch` for the rows ``parts``: each run of consecutive rows (a
+        shard's rows are one) read and transformed in one pass, copied in whole; its counts
+        are the unparsable cells per numeric column among the rows that succeeded."""
         self._require_schema()
         if any(p is None for p in parts):
             raise SampleError("not_a_row", "a tabular sample is a row of a table "
                               "(CSV/TSV/JSONL/Parquet), not a whole file")
         rows = np.array([int(p) for p in parts], np.int64)
-        if len(rows) and (np.diff(rows) == 1).all():
-            return self._consecutive_rows(path, int(rows[0]), int(rows[-1]) + 1)
-        results: list = [None] * len(rows)
+        arrays = {name: np.zeros((len(rows), *spec.shape), spec.dtype)
+                  for name, spec in self.sample_arrays().items()}
+        errors: dict[int, SampleError] = {}
+        unparsable = np.zeros(len(self.numeric_columns), np.int64)
         order = np.argsort(rows, kind="stable")
         for first, last in _runs(rows[order]):
             block = rowfiles.read_rows(path, first, last, list(self.config.columns),
                                        max_row_bytes=self.config.max_row_bytes)
-            arrays, cell_errors = self.transform(block.table)
-            where = {int(r): i for i, r in enumerate(block.rows)}
-            for slot in order:
-                row = int(rows[slot]) - first
-                if not 0 <= row < last - first:
-                    continue
-                if row in block.errors:
-                    results[slot] = block.errors[row]
-                elif where[row] in cell_errors:
-                    results[slot] = cell_errors[where[row]]
-                else:
-                    i = where[row]
-                    results[slot] = {name: values[i] for name, values in arrays.items()}
-        return results
+            parsed, cell_errors, bad = self.transform(block.table, with_bad_cells=True)
+            position = np.full(last - first, -1, np.int64)  # run row -> row of ``parsed``
+            position[block.rows] = np.arange(len(block.rows))
+            slots = order[(rows[order] >= first) & (rows[order] < last)]
+            if block.errors or cell_errors:
+                done = []
+                for slot in slots.tolist():
+                    row = int(rows[slot]) - first
+                    if row in block.errors:
+                        errors[slot] = block.errors[row]
+                    elif int(position[row]) in cell_errors:
+                        errors[slot] = cell_errors[int(position[row])]
+                    else:
+                        done.append(slot)
+                done = np.array(done, np.int64)
+            else:
+                done = slots
+            taken = position[rows[done] - first]
+            for name, values in parsed.items():
+                arrays[name][done] = values[taken]
+            unparsable += np.count_nonzero(bad[taken], axis=0)
+        counts = {f"unparsable {name}": int(n)
+                  for name, n in zip(self.numeric_columns, unparsable) if n}
+        return PartsBatch(arrays, errors, len(rows), counts)
 
-    def _consecutive_rows(self, path: str, first: int, last: int) -> PartsBatch:
-        """Rows ``[first, last)`` (a shard's run): one read, one transform, arrays whole."""
-        block = rowfiles.read_rows(path, first, last, list(self.config.columns),
-                                   max_row_bytes=self.config.max_row_bytes)
-        parsed, cell_errors = self.transform(block.table)
-        count = last - first
-        arrays = {}
-        for name, values in parsed.items():
-            full = np.zeros((count, *values.shape[1:]), values.dtype)
-            full[block.rows] = values
-            arrays[name] = full
-        errors = dict(block.errors)
-        errors.update({int(block.rows[i]): error for i, error in cell_errors.items()})
-        return PartsBatch(arrays, errors, count)
-
-    def transform(self, table) -> tuple[dict[str, np.ndarray], dict[int, SampleError]]:
+    def transform(self, table, with_bad_cells: bool = False):
         """The token arrays of every row of ``table`` (a pyarrow table with the schema's
-        columns), and per-row errors for unparsable cells when ``bad_cells=error``."""
+        columns), and per-row errors for unparsable cells when ``bad_cells=error``; with
+        ``with_bad_cells`` also the (rows, numeric columns) mask of unparsable cells."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -264,11 +264,13 @@ class TabularTokenizer(Tokenizer):
         categorical = np.zeros((n, max(1, len(self.categorical_columns))), np.int32)
         missing = np.zeros((n, len(c.columns)), bool)
         errors: dict[int, SampleError] = {}
+        unparsable = np.zeros((n, len(self.numeric_columns)), bool)
         j_num = j_cat = 0
         for j, (name, kind) in enumerate(zip(c.columns, c.kinds)):
             column = table.column(name)
             if kind == "numeric":
                 values, bad = schema.as_float(column)
+                unparsable[:, j_num] = bad
                 if bad.any() and c.bad_cells == "error":
                     for i in np.flatnonzero(bad):
                         errors.setdefault(int(i), SampleError(
@@ -295,7 +297,8 @@ class TabularTokenizer(Tokenizer):
                 categorical[:, j_cat] = np.where(gone, len(vocabulary) + 1, ids)
                 missing[:, j] = gone
                 j_cat += 1
-        return {"numeric": numeric, "categorical": categorical, "missing": missing}, errors
+        arrays = {"numeric": numeric, "categorical": categorical, "missing": missing}
+        return (arrays, errors, unparsable) if with_bad_cells else (arrays, errors)
 
 
 def _looks_integer(vocabulary: Sequence[str], column) -> bool:
