@@ -57,9 +57,10 @@ from .store.writer import (
 SHARD_TARGET_BYTES = 64 << 20
 
 
-def default_shard_size(sample_bytes: int) -> int:
-    """A power of two giving shards of about 64 MB, between 16 and 4096 samples."""
-    target = max(16, min(4096, SHARD_TARGET_BYTES // max(1, sample_bytes)))
+def default_shard_size(sample_bytes: int, most: int = 4096) -> int:
+    """A power of two giving shards of about 64 MB, between 16 and ``most`` samples (4096;
+    a tokenizer of tiny samples may allow more: ``Tokenizer.max_shard_samples``)."""
+    target = max(16, min(most, SHARD_TARGET_BYTES // max(1, sample_bytes)))
     return 1 << (target.bit_length() - 1)
 
 
@@ -380,7 +381,8 @@ def tokenize(
     if shard_size is None:
         # a reused config keeps its store's shard size: the config hash covers the layout
         shard_size = (reused.shard_size if reused is not None
-                      else default_shard_size(sum(s.sample_bytes for s in specs.values())))
+                      else default_shard_size(sum(s.sample_bytes for s in specs.values()),
+                                              tokenizer.max_shard_samples))
     spec = StoreSpec(
         kind="tokens", modality=modality, config=config_to_dict(tokenizer.config), arrays=specs,
         static_arrays=tokenizer.static_arrays(), num_samples=len(samples),
@@ -444,7 +446,8 @@ def plan(
         samples = expand_parts(samples, tokenizer.list_parts, tokenizer.part_class_names)
     specs = tokenizer.sample_arrays()
     if shard_size is None:
-        shard_size = default_shard_size(sum(s.sample_bytes for s in specs.values()))
+        shard_size = default_shard_size(sum(s.sample_bytes for s in specs.values()),
+                                        tokenizer.max_shard_samples)
     count = len(samples)
     if count == 0:  # as tokenize says it
         raise UsageError(f"no {modality} files found in the source "

@@ -110,6 +110,9 @@ class Tokenizer:
     # given), so a table's tokenizer can read labels from the column the user names.
     list_parts: Callable[..., list[str] | list[tuple[str, int | str | None]] | None] | None = None
     part_class_names: Callable[[str], list[str] | None] | None = None
+    # the most samples a default-sized shard holds: tokenizers of tiny samples (a table row)
+    # raise it, so a million rows are not 245 shards of per-shard write overhead
+    max_shard_samples: ClassVar[int] = 4096
     list_parts_label_column: ClassVar[bool] = False  # also: statistics_from(paths, label_column=)
 
     # A file that belongs to another file's samples (a TUDataset's DS_graph_indicator.txt
