@@ -204,12 +204,6 @@ class TabularTokenizer(Tokenizer):
         return {f"missing {name}": int(n) for name, n in zip(self.config.columns, counts)}
 
     # --- tokenizing ---------------------------------------------------------------------
-    def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
-        outcome = self.tokenize_parts(path, [part])[0]
-        if isinstance(outcome, SampleError):
-            raise outcome
-        return outcome
-
     def tokenize_parts(self, path, parts):
         """One :class:`PartsBatch` for the rows ``parts``: each run of consecutive rows (a
         shard's rows are one) read and transformed in one pass, copied in whole; its counts

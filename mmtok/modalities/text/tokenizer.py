@@ -151,12 +151,6 @@ class TextTokenizer(Tokenizer):
         truncated = np.fromiter((len(e.overflowing) > 0 for e in encodings), bool, n)
         return {"tokens": tokens, "length": length, "truncated": truncated}
 
-    def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
-        outcome = self.tokenize_parts(path, [part])[0]
-        if isinstance(outcome, SampleError):
-            raise outcome
-        return outcome
-
     def tokenize_parts(self, path, parts):
         if parts == [None] or not rowfiles.is_row_file(path):
             return self._whole_files(path, len(parts))
