@@ -136,6 +136,27 @@ def main(
 ) -> None:
     """mmtok turns raw files into tokens, features and heads for frozen-transformer learning
     (the Meta-Transformer recipe: modality tokenizer -> frozen shared encoder -> small head)."""
+    _plain_warnings()
+
+
+def _plain_warnings() -> None:
+    """mmtok's own warnings as one line on stderr, not Python's file:line and source echo."""
+    import warnings
+
+    from .errors import MmtokWarning
+
+    shown = warnings.showwarning
+    if getattr(shown, "mmtok_plain", False):  # already installed (commands run in-process)
+        return
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, MmtokWarning):
+            typer.echo(f"mmtok: warning: {message}", err=True)
+        else:
+            shown(message, category, filename, lineno, file, line)
+
+    show.mmtok_plain = True  # type: ignore[attr-defined]
+    warnings.showwarning = show
 
 
 def _modality_help() -> str:

@@ -15,6 +15,11 @@ Anything else that escapes a reader or tokenizer is a bug in mmtok and is re-rai
 from __future__ import annotations
 
 
+class MmtokWarning(UserWarning):
+    """Something a user should know that does not stop the command; the CLI prints these as
+    one ``mmtok: warning: ...`` line (Python callers get a normal warning)."""
+
+
 class MmtokError(Exception):
     """A failure of the whole command, with a message that says what to do next."""
 

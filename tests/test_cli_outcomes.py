@@ -111,3 +111,17 @@ def test_the_command_list_is_not_cut_short():
     text = help_text()
     listed = text.split("Commands:")[1]
     assert "..." not in listed and all(f"  {c} " in listed for c in COMMANDS)
+
+
+def test_mmtoks_own_warnings_are_one_plain_line():
+    code = ("import warnings, mmtok.cli as c\n"
+            "from mmtok.modalities.image.projector import ResizeMismatchWarning\n"
+            "c._plain_warnings(); c._plain_warnings()\n"
+            "warnings.warn('the tokens were resized differently', ResizeMismatchWarning)\n"
+            "warnings.warn('other', DeprecationWarning)\n")
+    done = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True,
+                          text=True, check=True)
+    lines = done.stderr.strip().splitlines()
+    assert lines[0] == "mmtok: warning: the tokens were resized differently"
+    assert "DeprecationWarning: other" in done.stderr  # other warnings keep Python's format
+    assert done.stderr.count("resized differently") == 1
