@@ -2,24 +2,22 @@
 
 ``work_shard`` is a pure function of the sample list, the tokenizer config and the shard
 index, so a shard rewritten after a crash, or by another worker count, has the same bytes.
-Scheduling is the only thing that differs between one worker (in this process) and many (a
-spawn-started process pool: forking after Zarr has started its I/O thread would deadlock).
+Scheduling is the only thing that differs between one worker (in this process), many (a
+process pool) and a Ray cluster: :class:`TokenizeJob` is what every engine (``mmtok.engines``)
+runs, one shard at a time.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-import signal
-import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import SampleError, TooManyErrors, UsageError, WorkerDied
+from .engines import EngineOptions, ShardJob, StepRun, WorkerContext, make_engine, run_step
+from .errors import SampleError, TooManyErrors, UsageError
 from .fitted import (
     ReusedConfig,
     fitted_record,
@@ -31,15 +29,8 @@ from .modalities import create_tokenizer, get_modality
 from .modalities.base import Tokenizer, config_to_dict, fits_statistics
 from .sources import Sample, SampleList, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
-from .store.lock import StoreLock
-from .store.summary import RunSummary, summarise_run
-from .store.writer import (
-    ShardData,
-    ShardWriter,
-    StoreSpec,
-    prepare_store,
-    writing,
-)
+from .store.summary import RunSummary
+from .store.writer import ShardData, ShardWriter, StoreSpec
 
 SHARD_TARGET_BYTES = 64 << 20
 
@@ -158,44 +149,22 @@ def _tokenize_run(tokenizer: Tokenizer, run: Sequence[Sample]
     return list(outcomes)
 
 
-# --- process pool plumbing: state set once per worker by the initializer -------------------
-_WORKER: dict[str, Any] = {}
+@dataclass(frozen=True)
+class TokenizeJob(ShardJob):
+    """Tokenize's work, sent once to every worker: the tokenizer (its config), the store and
+    ``--strict``. The samples travel with each task instead (``shard_slice``), so a worker
+    holds one shard's slice, never the whole sample list."""
 
+    tokenizer: Tokenizer
+    output: str
+    strict: bool = False
 
-PR_SET_PDEATHSIG = 1
+    def setup(self, context: WorkerContext) -> ShardWriter:
+        return ShardWriter(self.output)
 
-
-def _die_with_parent(parent: int) -> None:
-    """Have the kernel SIGKILL this worker when the parent dies. A worker whose parent was
-    SIGKILLed would otherwise live on: blocked forever on the task queue (holding memory),
-    or still writing its shard after the lock is gone and a new run has started."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the request above took effect
-        os._exit(1)
-
-
-def _init_worker(parent, tokenizer, store_path, strict, counter) -> None:
-    """Per-worker state shared by every task; the samples travel with each task instead
-    (``_pool_work``), so a worker holds one shard's slice, not the whole sample list."""
-    _die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
-    _WORKER.update(tokenizer=tokenizer, writer=ShardWriter(store_path), strict=strict,
-                   counter=counter)
-
-
-def _count_one() -> None:
-    counter = _WORKER["counter"]
-    with counter.get_lock():
-        counter.value += 1
-
-
-def _pool_work(shard: int, samples: Sequence[Sample]) -> dict:
-    """One task: shard ``shard`` with its own samples (``shard_slice``)."""
-    w = _WORKER
-    return work_shard(shard, samples, w["tokenizer"], w["writer"], w["strict"], _count_one)
+    def work(self, state: ShardWriter, shard: int, payload: Sequence[Sample],
+             on_sample: Callable[[], None] | None = None) -> dict:
+        return work_shard(shard, payload, self.tokenizer, state, self.strict, on_sample)
 
 
 def tokenize(
@@ -218,6 +187,10 @@ def tokenize(
     progress: bool = True,
     stats_from_data: bool = False,
     config_from: str | os.PathLike | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_num_cpus: float | None = None,
+    max_retries: int = 3,
     **options: Any,
 ) -> RunSummary:
     """Tokenize raw files into a Zarr token store; resumes an existing store by default.
@@ -233,11 +206,19 @@ def tokenize(
     only); ``config_from`` (a token or feature store) instead reuses that store's whole
     tokenizer config, fitted statistics, modality and shard size included, so validation
     and test data are tokenized exactly like the training data (see :mod:`mmtok.fitted`).
+
+    ``engine="ray"`` runs the shards as Ray tasks (``workers`` of them in flight) on the
+    cluster at ``ray_address`` (default ``RAY_ADDRESS``, else a local instance started for
+    the run), each task asking for ``ray_num_cpus`` CPUs and retried ``max_retries`` times
+    when its worker dies; the store is byte-identical to the local engine's (docs/engines.md).
     """
     started = time.perf_counter()
     # Every argument is checked before the source is listed or any data is read: a typo
     # must not cost a walk over the source or a statistics pass.
     _check_run_arguments(workers, max_errors, shard_size)
+    runner = make_engine(EngineOptions(engine, workers, ray_address, ray_num_cpus,
+                                       max_retries=max_retries), WorkerContext())
+    output = runner.check_output(os.fspath(output))  # absolute for Ray: every node's path
     reused = _reused_config(config_from, stats_from_data)
     if reused is not None:
         modality, options = reused.modality, reused_options(reused, modality, options)
@@ -270,15 +251,10 @@ def tokenize(
         shard_size=shard_size, class_names=samples.class_names, source=samples.description,
         source_hash=samples.fingerprint(), extra_attrs=provenance_attrs(fitted, reused),
     )
-    output = os.fspath(output)
-    with writing(output), StoreLock(output):
-        resume = prepare_store(output, spec, overwrite, repair)
-        done = set(resume.done)
-        pending = [s for s in range(spec.num_shards) if s not in done]
-        written = _run_shards(pending, samples.samples, tokenizer, output, spec, workers,
-                              strict, max_errors, progress, done, resume.errors_in_done)
-    return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
-                         resume.repaired)
+    job = TokenizeJob(tokenizer, output, strict)
+    run = StepRun("tokenize", spec, overwrite, repair, progress, max_errors)
+    return run_step(run, job, runner,
+                    lambda shard: shard_slice(samples.samples, shard, shard_size), started)
 
 
 def _check_run_arguments(workers: int, max_errors: int | None, shard_size: int | None) -> None:
@@ -309,77 +285,3 @@ def _fit_statistics(tokenizer: Tokenizer, modality: str, options: dict,
     paths = list(dict.fromkeys(s.path for s in samples.samples if s.problem is None))
     fitted = tokenizer.statistics_from(paths)
     return create_tokenizer(modality, **{**options, **fitted}), fitted_record(fitted, samples)
-
-
-def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_errors,
-                progress, done, error_count: int) -> int:
-    """Run the pending shards; returns how many samples were written."""
-    from tqdm import tqdm
-
-    already = sum(min(spec.shard_size, spec.num_samples - s * spec.shard_size) for s in done)
-    bar = tqdm(total=spec.num_samples, initial=already, unit="sample", desc="tokenize",
-               file=sys.stderr, disable=not progress, dynamic_ncols=True)
-
-    def check_errors(marker: dict) -> None:
-        nonlocal error_count
-        error_count += len(marker["errors"])
-        bar.set_postfix(errors=error_count, refresh=False)
-        if max_errors is not None and error_count > max_errors:
-            raise TooManyErrors(f"{error_count} samples failed, more than --max-errors "
-                                f"{max_errors}; committed shards are kept, see `mmtok info`")
-
-    written = 0
-    try:
-        if workers == 1 or len(pending) <= 1:
-            writer = ShardWriter(output)
-            for shard in pending:
-                marker = work_shard(shard, shard_slice(samples, shard, spec.shard_size),
-                                    tokenizer, writer, strict, lambda: bar.update(1))
-                written += marker["stop"] - marker["start"]
-                check_errors(marker)
-        else:
-            written = _run_pool(pending, samples, tokenizer, output, workers, strict, bar,
-                                check_errors, spec.shard_size)
-    finally:
-        bar.close()
-    return written
-
-
-def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_errors,
-              shard_size: int) -> int:
-    context = multiprocessing.get_context("spawn")
-    counter = context.Value("q", 0)
-    pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=context,
-                               initializer=_init_worker,
-                               initargs=(os.getpid(), tokenizer, output, strict, counter))
-    written = shown = 0
-    try:
-        # each task carries only its shard's samples: a million-row list is not pickled
-        # into every worker, and a worker's memory does not grow with the source
-        futures = {pool.submit(_pool_work, shard, shard_slice(samples, shard, shard_size)):
-                   shard for shard in pending}
-        remaining = set(futures)
-        while remaining:
-            finished, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
-            with counter.get_lock():
-                bar.update(counter.value - shown)
-                shown = counter.value
-            for future in finished:
-                try:
-                    marker = future.result()  # re-raises a worker's exception here
-                except BrokenProcessPool:
-                    raise WorkerDied(
-                        f"a worker process died while writing shard {futures[future]} (killed "
-                        "by the system, out of memory, or a crashing decoder); committed shards "
-                        "are kept: rerun to resume, with -j 1 to see which sample fails"
-                    ) from None
-                written += marker["stop"] - marker["start"]
-                check_errors(marker)
-    except BaseException:
-        # Stop now: unfinished shards have no marker, and a rerun redoes them.
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.kill()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    return written

@@ -14,24 +14,19 @@ import os
 import queue
 import threading
 import time
-from typing import Any, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
+from ..engines import EngineOptions, ShardJob, StepRun, Task, WorkerContext, make_engine, run_step
 from ..errors import StoreError, UsageError
 from ..store.integrity import checksum_mismatches
 from ..store.layout import FITTED, ArraySpec, shard_bounds
-from ..store.lock import StoreLock
 from ..store.reader import Store, open_complete_store
-from ..store.summary import RunSummary, summarise_run
-from ..store.writer import (
-    ShardData,
-    ShardWriter,
-    StoreSpec,
-    prepare_store,
-    writing,
-)
+from ..store.summary import RunSummary
+from ..store.writer import ShardData, ShardWriter, StoreSpec
 from .encoders import load_encoder
 from .pooling import POOLS, pool
 from .projectors import build_projector, run_encoder
@@ -68,13 +63,17 @@ def auto_batch_size(device: torch.device, tokens: int, width: int) -> int:
 
 
 def _read_shards(tokens: Store, shards: list[int]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-    size, n = tokens.attrs["shard_size"], len(tokens)
-    names = input_arrays(tokens)
     for shard in shards:
-        start, stop = shard_bounds(shard, n, size)
-        rows = {name: tokens.group[name][start:stop] for name in (*names, "label", "valid", "id")}
-        _verify_token_shard(tokens, shard, rows, tokens.markers[shard])
-        yield shard, rows
+        yield shard, _read_shard(tokens, shard)
+
+
+def _read_shard(tokens: Store, shard: int) -> dict[str, np.ndarray]:
+    """One token shard's model inputs, labels, valid flags and ids, checked."""
+    start, stop = shard_bounds(shard, len(tokens), tokens.attrs["shard_size"])
+    names = input_arrays(tokens)
+    rows = {name: tokens.group[name][start:stop] for name in (*names, "label", "valid", "id")}
+    _verify_token_shard(tokens, shard, rows, tokens.markers[shard])
+    return rows
 
 
 def _verify_token_shard(tokens: Store, shard: int, rows: dict[str, np.ndarray],
@@ -110,10 +109,6 @@ def _prefetch(iterator: Iterator, depth: int = 1) -> Iterator:
         if isinstance(item, BaseException):
             raise item
         yield item
-
-
-def _token_errors(tokens: Store) -> dict[int, dict]:
-    return {e["index"]: e for m in tokens.markers if m for e in m["errors"]}
 
 
 class Embedder:
@@ -195,6 +190,11 @@ def embed(
     repair: bool = False,
     progress: bool = True,
     compile: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_num_cpus: float | None = None,
+    ray_actors: int | None = None,
+    max_retries: int = 3,
 ) -> RunSummary:
     """Embed a complete token store into a feature store (resumes an existing one).
 
@@ -207,6 +207,11 @@ def embed(
     for the compilation; on the CPU it needs a C compiler). It is deliberately not part of
     the store's config: it changes speed, not results (features agree to float rounding), so
     a store started with it resumes without it and vice versa.
+
+    ``engine="ray"`` embeds on a Ray cluster (``ray_address``, default ``RAY_ADDRESS``, else
+    a local instance): one actor per GPU, or ``ray_actors`` CPU actors of ``ray_num_cpus``
+    threads each; the store is byte-identical to the local engine's on the same device
+    (docs/engines.md).
     """
     started = time.perf_counter()
     if pool_how not in POOLS:
@@ -215,29 +220,128 @@ def embed(
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
     if batch_size is not None and batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    runner = make_engine(EngineOptions(engine, 1, ray_address, ray_num_cpus, ray_actors,
+                                       max_retries))
+    output = runner.check_output(os.fspath(output))  # absolute for Ray: every node's path
+    tokens = runner.check_output(os.fspath(tokens))
+    weights, projector = (runner.check_output(os.fspath(p)) if p is not None else None
+                          for p in (weights, projector))
     token_store = open_complete_store(tokens, "tokens", "embed")
-    torch_device = resolve_device(device)
-    frozen = load_encoder(encoder, weights=weights, pretrained=pretrained, seed=seed,
-                          device=torch_device, model_kwargs=encoder_options)
-    statics = {name: token_store.static(name) for name in token_store.attrs["static_arrays"]}
-    projector_module, projector_record = build_projector(
-        token_store.modality, token_store.config, frozen, seed, projector, statics)
-    projector_module.to(torch_device)
-    if batch_size is None:
-        batch_size = auto_batch_size(torch_device, token_store.group["tokens"].shape[1],
-                                     frozen.width)
-    embedder = Embedder(projector_module, frozen, pool_how, torch_device, precision, batch_size,
-                        compile=compile)
+    job = EmbedJob(tokens, output, encoder, weights, pretrained, projector,
+                   pool_how, batch_size, device, precision, seed, encoder_options or {}, compile)
+    # The driver's own embedder gives the feature shape and the spec; the local engine then
+    # uses it, while Ray actors each load their own (docs/engines.md).
+    embedder, frozen, projector_record = job.build(token_store, _driver_device(device, engine))
+    job.keep(embedder)
     spec = _feature_spec(token_store, frozen, projector_record, pool_how, precision, seed,
                          _feature_shape(embedder, token_store), encoder_options or {})
-    output = os.fspath(output)
-    with writing(output), StoreLock(output):
-        resume = prepare_store(output, spec, overwrite, repair)
-        done = set(resume.done)
-        pending = [s for s in range(spec.num_shards) if s not in done]
-        written = _run(token_store, embedder, output, pending, spec, progress, str(torch_device))
-    return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
-                         resume.repaired)
+    run = StepRun(f"embed ({'ray' if engine == 'ray' else embedder.device})", spec, overwrite,
+                  repair, progress)
+    return run_step(run, job, runner, lambda shard: None, started)
+
+
+def _driver_device(device: str, engine: str) -> str:
+    """Where the driver loads its embedder: ``device``, or the CPU for a Ray driver (it only
+    needs the feature shape and the weights' hash; the GPUs belong to the actors)."""
+    return "cpu" if engine == "ray" else device
+
+
+@dataclass(frozen=True)
+class EmbedJob(ShardJob):
+    """Embed's work, sent once to every worker: what it takes to build the embedder and
+    which stores to read and write. A worker loads the model once (``setup``)."""
+
+    tokens: str
+    output: str
+    encoder: str
+    weights: str | os.PathLike | None
+    pretrained: bool
+    projector: str | os.PathLike | None
+    pool_how: str
+    batch_size: int | None
+    device: str
+    precision: str
+    seed: int
+    encoder_options: dict
+    compile: bool
+    stateful = True
+    _local: Any = field(default=None, compare=False, repr=False)
+
+    def keep(self, embedder: "Embedder") -> None:
+        """The driver's embedder, used in this process instead of loading another."""
+        object.__setattr__(self, "_local", embedder)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}  # a model stays here
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _local=None)
+
+    def build(self, token_store: Store, device: str) -> tuple["Embedder", Any, dict]:
+        torch_device = resolve_device(device)
+        frozen = load_encoder(self.encoder, weights=self.weights, pretrained=self.pretrained,
+                              seed=self.seed, device=torch_device,
+                              model_kwargs=self.encoder_options)
+        statics = {name: token_store.static(name) for name in token_store.attrs["static_arrays"]}
+        module, record = build_projector(token_store.modality, token_store.config, frozen,
+                                         self.seed, self.projector, statics)
+        module.to(torch_device)
+        batch_size = self.batch_size or auto_batch_size(
+            torch_device, token_store.group["tokens"].shape[1], frozen.width)
+        embedder = Embedder(module, frozen, self.pool_how, torch_device, self.precision,
+                            batch_size, compile=self.compile)
+        return embedder, frozen, record
+
+    def setup(self, context: WorkerContext) -> "_EmbedWorker":
+        token_store = open_complete_store(self.tokens, "tokens", "embed")
+        if context.threads:
+            torch.set_num_threads(context.threads)
+        if self._local is not None and context.device is None:
+            embedder = self._local
+        else:
+            embedder = self.build(token_store, context.device or self.device)[0]
+        return _EmbedWorker(embedder, token_store, ShardWriter(self.output))
+
+    def work(self, state: "_EmbedWorker", shard: int, payload: None = None,
+             on_sample: Callable[[], None] | None = None) -> dict:
+        return state.write(shard, _read_shard(state.tokens, shard))
+
+    def work_in_order(self, state: "_EmbedWorker", tasks: Iterable[Task],
+                      on_sample: Callable[[], None] | None = None) -> Iterator[dict]:
+        # one process: read the next token shard on a thread while the encoder runs
+        shards = [shard for shard, _ in tasks]
+        for shard, rows in _prefetch(_read_shards(state.tokens, shards)):
+            marker = state.write(shard, rows)
+            if on_sample is not None:
+                for _ in range(marker["stop"] - marker["start"]):
+                    on_sample()
+            yield marker
+
+
+@dataclass
+class _EmbedWorker:
+    embedder: "Embedder"
+    tokens: Store
+    writer: ShardWriter
+
+    def write(self, shard: int, rows: dict[str, np.ndarray]) -> dict:
+        """Embed one token shard's rows and write its feature shard, marker last."""
+        shape = _features_shape(self.writer)
+        start = shard * self.writer.attrs["shard_size"]
+        valid = rows["valid"].astype(bool)
+        features = np.zeros((len(valid), *shape), np.float32)
+        inputs = {k: v[valid] for k, v in rows.items() if k in input_arrays(self.tokens)}
+        if valid.any():
+            features[valid] = self.embedder(inputs)
+        errors = {e["index"]: e for e in self.tokens.markers[shard]["errors"]}
+        shard_errors = [_invalid_record(start + int(i), str(rows["id"][i]), errors)
+                        for i in np.flatnonzero(~valid)]
+        return self.writer.write(shard, ShardData({"features": features}, rows["label"], valid,
+                                                  [str(i) for i in rows["id"]], shard_errors))
+
+
+def _features_shape(writer: ShardWriter) -> tuple[int, ...]:
+    return tuple(writer.group["features"].shape[1:])
 
 
 def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:
@@ -268,38 +372,6 @@ def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precis
         # where the token config's statistics were fitted, for `info` and --config-from
         extra_attrs={FITTED: attrs[FITTED]} if FITTED in attrs else {},
     )
-
-
-def _run(tokens: Store, embedder: Embedder, output: str, pending: list[int], spec: StoreSpec,
-         progress: bool, device: str) -> int:
-    from tqdm import tqdm
-
-    writer = ShardWriter(output)
-    errors = _token_errors(tokens)
-    inputs_of = input_arrays(tokens)
-    shape = spec.arrays["features"].shape
-    bounds = [shard_bounds(s, spec.num_samples, spec.shard_size) for s in pending]
-    already = spec.num_samples - sum(stop - start for start, stop in bounds)
-    bar = tqdm(total=spec.num_samples, initial=already, unit="sample", desc=f"embed ({device})",
-               disable=not progress, dynamic_ncols=True)
-    written = 0
-    try:
-        for shard, rows in _prefetch(_read_shards(tokens, pending)):
-            start = shard * spec.shard_size
-            valid = rows["valid"].astype(bool)
-            features = np.zeros((len(valid), *shape), np.float32)
-            inputs = {k: v[valid] for k, v in rows.items() if k in inputs_of}
-            if valid.any():
-                features[valid] = embedder(inputs)
-            shard_errors = [_invalid_record(start + int(i), str(rows["id"][i]), errors)
-                            for i in np.flatnonzero(~valid)]
-            writer.write(shard, ShardData({"features": features}, rows["label"], valid,
-                                          [str(i) for i in rows["id"]], shard_errors))
-            written += len(valid)
-            bar.update(len(valid))
-    finally:
-        bar.close()
-    return written
 
 
 def _invalid_record(index: int, sample_id: str, token_errors: dict[int, dict]) -> dict:
