@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 validation found problems (``validate``) or an internal error;
 2 bad usage or an unusable store; 3 the store is locked by another writer; 4 the store was
 made with another config or sample list; 5 ``--strict``/``--max-errors`` exceeded;
-6 a worker process died; 7 the store cannot be written (read-only or full file system);
+6 a worker process died (with --engine ray: shards failed after Ray's retries); 7 the store
+cannot be written (read-only or full file system);
 130 interrupted (Ctrl-C). A tokenize run that records invalid
 samples still exits 0: the summary (and ``mmtok info``) counts them by kind.
 """
@@ -36,6 +37,18 @@ class Labels(StrEnum):
     folder = "folder"
     none = "none"
     manifest = "manifest"
+
+
+class EngineName(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+RAY_PANEL = "Engine options"
+EngineOpt = Annotated[EngineName, typer.Option(help="local: this machine (-j processes); ray: a Ray cluster (needs `pip install 'mmtok[ray]'`, see docs/engines.md).", rich_help_panel=RAY_PANEL)]
+RayAddressOpt = Annotated[Optional[str], typer.Option(help="With --engine ray: the cluster to join (default: $RAY_ADDRESS, else a local instance started for the run).", rich_help_panel=RAY_PANEL)]
+RayCpusOpt = Annotated[Optional[float], typer.Option(help="With --engine ray: CPUs each task (tokenize) or actor (embed) asks for (default 1).", rich_help_panel=RAY_PANEL)]
+MaxRetriesOpt = Annotated[int, typer.Option(help="With --engine ray: retries of a shard whose worker died (OOM, SIGKILL, a lost node).", rich_help_panel=RAY_PANEL)]
 
 
 class Resize(StrEnum):
@@ -113,7 +126,8 @@ TOKENIZE_EPILOG = """Examples:
 
 Exit codes: 0 complete (invalid samples are recorded, see the summary), 1 internal error,
 2 bad usage, 3 store locked by another writer, 4 store made with another config or sample
-list (use --overwrite), 5 --strict/--max-errors exceeded, 6 a worker died, 7 the store cannot
+list (use --overwrite), 5 --strict/--max-errors exceeded, 6 a worker died (--engine ray: shards
+failed after retries, listed), 7 the store cannot
 be written (full or read-only file system), 130 interrupted (rerun to resume).
 """
 
@@ -156,6 +170,10 @@ def tokenize(
     config_from: Annotated[Optional[Path], typer.Option("--config-from", metavar="STORE", help="Tokenize exactly like STORE (a token store, or a feature store's token config): its whole tokenizer config, fitted statistics and modality; e.g. the training store for validation and test data.")] = None,
     settings: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any tokenizer option of the modality, e.g. --set size=256 (repeatable); see `mmtok modalities`.")] = None,
     jpeg_draft: Annotated[Optional[bool], typer.Option(help="Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
+    engine: EngineOpt = EngineName.local,
+    ray_address: RayAddressOpt = None,
+    ray_num_cpus: RayCpusOpt = None,
+    max_retries: MaxRetriesOpt = 3,
 ) -> None:
     """Tokenize raw files into a sharded Zarr v3 token store. Rerun to resume."""
     from .modalities import parse_options
@@ -191,7 +209,8 @@ def tokenize(
             workers=workers, shard_size=shard_size, overwrite=overwrite, repair=repair,
             strict=strict,
             max_errors=max_errors, progress=progress, stats_from_data=stats_from_data,
-            config_from=config_from, **options,
+            config_from=config_from, engine=engine.value, ray_address=ray_address,
+            ray_num_cpus=ray_num_cpus, max_retries=max_retries, **options,
         )
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
 
@@ -233,6 +252,11 @@ def embed(
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
     compile_forward: Annotated[bool, typer.Option("--compile/--no-compile", help="Run the projector + encoder forward through torch.compile (the first batch pays for compiling; on CPU it needs a C compiler). Speed only: not recorded in the config, so a store resumes across the flag.")] = False,
+    engine: EngineOpt = EngineName.local,
+    ray_address: RayAddressOpt = None,
+    ray_num_cpus: RayCpusOpt = None,
+    ray_actors: Annotated[Optional[int], typer.Option(help="With --engine ray: N CPU actors instead of one actor per GPU.", rich_help_panel=RAY_PANEL)] = None,
+    max_retries: MaxRetriesOpt = 3,
 ) -> None:
     """Run token shards through one frozen encoder into a feature store. Rerun to resume."""
     from .embedding.pipeline import embed as run_embed
@@ -243,7 +267,9 @@ def embed(
                             device=device, precision=precision, seed=seed,
                             encoder_options=_key_values(encoder_option or []),
                             overwrite=overwrite, repair=repair, progress=progress,
-                            compile=compile_forward)
+                            compile=compile_forward, engine=engine.value,
+                            ray_address=ray_address, ray_num_cpus=ray_num_cpus,
+                            ray_actors=ray_actors, max_retries=max_retries)
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
 
 

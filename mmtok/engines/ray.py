@@ -222,8 +222,8 @@ class RayEngine:
         actor_class = ray.remote(_ShardActor).options(
             num_cpus=per_actor, num_gpus=1 if gpu else 0,
             max_restarts=self.options.max_retries, max_task_retries=self.options.max_retries)
-        job_ref = ray.put(job)
-        actors = [actor_class.remote(job_ref, context) for _ in range(count)]
+        # the job goes inline, not by object ref: a restarted actor must still find it
+        actors = [actor_class.remote(job, context) for _ in range(count)]
         try:
             self.placements = ray.get([a.placement.remote() for a in actors])
             return self._drive_actors(actors, tasks, report)
