@@ -135,8 +135,9 @@ be written (full or read-only file system), 130 interrupted (rerun to resume).
 @app.command(epilog=TOKENIZE_EPILOG)
 def tokenize(
     ctx: typer.Context,
-    source: Annotated[Optional[Path], typer.Argument(
-        help="Folder of raw files; the class is the first sub-folder (ImageFolder layout).",
+    source: Annotated[Optional[list[Path]], typer.Argument(
+        help="Folder of raw files (the class is the first sub-folder, ImageFolder layout), "
+             "or one or more files (a table's rows are samples: CSV, TSV, JSONL, Parquet).",
         show_default=False)] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Token store to create or resume (a .zarr folder).")] = ...,
     modality: Annotated[str, typer.Option("-m", "--modality", help=_modality_help())] = "image",
@@ -146,7 +147,7 @@ def tokenize(
     root: Annotated[Optional[Path], typer.Option(help="With --files-from: ids and folder labels are relative to ROOT (default: the common folder).")] = None,
     labels: Annotated[Labels, typer.Option(help="folder: the first sub-folder is the class; none: unlabeled; manifest: the manifest's label column (the default with --manifest).")] = Labels.folder,
     path_column: Annotated[str, typer.Option(help="Manifest column holding the file path.")] = "path",
-    label_column: Annotated[str, typer.Option(help="Manifest column holding the label.")] = "label",
+    label_column: Annotated[Optional[str], typer.Option(help="Column holding the label: a manifest's (default 'label'), or a table's whose rows are samples (default: 'label' if present, else unlabeled).")] = None,
     follow_external_symlinks: Annotated[bool, typer.Option("--follow-external-symlinks", help="Read symlinks that point outside the root (refused and recorded otherwise).")] = False,
     workers: Annotated[int, typer.Option("-j", "--workers", help="Worker processes, each writing whole shards.")] = 1,
     shard_size: Annotated[Optional[int], typer.Option(help="Samples per shard (default: about 64 MB of tokens).")] = None,
@@ -199,9 +200,20 @@ def tokenize(
             modality = read_reused_config(config_from).modality
         options = {**named, **parse_options(modality, settings or [])}
         if files_from is not None:
-            if source is not None:
+            if source:
                 raise UsageError("give a folder or --files-from, not both")
             source = open_path_list(files_from)
+        elif source is not None:
+            if not source:
+                source = None
+            elif len(source) == 1 and not source[0].is_file():
+                source = source[0]  # a folder (or a missing path, refused as such)
+            else:
+                missing = [str(p) for p in source if not p.is_file()]
+                if missing:
+                    raise UsageError(f"{', '.join(missing)}: no such file; give one folder, "
+                                     "or one or more files")
+                source = [str(p) for p in source]
         summary = run_tokenize(
             source, output, chosen, manifest=manifest,
             root=str(root) if root else None, labels=labels.value, path_column=path_column,

@@ -9,6 +9,7 @@ runs, one shard at a time.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ def build_sample_list(
     root: str | None = None,
     labels: str = "folder",
     path_column: str = "path",
-    label_column: str | None = "label",
+    label_column: str | None = None,
     follow_external_symlinks: bool = False,
 ) -> SampleList:
     if labels not in ("folder", "none", "manifest"):
@@ -61,11 +62,13 @@ def build_sample_list(
         return source
     if manifest is not None:
         return from_manifest(manifest, path_column,
-                             label_column if labels != "none" else None,
+                             (label_column or "label") if labels != "none" else None,
                              follow_external_symlinks)
     if labels == "manifest":
         raise UsageError("--labels manifest needs --manifest; folders and file lists take "
                          "--labels folder or none")
+    if isinstance(source, (str, os.PathLike)) and os.path.isfile(source):
+        source = [os.fspath(source)]  # one file (a table whose rows are the samples)
     if isinstance(source, (str, os.PathLike)):
         return from_folder(source, extensions, labels, follow_external_symlinks)
     return from_file_list(list(source), root, labels, follow_external_symlinks)
@@ -176,7 +179,7 @@ def tokenize(
     root: str | None = None,
     labels: str = "folder",
     path_column: str = "path",
-    label_column: str | None = "label",
+    label_column: str | None = None,
     follow_external_symlinks: bool = False,
     workers: int = 1,
     shard_size: int | None = None,
@@ -233,13 +236,16 @@ def tokenize(
         follow_external_symlinks=follow_external_symlinks,
     )
     if tokenizer.list_parts is not None:
-        samples = expand_parts(samples, tokenizer.list_parts, tokenizer.part_class_names)
+        list_parts = tokenizer.list_parts
+        if tokenizer.list_parts_label_column:  # rows of a table: --label-column picks labels
+            list_parts = functools.partial(list_parts, label_column=label_column)
+        samples = expand_parts(samples, list_parts, tokenizer.part_class_names)
     if len(samples) == 0:
         raise UsageError(f"no {modality} files found in the source "
                          f"(extensions: {' '.join(get_modality(modality).extensions)})")
     fitted = reused.fitted if reused is not None else None
     if stats_from_data:
-        tokenizer, fitted = _fit_statistics(tokenizer, modality, options, samples)
+        tokenizer, fitted = _fit_statistics(tokenizer, modality, options, samples, label_column)
     specs = tokenizer.sample_arrays()
     if shard_size is None:
         # a reused config keeps its store's shard size: the config hash covers the layout
@@ -278,10 +284,14 @@ def _reused_config(config_from: str | os.PathLike | None,
 
 
 def _fit_statistics(tokenizer: Tokenizer, modality: str, options: dict,
-                    samples: SampleList) -> tuple[Tokenizer, dict]:
+                    samples: SampleList, label_column: str | None = None
+                    ) -> tuple[Tokenizer, dict]:
     """The tokenizer with its statistics fitted on ``samples``, and the fitted record."""
     # A deterministic pre-pass: a rerun computes the same values, so the config (and with
     # it resume) is unchanged.
     paths = list(dict.fromkeys(s.path for s in samples.samples if s.problem is None))
-    fitted = tokenizer.statistics_from(paths)
+    if tokenizer.list_parts_label_column:  # a table: its label column is not a feature
+        fitted = tokenizer.statistics_from(paths, label_column=label_column)
+    else:
+        fitted = tokenizer.statistics_from(paths)
     return create_tokenizer(modality, **{**options, **fitted}), fitted_record(fitted, samples)

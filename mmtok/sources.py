@@ -272,7 +272,7 @@ def open_path_list(spec: str) -> list[str]:
 
 def expand_parts(
     samples: SampleList,
-    list_parts: Callable[[str], list[str] | list[tuple[str, int | None]] | None],
+    list_parts: Callable[[str], list[str] | list[tuple[str, int | str | None]] | None],
     part_class_names: Callable[[str], list[str] | None] | None = None,
 ) -> SampleList:
     """Replace each file by its parts (``list_parts(path)`` -> part names, or None to keep the
@@ -282,35 +282,52 @@ def expand_parts(
     A part may carry its own label, ``(name, label)``: container files such as ModelNet HDF5
     store integer labels per row. Those labels replace folder labels, and the class names
     come from ``part_class_names(file)`` (e.g. a ``shape_names.txt`` beside it) or are the
-    label numbers.
+    label numbers. A label may instead be a class name (a string: a table's label column);
+    then the class names are every name seen, in every file, sorted as folders' are.
     """
     expanded = []
+    named: list[str | None] = []  # per expanded sample: its class name, for string labels
     labelled_file = None
     for sample in samples.samples:
         if sample.problem is not None:
             expanded.append(sample)
+            named.append(None)
             continue
         try:
             parts = list_parts(sample.path)
         except SampleError as exc:
             expanded.append(replace(sample, problem=(exc.kind, exc.message)))
+            named.append(None)
             continue
         if parts is None:
             expanded.append(sample)
+            named.append(None)
             continue
         if not parts:
             expanded.append(replace(sample, problem=("empty_file", "the file holds no samples")))
+            named.append(None)
         for part in parts:
             name, label = part if isinstance(part, tuple) else (part, None)
-            if label is not None:
+            class_name = None
+            if isinstance(label, str):
+                class_name, sample_label = label, UNLABELED
+            elif label is not None:
                 labelled_file = labelled_file or sample.path
                 sample_label = label
             else:
                 sample_label = sample.label
             expanded.append(replace(sample, id=f"{sample.id}#{name}", part=name,
                                     label=sample_label))
+            named.append(class_name)
     class_names = samples.class_names
-    if labelled_file is not None:
+    if any(n is not None for n in named):
+        if labelled_file is not None:
+            raise UsageError(f"{labelled_file}: its parts carry label numbers while other "
+                             "files' parts carry class names; label them the same way")
+        labels, class_names = _label_names(named)
+        expanded = [replace(s, label=label) if n is not None else replace(s, label=UNLABELED)
+                    for s, n, label in zip(expanded, named, labels)]
+    elif labelled_file is not None:
         names = part_class_names(labelled_file) if part_class_names else None
         top = max(s.label for s in expanded)
         class_names = names if names and len(names) > top else [str(i) for i in range(top + 1)]

@@ -143,10 +143,10 @@ class Embedder:
         such as the shape probe would otherwise compile a graph of their own)."""
         forward = self._forward if eager or self.compiled is None else self.compiled
         outputs = []
-        count = len(rows["tokens"])
+        count = len(next(iter(rows.values())))  # every input array has one row per sample
         for begin in range(0, count, self.batch_size):
             chunk = {name: values[begin:begin + self.batch_size] for name, values in rows.items()}
-            real = len(chunk["tokens"])
+            real = len(next(iter(chunk.values())))
             if forward is self.compiled and real < self.batch_size:
                 chunk = {name: _pad_rows(values, self.batch_size) for name, values in chunk.items()}
             pooled = forward({name: self._to_device(values) for name, values in chunk.items()})
@@ -158,7 +158,7 @@ def pooled_features(projector: torch.nn.Module, encoder: Any, batch: dict[str, t
                     how: str, autocast: torch.dtype | None = None) -> torch.Tensor:
     """The recipe's forward: projector -> frozen encoder -> pool, under autocast when a
     dtype is given (embed, and tokenizer tuning, which trains through it)."""
-    with torch.autocast(batch["tokens"].device.type, dtype=autocast,
+    with torch.autocast(next(iter(batch.values())).device.type, dtype=autocast,
                         enabled=autocast is not None):
         projected = projector(batch)
         x = run_encoder(encoder, projected)
@@ -287,7 +287,7 @@ class EmbedJob(ShardJob):
                                          self.seed, self.projector, statics)
         module.to(torch_device)
         batch_size = self.batch_size or auto_batch_size(
-            torch_device, token_store.group["tokens"].shape[1], frozen.width)
+            torch_device, _tokens_per_sample(token_store), frozen.width)
         embedder = Embedder(module, frozen, self.pool_how, torch_device, self.precision,
                             batch_size, compile=self.compile)
         return embedder, frozen, record
@@ -338,6 +338,14 @@ class _EmbedWorker:
                         for i in np.flatnonzero(~valid)]
         return self.writer.write(shard, ShardData({"features": features}, rows["label"], valid,
                                                   [str(i) for i in rows["id"]], shard_errors))
+
+
+def _tokens_per_sample(token_store: Store) -> int:
+    """Tokens per sample, about: the longest axis 1 of the projector's inputs (a modality's
+    input need not be called "tokens": tabular reads its columns)."""
+    lengths = [token_store.group[name].shape[1] for name in input_arrays(token_store)
+               if len(token_store.group[name].shape) > 1]
+    return max(lengths, default=1)
 
 
 def _features_shape(writer: ShardWriter) -> tuple[int, ...]:

@@ -4,6 +4,8 @@ new package and one line here."""
 from . import image  # noqa: F401  (registers image, xray, infrared, depth)
 from . import points  # noqa: F401  (registers points)
 from . import audio  # noqa: F401  (registers audio)
+from . import text  # noqa: F401  (registers text)
+from . import tabular  # noqa: F401  (registers tabular)
 from .base import (
     DemoSpec,
     ModalitySpec,

@@ -68,8 +68,13 @@ class Tokenizer:
     # cheap (read headers, not data).
     # Parts may be ``(name, label)`` pairs when the file stores labels (HDF5 rows); then
     # ``part_class_names(path)`` may name the classes.
-    list_parts: Callable[[str], list[str] | list[tuple[str, int | None]] | None] | None = None
+    # A part's label may also be a class name (a string): a table's label column; the class
+    # names are then every name seen, sorted. With ``list_parts_label_column`` the pipeline
+    # calls ``list_parts(path, label_column=...)`` with ``--label-column`` (None when not
+    # given), so a table's tokenizer can read labels from the column the user names.
+    list_parts: Callable[..., list[str] | list[tuple[str, int | str | None]] | None] | None = None
     part_class_names: Callable[[str], list[str] | None] | None = None
+    list_parts_label_column: ClassVar[bool] = False  # also: statistics_from(paths, label_column=)
 
     def statistics_from(self, paths: list[str]) -> dict[str, Any]:
         """The fitted fields: config overrides computed from the training data
@@ -243,7 +248,11 @@ def _convert(text: str, hint: Any, assignment: str) -> Any:
             return text.lower() in ("1", "true", "yes", "on")
         if typing.get_origin(hint) is tuple:
             item = typing.get_args(hint)[0]
-            return tuple(item(v) for v in text.split(","))
+            if typing.get_origin(item) is tuple:  # nested: "a|b,c|d" -> (("a", "b"), ("c", "d"))
+                inner = typing.get_args(item)[0]
+                return tuple(tuple(inner(x) for x in v.split("|")) if v else ()
+                             for v in text.split(","))
+            return tuple(item(v) for v in text.split(",")) if text else ()
         return hint(text)
     except ValueError:
         raise UsageError(f"--set {assignment!r}: {text!r} is not a valid {hint}") from None
@@ -254,5 +263,9 @@ def create_tokenizer(modality: str, **overrides: Any) -> Tokenizer:
 
 
 def config_to_dict(config: Any) -> dict:
-    """JSON-ready dict (tuples become lists) of a config dataclass."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+    """JSON-ready dict (tuples become lists, nested ones too) of a config dataclass."""
+    return {k: _lists(v) for k, v in dataclasses.asdict(config).items()}
+
+
+def _lists(value: Any) -> Any:
+    return [_lists(v) for v in value] if isinstance(value, (tuple, list)) else value
