@@ -188,3 +188,51 @@ def test_ctrl_c_on_the_driver_cancels_its_tasks_and_the_store_resumes(tmp_path, 
         pass
     assert subprocess.run(command, stderr=subprocess.DEVNULL).returncode == 0
     assert mmtok.validate_store(out).ok
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_separate_ray_start_head_process(tmp_path):
+    """A cluster of its own (`ray start --head` on a free loopback port), stopped through its
+    own process group: never `ray stop`, which kills every Ray process on the machine."""
+    import os
+
+    pytest.importorskip("ray")
+    data = image_folder(tmp_path / "data")
+    tokenize(data, tmp_path / "ref.zarr", "image")
+    port = free_port()
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    ray_bin = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--port", str(port),
+                             "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
+                             "--include-dashboard", "false",
+                             "--temp-dir", str(tmp_path / "ray")],
+                            env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        command = mmtok_command("tokenize", data, "-o", tmp_path / "t.zarr", "--size", 32,
+                                "--shard-size", 3, "--no-progress", "--engine", "ray",
+                                "--ray-address", f"127.0.0.1:{port}")
+        deadline, result = time.monotonic() + 120, None
+        while time.monotonic() < deadline:  # the head takes a while to accept drivers
+            result = subprocess.run(command, env=env, capture_output=True, text=True,
+                                    timeout=300)
+            if result.returncode == 0 or "cannot connect" not in result.stderr:
+                break
+            time.sleep(2)
+        assert result is not None and result.returncode == 0, result.stderr
+        assert_same_store(tmp_path / "t.zarr", tmp_path / "ref.zarr")
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
