@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..projected import Projected
+
 
 class TabularProjector(nn.Module):
     trainable = True
@@ -42,8 +44,6 @@ class TabularProjector(nn.Module):
         self.prefix = 1
 
     def forward(self, batch: dict[str, torch.Tensor]):
-        from ...embedding.projectors import Projected
-
         numeric = batch["numeric"].float()[:, :self.num_weight.shape[0]]
         missing = batch["missing"].bool()
         parts = []

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..projected import Projected
+
 
 MIN_POSITIONS = 512
 
@@ -30,8 +32,6 @@ class TextProjector(nn.Module):
         self.prefix = 1
 
     def forward(self, batch: dict[str, torch.Tensor]):
-        from ...embedding.projectors import Projected
-
         tokens = batch["tokens"].long()
         steps = torch.arange(tokens.shape[1], device=tokens.device)
         mask = steps[None, :] < batch["length"].long()[:, None]
