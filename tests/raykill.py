@@ -84,3 +84,29 @@ class WhereAmI:
         return {"shard": shard, "start": shard, "stop": shard + 1, "errors": [],
                 "pid": os.getpid(), "device": state.device,
                 "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
+
+
+@dataclass(frozen=True)
+class SlowFirstAttempt(TokenizeJob):
+    """Shard ``KILLED_SHARD``'s first attempt announces its worker's pid beside the store and
+    then waits to be killed; later attempts run normally."""
+
+    def work(self, state, shard, payload, on_sample=None):
+        pid_file = Path(self.output + ".worker-pid")
+        if shard == KILLED_SHARD and not pid_file.exists():
+            pid_file.write_text(f"{os.getpid()}\n")
+            import time
+
+            time.sleep(60)  # the test kills this process well before
+        return super().work(state, shard, payload, on_sample)
+
+
+@dataclass(frozen=True)
+class Sleepy(TokenizeJob):
+    """Every shard takes at least half a second: tasks are in flight when a node goes."""
+
+    def work(self, state, shard, payload, on_sample=None):
+        import time
+
+        time.sleep(0.5)
+        return super().work(state, shard, payload, on_sample)

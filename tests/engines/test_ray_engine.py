@@ -94,6 +94,35 @@ def test_a_task_killed_after_its_data_before_its_marker_is_retried(tmp_path, ray
     assert tokenize(data, out, "image", engine="ray").samples_written == 0
 
 
+def test_a_worker_killed_by_pid_mid_task_is_retried(tmp_path, ray_session, monkeypatch):
+    import os
+    import threading
+
+    data = image_folder(tmp_path / "data")
+    tokenize(data, tmp_path / "ref.zarr", "image")
+    monkeypatch.setattr("mmtok.pipeline.TokenizeJob", raykill.SlowFirstAttempt)
+    out = tmp_path / "t.zarr"
+    pid_file, killed = Path(str(out) + ".worker-pid"), []
+
+    def kill_the_worker() -> None:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)  # the pid is written before the file is closed
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    killer = threading.Thread(target=kill_the_worker, daemon=True)
+    killer.start()
+    started = time.monotonic()
+    summary = tokenize(data, out, "image", engine="ray", max_retries=1)
+    killer.join(timeout=5)
+    assert killed and time.monotonic() - started < 50, "the worker was not killed mid-task"
+    assert summary.status == "complete"
+    assert_same_store(out, tmp_path / "ref.zarr")
+
+
 def test_retries_exhausted_list_the_failed_shards_and_a_rerun_completes(tmp_path, ray_session,
                                                                        monkeypatch, cli):
     data = image_folder(tmp_path / "data")
@@ -236,3 +265,47 @@ def test_a_separate_ray_start_head_process(tmp_path):
             head.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
+
+
+NODE_REMOVAL = r"""
+import sys, threading, time
+from pathlib import Path
+import ray
+from ray.cluster_utils import Cluster
+import mmtok, mmtok.pipeline, raykill
+from killing import committed
+
+data, out = Path(sys.argv[1]), Path(sys.argv[2])
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1,
+                                                        "include_dashboard": False})
+worker = cluster.add_node(num_cpus=1)
+ray.init(address=cluster.address)
+mmtok.pipeline.TokenizeJob = raykill.Sleepy
+
+def remove_the_worker_node():
+    while committed(out) < 1:
+        time.sleep(0.01)
+    cluster.remove_node(worker)
+
+threading.Thread(target=remove_the_worker_node, daemon=True).start()
+summary = mmtok.tokenize(data, out, "image", size=32, shard_size=1, engine="ray", workers=2,
+                         progress=False)
+print(summary.status)
+ray.shutdown()
+cluster.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_a_node_removed_mid_run_has_its_shards_retried(tmp_path):
+    import os
+
+    pytest.importorskip("ray")
+    data = image_folder(tmp_path / "data", 12)
+    mmtok.tokenize(data, tmp_path / "ref.zarr", "image", size=32, shard_size=1, progress=False)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", NODE_REMOVAL, str(data), str(tmp_path / "t.zarr")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip().endswith("complete"), done.stderr[-3000:]
+    assert_same_store(tmp_path / "t.zarr", tmp_path / "ref.zarr")
