@@ -128,8 +128,10 @@ class RayEngine:
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
                      log_to_driver=False, configure_logging=True)
         except (ConnectionError, ValueError) as exc:
-            raise UsageError(f"cannot connect to the Ray cluster at {address} ({exc}); check "
-                             "--ray-address / RAY_ADDRESS, or leave both unset to start a "
+            cause = f": {str(exc.__cause__).splitlines()[0][:300]}" if exc.__cause__ else ""
+            raise UsageError(f"cannot connect to the Ray cluster at {address} ({exc}{cause}); "
+                             "check --ray-address / RAY_ADDRESS (and, for a cluster with token "
+                             "authentication, RAY_AUTH_TOKEN), or leave both unset to start a "
                              "local instance") from None
         return address == "local"
 

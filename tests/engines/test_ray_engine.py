@@ -237,13 +237,16 @@ def test_a_separate_ray_start_head_process(tmp_path):
     data = image_folder(tmp_path / "data")
     tokenize(data, tmp_path / "ref.zarr", "image")
     port = free_port()
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+    import tempfile
+
+    # token auth off on both sides: a `ray start` head and a driver disagree on it otherwise
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
            "PYTHONPATH": os.pathsep.join(sys.path)}
     ray_bin = Path(sys.executable).with_name("ray")
+    temp = tempfile.mkdtemp(prefix="rayt", dir="/tmp")  # short: Ray's socket paths are long
     head = subprocess.Popen([str(ray_bin), "start", "--head", "--block", "--port", str(port),
-                             "--node-ip-address", "127.0.0.1", "--num-cpus", "2",
-                             "--include-dashboard", "false",
-                             "--temp-dir", str(tmp_path / "ray")],
+                             "--num-cpus", "2", "--include-dashboard", "false",
+                             "--object-store-memory", str(96 << 20), "--temp-dir", temp],
                             env=env, start_new_session=True, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -253,7 +256,7 @@ def test_a_separate_ray_start_head_process(tmp_path):
         deadline, result = time.monotonic() + 120, None
         while time.monotonic() < deadline:  # the head takes a while to accept drivers
             result = subprocess.run(command, env=env, capture_output=True, text=True,
-                                    timeout=300)
+                                    timeout=180)
             if result.returncode == 0 or "cannot connect" not in result.stderr:
                 break
             time.sleep(2)
@@ -264,7 +267,11 @@ def test_a_separate_ray_start_head_process(tmp_path):
         try:
             head.wait(timeout=30)
         except subprocess.TimeoutExpired:
+            pass
+        try:  # Ray's own processes are in the group too, and may outlive `ray start`
             os.killpg(head.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 NODE_REMOVAL = r"""
