@@ -6,6 +6,7 @@ from . import points  # noqa: F401  (registers points)
 from . import audio  # noqa: F401  (registers audio)
 from . import text  # noqa: F401  (registers text)
 from . import tabular  # noqa: F401  (registers tabular)
+from . import video  # noqa: F401  (registers video)
 from .base import (
     DemoSpec,
     ModalitySpec,
