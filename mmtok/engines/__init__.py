@@ -1,5 +1,5 @@
-"""Where shards are written: ``local`` (this process, or a process pool with ``workers``
-> 1) or ``ray`` (Ray core tasks, or actors for embed, on a cluster). Every engine runs the
+"""Where shards are written: ``local`` (this process, or a process pool when ``workers`` is
+more than 1) or ``ray`` (Ray core tasks, or actors for embed, on a cluster). Every engine runs the
 same shard function of the same frozen job (:mod:`.base`); :func:`run_step` is the one
 lock -> prepare -> run -> summarise skeleton."""
 
