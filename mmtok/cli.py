@@ -5,13 +5,20 @@ Exit codes: 0 success; 1 validation found problems (``validate``) or an internal
 made with another config or sample list; 5 ``--strict``/``--max-errors`` exceeded;
 6 a worker process died (with --engine ray: shards failed after Ray's retries); 7 the store
 cannot be written (read-only or full file system);
-130 interrupted (Ctrl-C). A tokenize run that records invalid
-samples still exits 0: the summary (and ``mmtok info``) counts them by kind.
+8 the run finished but every sample failed (``tokenize``/``embed``: nothing usable was made,
+e.g. files of another modality; the summary says which files the modality reads);
+130 interrupted (Ctrl-C); 141 stdout was closed early (``mmtok predict ... | head``: the
+output stops quietly, as for any Unix filter; 128 + SIGPIPE). A tokenize run that records
+some invalid samples still exits 0: the summary (and ``mmtok info``) counts them by kind.
+With ``--json``, a command that fails prints one JSON object on stdout too:
+``{"status": "error", "error": CLASS, "message": ..., "exit_code": N}`` (``"interrupted"``
+for Ctrl-C).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -22,8 +29,32 @@ import typer
 from . import __version__
 from .errors import MmtokError, UsageError
 
-app = typer.Typer(
+BROKEN_PIPE_EXIT = 141  # 128 + SIGPIPE: what a shell reports for `yes | head`
+
+
+class _Mmtok(typer.Typer):
+    """The app, exiting 141 instead of click's 1 when stdout is closed early
+    (``mmtok predict head feats | head``): 1 means an internal error, and this is none.
+
+    Click handles the EPIPE itself (quietly, wrapping stdout so that the exit flush does not
+    fail) and exits 1; the wrapper it installs tells that case apart from every other exit 1.
+    Not SIGPIPE's default action: that would also kill a run whose worker pipes break."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return super().__call__(*args, **kwargs)
+        except SystemExit as exc:
+            # by name: typer vendors its own copy of click's PacifyFlushWrapper
+            if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+                raise SystemExit(BROKEN_PIPE_EXIT) from None
+            raise
+
+
+app = _Mmtok(
     name="mmtok",
+    # click's plain formatter: readable at 80 columns (rich's tables wrapped descriptions to
+    # ~15 characters, cut long option names and defaults, and re-wrapped the epilogs)
+    rich_markup_mode=None,
     help="Raw multimodal data -> tokens -> frozen-transformer features -> small heads: "
          "tokenize files into sharded Zarr token stores, embed them through one frozen "
          "encoder, train probes and heads on the cached features. Every step resumes.",
@@ -53,20 +84,31 @@ MaxRetriesOpt = Annotated[int, typer.Option(help="With --engine ray: retries of 
 
 class Resize(StrEnum):
     shorter = "shorter"
+    scale_crop = "scale_crop"
     plain = "plain"
 
 
 @contextmanager
-def _reported() -> Iterator[None]:
-    """Turn mmtok's errors and Ctrl-C into a one-line message and the documented exit code."""
+def _reported(json_output: bool = False) -> Iterator[None]:
+    """Turn mmtok's errors and Ctrl-C into a one-line message and the documented exit code;
+    with ``--json`` also into one JSON object on stdout, so that scripts parse every outcome."""
     try:
         yield
     except MmtokError as exc:
         typer.echo(f"mmtok: error: {exc}", err=True)
+        _json_failure(json_output, "error", str(exc), exc.exit_code, type(exc).__name__)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
-        typer.echo("mmtok: interrupted; rerun the same command to resume", err=True)
+        message = "interrupted; rerun the same command to resume"
+        typer.echo(f"mmtok: {message}", err=True)
+        _json_failure(json_output, "interrupted", message, 130, "KeyboardInterrupt")
         raise typer.Exit(130) from None
+
+
+def _json_failure(json_output: bool, status: str, message: str, code: int, kind: str) -> None:
+    if json_output:
+        typer.echo(json.dumps({"status": status, "error": kind, "message": message,
+                               "exit_code": code}))
 
 
 def _floats(text: Optional[str], name: str) -> Optional[tuple[float, ...]]:
@@ -116,19 +158,26 @@ def _modality_help() -> str:
             "options.")
 
 
-TOKENIZE_EPILOG = """Examples:
-
+# In epilogs, a paragraph that starts with a "\b" line is printed as written (click's
+# marker): examples and lists are never re-wrapped mid-command.
+TOKENIZE_EPILOG = """\b
+Examples:
   mmtok tokenize photos/ -o photos.zarr -j 2
-
-  find scans -name '*.png' | sort | mmtok tokenize --files-from - -m xray -o scans.zarr
-
+  find scans -name '*.png' | sort |
+      mmtok tokenize --files-from - -m xray -o scans.zarr
   mmtok tokenize --manifest labels.csv -o t.zarr --json
+  mmtok tokenize photos/ -o photos.zarr --dry-run   # print the plan only
 
-Exit codes: 0 complete (invalid samples are recorded, see the summary), 1 internal error,
-2 bad usage, 3 store locked by another writer, 4 store made with another config or sample
-list (use --overwrite), 5 --strict/--max-errors exceeded, 6 a worker died (--engine ray: shards
-failed after retries, listed), 7 the store cannot
-be written (full or read-only file system), 130 interrupted (rerun to resume).
+\b
+Exit codes:
+  0 complete (invalid samples are recorded, see the summary)
+  1 internal error          2 bad usage
+  3 store locked            4 store made with another config or sample list
+  5 --strict/--max-errors   6 a worker died (--engine ray: shards failed after
+                              Ray's retries, listed)
+  7 store not writable      8 every sample failed (check -m)
+  130 interrupted (rerun to resume)
+  141 stdout closed early (| head)
 """
 
 
@@ -137,7 +186,7 @@ def tokenize(
     ctx: typer.Context,
     source: Annotated[Optional[list[Path]], typer.Argument(
         help="Folder of raw files (the class is the first sub-folder, ImageFolder layout), "
-             "or one or more files (a table's rows are samples: CSV, TSV, JSONL, Parquet).",
+             "or one or more files (a table's rows are samples: CSV, TSV, JSONL, Parquet; a TUDataset DS_A.txt's graphs; a hyperspectral cube's labelled pixels).",
         show_default=False)] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Token store to create or resume (a .zarr folder).")] = ...,
     modality: Annotated[str, typer.Option("-m", "--modality", help=_modality_help())] = "image",
@@ -159,7 +208,7 @@ def tokenize(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
     size: Annotated[Optional[int], typer.Option(help="Output side in pixels (default 224).", rich_help_panel="Image options")] = None,
     patch: Annotated[Optional[int], typer.Option(help="Patch side in pixels (default 16).", rich_help_panel="Image options")] = None,
-    resize: Annotated[Optional[Resize], typer.Option(help="shorter: shorter side + centre crop; plain: stretch.", rich_help_panel="Image options")] = None,
+    resize: Annotated[Optional[Resize], typer.Option(help="shorter: centre crop of the shorter side resampled in one step; scale_crop: shorter side to floor(size / crop_pct), then a centre crop (timm's eval transform); plain: stretch.", rich_help_panel="Image options")] = None,
     crop_pct: Annotated[Optional[float], typer.Option(help="Centre-crop fraction of the shorter side (timm's crop_pct; default 1.0).", rich_help_panel="Image options")] = None,
     interpolation: Annotated[Optional[str], typer.Option(help="nearest, bilinear, bicubic or lanczos.", rich_help_panel="Image options")] = None,
     channels: Annotated[Optional[int], typer.Option(help="1 or 3 (preset default).", rich_help_panel="Image options")] = None,
@@ -169,19 +218,22 @@ def tokenize(
     max_pixels: Annotated[Optional[int], typer.Option(help="Larger images are recorded as too_large (default 100M).", rich_help_panel="Image options")] = None,
     stats_from_data: Annotated[bool, typer.Option("--stats-from-data", help="First fit the normalisation statistics on the inputs (audio: fbank mean/std) and record them in the config, with where they were fitted. Training data only: tokenize validation and test data with --config-from.")] = False,
     config_from: Annotated[Optional[Path], typer.Option("--config-from", metavar="STORE", help="Tokenize exactly like STORE (a token store, or a feature store's token config): its whole tokenizer config, fitted statistics and modality; e.g. the training store for validation and test data.")] = None,
+    label_map: Annotated[Optional[Path], typer.Option("--label-map", metavar="PATH", help="Label map of a multi-sample file (a hyperspectral cube's ground truth: one sample per labelled pixel, 0 = unlabelled). A source option: combine a train map with --stats-from-data and a test map with --config-from.")] = None,
     settings: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any tokenizer option of the modality, e.g. --set size=256 (repeatable); see `mmtok modalities`.")] = None,
+    like_encoder: Annotated[Optional[str], typer.Option("--like-encoder", metavar="NAME", help="Cut tokens as the timm model NAME preprocesses images (size, patch, crop, interpolation, statistics from timm's data config); options given explicitly still win.")] = None,
     jpeg_draft: Annotated[Optional[bool], typer.Option(help="Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
     engine: EngineOpt = EngineName.local,
     ray_address: RayAddressOpt = None,
     ray_num_cpus: RayCpusOpt = None,
     max_retries: MaxRetriesOpt = 3,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the source and print the plan (samples, classes, shards, first ids); read no sample, write nothing.")] = False,
 ) -> None:
     """Tokenize raw files into a sharded Zarr v3 token store. Rerun to resume."""
     from .modalities import parse_options
     from .pipeline import tokenize as run_tokenize
     from .sources import open_path_list
 
-    with _reported():
+    with _reported(json_output):
         named = dict(
             size=size, patch=patch, resize=resize.value if resize else None, crop_pct=crop_pct,
             interpolation=interpolation, channels=channels, bit_depth=bit_depth,
@@ -214,6 +266,11 @@ def tokenize(
                     raise UsageError(f"{', '.join(missing)}: no such file; give one folder, "
                                      "or one or more files")
                 source = [str(p) for p in source]
+        if dry_run:
+            _print_plan(source, output, modality, manifest, root, labels, path_column,
+                        label_column, follow_external_symlinks, shard_size, options,
+                        json_output)
+            return
         summary = run_tokenize(
             source, output, chosen, manifest=manifest,
             root=str(root) if root else None, labels=labels.value, path_column=path_column,
@@ -221,10 +278,64 @@ def tokenize(
             workers=workers, shard_size=shard_size, overwrite=overwrite, repair=repair,
             strict=strict,
             max_errors=max_errors, progress=progress, stats_from_data=stats_from_data,
-            config_from=config_from, engine=engine.value, ray_address=ray_address,
-            ray_num_cpus=ray_num_cpus, max_retries=max_retries, **options,
+            config_from=config_from, label_map=label_map, like_encoder=like_encoder,
+            engine=engine.value, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
+            max_retries=max_retries, **options,
         )
+    _finish_run(summary, json_output)
+
+
+def _print_plan(source, output, modality, manifest, root, labels, path_column, label_column,
+                follow_external_symlinks, shard_size, options, json_output) -> None:
+    from .pipeline import plan
+
+    details = plan(source, output, modality, manifest=manifest,
+                   root=str(root) if root else None, labels=labels.value,
+                   path_column=path_column, label_column=label_column,
+                   follow_external_symlinks=follow_external_symlinks, shard_size=shard_size,
+                   **options)
+    if json_output:
+        typer.echo(json.dumps(details))
+        return
+    count, classes = details["num_samples"], details["class_names"]
+    shown = ", ".join(classes[:10]) + (f", ... ({len(classes)} in all)" if len(classes) > 10 else "")
+    last = count - (details["num_shards"] - 1) * details["shard_size"]
+    tail = "" if last == details["shard_size"] else f", the last {last}"
+    shards = (f"1 of {count} sample{'' if count == 1 else 's'}" if details["num_shards"] == 1
+              else f"{details['num_shards']} of {details['shard_size']} samples{tail}")
+    per_shard = min(count, details["shard_size"])
+    typer.echo("\n".join([
+        f"dry run: nothing read or written; {details['store']} would be "
+        f"{'resumed' if details['output'] == 'resume' else 'created'}",
+        f"samples    {count} {modality} sample{'' if count == 1 else 's'}"
+        + (f" ({details['known_problems']} already known to fail: missing, duplicate, "
+           "escaping symlink)" if details["known_problems"] else ""),
+        f"classes    {shown or 'none (unlabeled)'}",
+        f"shards     {shards} (about {details['bytes_per_sample'] * per_shard / 1e6:.1f} MB "
+        "of tokens each)",
+        "first ids  " + (", ".join(details["first_ids"]) or "none"),
+    ]))
+
+
+def _check_inputs(tokens: Path | None = None, **files: Path | None) -> None:
+    """Fail fast, before any heavy import, on an input store or file that is not there."""
+    if tokens is not None and not tokens.exists():
+        raise UsageError(f"{tokens} does not exist; pass a token store made by "
+                         "`mmtok tokenize`")
+    for option, path in files.items():
+        if path is not None and not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise UsageError(f"--{option} {path} {what}")
+
+
+def _finish_run(summary, json_output: bool) -> None:
+    """Print a tokenize/embed summary; a run in which every sample failed exits 8."""
     typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
+    if summary.nothing_valid:
+        from .errors import NoValidSamples
+
+        typer.echo(f"mmtok: error: {summary.warnings[-1]}", err=True)
+        raise typer.Exit(NoValidSamples.exit_code)
 
 
 class Pool(StrEnum):
@@ -235,11 +346,12 @@ class Pool(StrEnum):
     none = "none"
 
 
-EMBED_EPILOG = """Examples:
-
-  mmtok embed photos.zarr -o feats.zarr --encoder vit_base_patch16_224 --weights vit.safetensors
-
-  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 --weights Meta-Transformer_base_patch16_encoder.pth
+EMBED_EPILOG = """\b
+Examples:
+  mmtok embed photos.zarr -o feats.zarr --encoder vit_base_patch16_224 \\
+      --weights vit.safetensors
+  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 \\
+      --weights Meta-Transformer_base_patch16_encoder.pth
 
 Rerun the same command to resume. Exit codes as for tokenize.
 """
@@ -263,26 +375,54 @@ def embed(
     repair: Annotated[bool, typer.Option("--repair", help="Check every committed shard against its checksums and rewrite the damaged ones.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar on stderr.")] = True,
+    statistics: Annotated[str, typer.Option(help="Normalisation statistics of modalities normalised at embed time (image): encoder (the encoder's own: timm's data config, CLIP's for Meta-Transformer), store (those recorded at tokenize time), or given by --stat.")] = "encoder",
+    stat: Annotated[Optional[list[str]], typer.Option("--stat", metavar="KEY=VALUE", help="Given statistics, e.g. --stat mean=0.5,0.5,0.5 --stat std=0.5,0.5,0.5 (repeatable; every statistic of the modality).")] = None,
     compile_forward: Annotated[bool, typer.Option("--compile/--no-compile", help="Run the projector + encoder forward through torch.compile (the first batch pays for compiling; on CPU it needs a C compiler). Speed only: not recorded in the config, so a store resumes across the flag.")] = False,
     engine: EngineOpt = EngineName.local,
     ray_address: RayAddressOpt = None,
     ray_num_cpus: RayCpusOpt = None,
     ray_actors: Annotated[Optional[int], typer.Option(help="With --engine ray: N CPU actors instead of one actor per GPU.", rich_help_panel=RAY_PANEL)] = None,
     max_retries: MaxRetriesOpt = 3,
+    projector_option: Annotated[Optional[list[str]], typer.Option("--projector-option", metavar="KEY=VALUE", help="Chooses the modality projector's variant, e.g. kind=patch for time series (repeatable; `mmtok modalities NAME` and the modality's page list them). Recorded in the feature store's projector record.")] = None,
 ) -> None:
-    """Run token shards through one frozen encoder into a feature store. Rerun to resume."""
-    from .embedding.pipeline import embed as run_embed
+    """Token store -> frozen encoder -> feature store. Rerun to resume.
 
-    with _reported():
+    Runs the token shards through a projector and one frozen encoder, pools the outputs and
+    writes a feature store that mirrors the token store sample for sample."""
+    with _reported(json_output):
+        # before importing torch and timm (seconds): a typo in a path fails at once
+        _check_inputs(tokens=tokens, weights=weights, projector=projector)
+        from .embedding.pipeline import embed as run_embed
+
         summary = run_embed(tokens, output, encoder, weights=weights, pretrained=pretrained,
                             projector=projector, pool_how=pool.value, batch_size=batch_size,
                             device=device, precision=precision, seed=seed,
                             encoder_options=_key_values(encoder_option or []),
                             overwrite=overwrite, repair=repair, progress=progress,
-                            compile=compile_forward, engine=engine.value,
-                            ray_address=ray_address, ray_num_cpus=ray_num_cpus,
-                            ray_actors=ray_actors, max_retries=max_retries)
-    typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
+                            compile=compile_forward,
+                            projector_options=_key_values(projector_option or []) or None,
+                            statistics=_statistics_choice(statistics, stat or []),
+                            engine=engine.value, ray_address=ray_address,
+                            ray_num_cpus=ray_num_cpus, ray_actors=ray_actors,
+                            max_retries=max_retries)
+    _finish_run(summary, json_output)
+
+
+def _statistics_choice(statistics: str, stat: list[str]) -> str | dict:
+    """``--statistics``/``--stat`` -> embed's ``statistics``: a name, or the given values
+    (KEY=VALUE text, typed by the token store's config once embed has opened it)."""
+    if not stat:
+        return statistics
+    if statistics not in ("encoder", "given"):
+        raise UsageError(f"--stat gives the statistics; it cannot go with --statistics "
+                         f"{statistics}")
+    given: dict = {}
+    for assignment in stat:
+        key, sep, text = assignment.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--stat expects KEY=VALUE, got {assignment!r}")
+        given[key.strip()] = text.strip()
+    return given
 
 
 @app.command()
@@ -290,12 +430,16 @@ def export(
     features: Annotated[Path, typer.Argument(help="A complete feature store.")],
     output: Annotated[Path, typer.Argument(help="Output file: .h5/.hdf5, .npz, .npy or .parquet.")],
 ) -> None:
-    """Write a feature store's features, labels, valid flags and ids for other tools."""
+    """Export a feature store to .h5, .npz, .npy or .parquet.
+
+    Writes features, labels, valid flags, ids and class names for other tools."""
     from .embedding.export import export_features
 
     with _reported():
         result = export_features(features, output)
-    typer.echo(f"wrote {result['num_samples']} samples, features {tuple(result['shape'])}, "
+    from .store.summary import counted
+
+    typer.echo(f"wrote {counted(result['num_samples'], 'sample')}, features {tuple(result['shape'])}, "
                f"to {result['output']}")
 
 
@@ -308,13 +452,34 @@ class Tune(StrEnum):
     tokenizer = "tokenizer"
 
 
-TRAIN_HEAD_EPILOG = """Examples:
+class Fusion(StrEnum):
+    late = "late"
+    tokens = "tokens"
 
-  mmtok train-head feats.zarr -o head/                       # linear probe, 20 % validation
+
+class Missing(StrEnum):
+    drop = "drop"
+    absent = "absent"
+
+
+class PairBy(StrEnum):
+    stem = "stem"
+
+
+TRAIN_HEAD_EPILOG = """\b
+Examples:
+  mmtok train-head feats.zarr -o head/       # linear probe, 20 % validation
   mmtok train-head train.zarr --val val.zarr --test test.zarr -o head/ --json
   mmtok train-head feats.zarr -o mlp/ --head mlp --epochs 50
-  mmtok train-head clouds.zarr -o tuned/ --tune tokenizer --encoder metatransformer-b16 --weights mt.pth
-  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 --weights mt.pth --projector tuned/projector.safetensors --pool cls+mean+max
+  mmtok train-head clouds.zarr -o tuned/ --tune tokenizer \\
+      --encoder metatransformer-b16 --weights mt.pth
+  mmtok embed clouds.zarr -o feats.zarr --encoder metatransformer-b16 \\
+      --weights mt.pth --projector tuned/projector.safetensors \\
+      --pool cls+mean+max
+  mmtok train-head image=img.zarr audio=aud.zarr --pairs pairs.csv \\
+      -o fused/                                 # late fusion probe
+  mmtok train-head image=img.zarr audio=aud.zarr --pair-by stem \\
+      --fusion tokens --distill -o fused/
 
 The probe is multinomial logistic regression (L-BFGS, full batch) with CLIP's sweep of the
 L2 strength on the validation split, then a refit on train + val. Writes head.safetensors,
@@ -323,16 +488,20 @@ head.json, metrics.json, confusion.png (and learning_curve.png for --head mlp).
 --tune tokenizer reads a TOKEN store instead and trains the projector and a linear head
 through the frozen encoder (which is checked bit-identical afterwards); it also writes
 projector.safetensors for `mmtok embed --projector`.
+
+Several NAME=STORE arguments train a fusion head over paired samples (a --pairs CSV/JSONL
+with one id column per NAME, or --pair-by stem) and one unimodal head per store, for
+`mmtok predict` with any subset of the modalities.
 """
 
 
 @app.command("train-head", epilog=TRAIN_HEAD_EPILOG)
 def train_head(
-    train: Annotated[Path, typer.Argument(help="Training feature store (from `mmtok embed`).")],
+    train: Annotated[list[Path], typer.Argument(help="Training feature store (from `mmtok embed`), or several as NAME=STORE (fusion).", show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the head, metrics and plots.")] = ...,
-    val: Annotated[Optional[Path], typer.Option(help="Validation feature store (default: a split of TRAIN).")] = None,
+    val: Annotated[Optional[list[Path]], typer.Option(help="Validation feature store (default: a split of TRAIN); fusion: NAME=STORE, repeated.")] = None,
     val_split: Annotated[float, typer.Option(help="Fraction of TRAIN held out for validation when --val is not given (stratified, seeded).")] = 0.2,
-    test: Annotated[Optional[Path], typer.Option(help="Test feature store, scored once at the end.")] = None,
+    test: Annotated[Optional[list[Path]], typer.Option(help="Test feature store, scored once at the end; fusion: NAME=STORE, repeated.")] = None,
     head: Annotated[HeadKind, typer.Option(help="linear (logistic regression probe) or mlp (one hidden layer).")] = HeadKind.linear,
     standardize: Annotated[bool, typer.Option("--standardize", help="Standardise each feature with the training mean and std (kept in the head).")] = False,
     l2: Annotated[Optional[float], typer.Option(help="Fixed L2 strength for the probe (skips the sweep). sklearn's C = 1 / (l2 * n).")] = None,
@@ -354,18 +523,59 @@ def train_head(
     encoder_option: Annotated[Optional[list[str]], typer.Option("--encoder-option", metavar="KEY=VALUE", help="--tune: passed to timm.create_model (repeatable).", rich_help_panel="Tokenizer tuning")] = None,
     projector: Annotated[Optional[Path], typer.Option(help="--tune: start from these projector weights instead of the seed's.", rich_help_panel="Tokenizer tuning")] = None,
     pool: Annotated[str, typer.Option(help="--tune: pooling before the head: cls, mean, max or cls+mean+max.", rich_help_panel="Tokenizer tuning")] = "cls+mean+max",
-    batch_size: Annotated[int, typer.Option(help="--tune: samples per step.", rich_help_panel="Tokenizer tuning")] = 32,
+    batch_size: Annotated[Optional[int], typer.Option(help="--tune: samples per step (default 32); fusion: default 256.", rich_help_panel="Tokenizer tuning")] = None,
     precision: Annotated[str, typer.Option(help="--tune on CUDA: float32, bfloat16 or float16 autocast.", rich_help_panel="Tokenizer tuning")] = "float32",
+    pairs: Annotated[Optional[Path], typer.Option(help="CSV/JSONL: one row per multimodal sample, a column per store NAME holding its sample id, optional label and task columns.", rich_help_panel="Fusion (NAME=STORE ...)")] = None,
+    pair_by: Annotated[Optional[PairBy], typer.Option(help="stem: pair samples whose ids match without the file extension.", rich_help_panel="Fusion (NAME=STORE ...)")] = None,
+    missing: Annotated[Missing, typer.Option(help="A sample missing (or invalid) in one store: drop the row (counted), or keep it with that modality absent.", rich_help_panel="Fusion (NAME=STORE ...)")] = Missing.drop,
+    fusion: Annotated[Fusion, typer.Option(help="late: pooled features, standardised and concatenated into --head; tokens: a small transformer over per-token features.", rich_help_panel="Fusion (NAME=STORE ...)")] = Fusion.late,
+    val_pairs: Annotated[Optional[Path], typer.Option(help="Pairs file of the --val stores.", rich_help_panel="Fusion (NAME=STORE ...)")] = None,
+    test_pairs: Annotated[Optional[Path], typer.Option(help="Pairs file of the --test stores.", rich_help_panel="Fusion (NAME=STORE ...)")] = None,
+    task: Annotated[Optional[list[str]], typer.Option(help="A label column of the pairs file to learn (repeatable: one output per task on one trunk; default: label).", rich_help_panel="Fusion (NAME=STORE ...)")] = None,
+    task_weight: Annotated[Optional[list[str]], typer.Option(metavar="TASK=W", help="Weight of a task's loss (default 1; repeatable).", rich_help_panel="Fusion (NAME=STORE ...)")] = None,
+    distill: Annotated[bool, typer.Option("--distill", help="Co-train the unimodal heads with the fusion head's soft labels (arXiv 2311.10170); also trains them alone for comparison.", rich_help_panel="Fusion (NAME=STORE ...)")] = False,
+    alpha: Annotated[float, typer.Option(help="--distill: weight of the KL term.", rich_help_panel="Fusion (NAME=STORE ...)")] = 0.5,
+    temperature: Annotated[float, typer.Option(help="--distill: softmax temperature T (the KL term is scaled by T^2).", rich_help_panel="Fusion (NAME=STORE ...)")] = 2.0,
+    width: Annotated[int, typer.Option(help="--fusion tokens: transformer width.", rich_help_panel="Fusion (NAME=STORE ...)")] = 128,
+    depth: Annotated[int, typer.Option(help="--fusion tokens: transformer layers.", rich_help_panel="Fusion (NAME=STORE ...)")] = 2,
+    attention_heads: Annotated[int, typer.Option(help="--fusion tokens: attention heads.", rich_help_panel="Fusion (NAME=STORE ...)")] = 4,
+    projector_option: Annotated[Optional[list[str]], typer.Option("--projector-option", metavar="KEY=VALUE", help="--tune: the projector variant, as for `mmtok embed` (give the same options to embed with the tuned weights).", rich_help_panel="Tokenizer tuning")] = None,
 ) -> None:
-    """Train a linear probe (or small MLP) on cached features; write metrics and plots."""
+    """Train a linear probe (or small MLP) on cached features.
+
+    Writes the head, metrics.json and plots to OUTPUT."""
     from .heads.mlp import MlpSettings
+    from .heads.pairing import is_named_store
     from .heads.train import train_head as run_train_head
 
-    with _reported():
+    with _reported(json_output):
+        if len(train) > 1 or any(is_named_store(t) for t in train) or pairs or pair_by:
+            from .heads.fusion import FusionSettings
+            from .heads.fusion_train import train_fusion_head
+
+            settings = FusionSettings(
+                fusion=fusion.value, head=head.value, hidden=hidden, lr=lr,
+                weight_decay=weight_decay, epochs=epochs or 100, patience=patience,
+                batch_size=batch_size or 256, width=width, depth=depth, heads=attention_heads,
+                distill=distill, alpha=alpha, temperature=temperature,
+                task_weights={k: float(v) for k, v in _key_values(task_weight or []).items()})
+            run = train_fusion_head(
+                [str(t) for t in train], output, pairs=pairs,
+                pair_by=pair_by.value if pair_by else None, missing=missing.value,
+                val=[str(v) for v in val] if val else None, val_pairs=val_pairs,
+                val_split=val_split, test=[str(t) for t in test] if test else None,
+                test_pairs=test_pairs, tasks=task, settings=settings, seed=seed,
+                device=device, overwrite=overwrite)
+            typer.echo(json.dumps(run.to_json()) if json_output else run.line())
+            return
+        for option, given in (("TRAIN", train), ("--val", val), ("--test", test)):
+            if given and len(given) > 1:
+                raise UsageError(f"{option} takes one feature store (several only as NAME=STORE)")
+        train, val, test = train[0], val[0] if val else None, test[0] if test else None
         if tune is not None:
             from .heads.tune import TuneSettings, tune_tokenizer
 
-            settings = TuneSettings(epochs=epochs or 20, batch_size=batch_size, lr=lr,
+            settings = TuneSettings(epochs=epochs or 20, batch_size=batch_size or 32, lr=lr,
                                     weight_decay=weight_decay)
             run = tune_tokenizer(train, output, encoder=encoder, weights=weights,
                                  pretrained=pretrained,
@@ -373,7 +583,8 @@ def train_head(
                                  projector=projector, pool_how=pool, val=val,
                                  val_split=val_split, test=test, settings=settings,
                                  device=device, precision=precision, seed=seed,
-                                 overwrite=overwrite, progress=progress)
+                                 overwrite=overwrite, progress=progress,
+                                 projector_options=_key_values(projector_option or []) or None)
         else:
             mlp = MlpSettings(hidden=hidden, lr=lr, weight_decay=weight_decay,
                               epochs=epochs or 100, patience=patience)
@@ -392,21 +603,33 @@ class PredictFormat(StrEnum):
 @app.command()
 def predict(
     head: Annotated[Path, typer.Argument(help="A head folder written by `mmtok train-head`.")],
-    features: Annotated[Path, typer.Argument(help="A feature store made like the head's training features.")],
+    features: Annotated[list[str], typer.Argument(help="A feature store made like the head's training features; for a fusion head, NAME=STORE for any subset of its modalities.", show_default=False)],
     output: Annotated[str, typer.Option("-o", "--output", help="Output file (.csv or .jsonl), or - for stdout.")] = "-",
     output_format: Annotated[Optional[PredictFormat], typer.Option("--format", help="csv or jsonl (default: from the file name; csv on stdout).")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
     allow_other_features: Annotated[bool, typer.Option("--allow-other-features", help="Apply the head even to features another encoder, projector or pooling made.")] = False,
+    pairs: Annotated[Optional[Path], typer.Option(help="Fusion head: the pairs file (CSV/JSONL, a column per store NAME).")] = None,
+    pair_by: Annotated[Optional[PairBy], typer.Option(help="Fusion head: stem pairs samples whose ids match without the file extension (the default without --pairs).")] = None,
 ) -> None:
-    """Predict a class for every sample: index, id, valid, label, predicted, probabilities."""
+    """Predict a class for every sample of a feature store.
+
+    One row per sample: index, id, valid, label, predicted, score, probabilities."""
+    from .heads.pairing import is_named_store
     from .heads.predict import predict as run_predict
 
     with _reported():
-        result = run_predict(head, features, output,
+        named = len(features) > 1 or any(is_named_store(f) for f in features)
+        result = run_predict(head, features if named else features[0], output,
                              output_format=output_format.value if output_format else None,
-                             device=device, allow_other_features=allow_other_features)
+                             device=device, allow_other_features=allow_other_features,
+                             pairs=pairs, pair_by=pair_by.value if pair_by else None)
     if output != "-":
-        typer.echo(f"predicted {result['predicted']} of {result['samples']} samples -> "
+        from .store.summary import counted
+
+        answered = result.get("answered_by")
+        by = f" ({', '.join(f'{k} {v}' for k, v in answered.items())})" if answered else ""
+        typer.echo(f"predicted {result['predicted']} of {counted(result['samples'], 'sample')}"
+                   f"{by} -> "
                    f"{result['output']} ({result['format']})", err=True)
 
 
@@ -416,7 +639,10 @@ def modalities(
         help="Show this modality in full: options, presets, extensions, the arrays its store "
              "holds, its projector.", show_default=False)] = None,
 ) -> None:
-    """List the modalities and their tokenizer options (defaults shown)."""
+    """List the modalities and their tokenizer options.
+
+    Every option is shown with its default, as `--set KEY=VALUE`; `mmtok modalities NAME`
+    shows one modality in full."""
     from .modalities import registered_modalities
     from .modalities.describe import describe_modality, modality_options
 
@@ -433,35 +659,51 @@ def modalities(
 
 @app.command()
 def info(
-    store: Annotated[Path, typer.Argument(help="A token store.")],
+    store: Annotated[Path, typer.Argument(help="A token or feature store.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    errors: Annotated[bool, typer.Option("--errors", help="Also list every invalid sample: index, id, kind, stage and message (in --json: an errors list).")] = False,
+    errors_to: Annotated[Optional[Path], typer.Option("--errors-to", metavar="FILE", help="Write every invalid sample's record to FILE (.csv or .jsonl).")] = None,
 ) -> None:
-    """What a store holds: modality, config, samples, classes, shards, errors, size."""
+    """Show what a store holds: config, samples, classes, errors.
+
+    Also the shards, array shapes and size on disk; --errors lists every invalid sample."""
     from .store.inspect import store_info
 
-    with _reported():
-        details = store_info(store)
+    with _reported(json_output):
+        if errors_to is not None and errors_to.suffix.lower() not in (".csv", ".jsonl"):
+            raise UsageError(f"--errors-to {errors_to}: name the file .csv or .jsonl")
+        details = store_info(store, errors=errors or errors_to is not None)
+        if errors_to is not None:
+            _write_error_records(details["errors"], errors_to)
+            if not errors:
+                details.pop("errors")
     if json_output:
         typer.echo(json.dumps(details, indent=2))
         return
-    errors = ", ".join(f"{k} {v}" for k, v in details["errors_by_kind"].items()) or "none"
+    kinds = ", ".join(f"{k} {v}" for k, v in details["errors_by_kind"].items()) or "none"
     classes = details["class_names"]
     shown = ", ".join(classes[:10]) + (f", ... ({len(classes)} in all)" if len(classes) > 10 else "")
-    config = " ".join(f"{k}={v}" for k, v in details["config"].items() if k != "modality")
+    config = {k: v for k, v in details["config"].items() if k != "modality"}
     lines = [
         f"store      {details['path']} ({details['kind']}, mmtok {details['mmtok_version']})",
         f"modality   {details['modality']}",
-        f"config     {config}",
         f"statistics {_statistics_line(details)}",
+        "config",
+        *_config_lines(config, "  "),
         f"samples    {details['num_samples']} ({details['num_valid']} valid, "
         f"{details['num_invalid']} invalid, {details['samples_committed']} committed)",
         f"classes    {shown or 'none (unlabeled)'}",
         f"shards     {details['shards_done']}/{details['shards_total']} done "
-        f"({details['shard_size']} samples each)" + ("" if details["complete"] else " - INCOMPLETE"),
-        f"errors     {errors}",
+        f"({_shard_sizes(details)})" + ("" if details["complete"] else " - INCOMPLETE"),
+        f"errors     {kinds}" + (f" (list them: mmtok info {store} --errors)"
+                                 if details["num_invalid"] and not errors else ""),
         "arrays     " + ", ".join(f"{k} {tuple(v)}" for k, v in details["arrays"].items()),
         f"size       {details['bytes_on_disk'] / 1e6:.1f} MB on disk",
     ]
+    if errors:
+        lines += ["invalid samples (index, id, kind, stage: message)",
+                  *(f"  {e['index']}\t{e['id']}\t{e['kind']}\t{e['stage']}: {e['message']}"
+                    for e in details["errors"])]
     typer.echo("\n".join(lines))
 
 
@@ -480,25 +722,66 @@ def _statistics_line(details: dict) -> str:
     return line
 
 
+def _config_lines(config: dict, indent: str) -> list[str]:
+    """A config as YAML-like ``key: value`` lines, nested dicts indented under their key."""
+    lines = []
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            lines += [f"{indent}{key}:", *_config_lines(value, indent + "  ")]
+        else:
+            if isinstance(value, (list, tuple)):
+                value = ", ".join(str(v) for v in value) or "[]"
+            lines.append(f"{indent}{key}: {value}")
+    return lines
+
+
+def _shard_sizes(details: dict) -> str:
+    size, last = details["shard_size"], details["last_shard_size"]
+    if details["shards_total"] == 1:
+        return f"one shard of {last} sample{'' if last == 1 else 's'}"
+    tail = "" if last == size else f", the last {last}"
+    return f"{size} samples each{tail}"
+
+
+def _write_error_records(records: list[dict], path: Path) -> None:
+    """Every invalid sample's record as CSV (a header row) or JSONL (one object a line)."""
+    import csv
+
+    from .store.inspect import ERROR_FIELDS
+
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        if path.suffix.lower() == ".jsonl":
+            stream.writelines(json.dumps(record) + "\n" for record in records)
+        else:
+            writer = csv.DictWriter(stream, fieldnames=ERROR_FIELDS)
+            writer.writeheader()
+            writer.writerows(records)
+
+
 @app.command()
 def validate(
-    store: Annotated[Path, typer.Argument(help="A token store.")],
+    store: Annotated[Path, typer.Argument(help="A token or feature store.")],
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Check that markers, shapes, counts and checksums agree. Exit 1 on any problem."""
+    """Check a store's markers, shapes, counts and checksums.
+
+    Exit code 1 on any problem; a checksum failure suggests --repair."""
     from .store.inspect import validate_store
 
-    with _reported():
+    with _reported(json_output):
         report = validate_store(store)
     if json_output:
         typer.echo(json.dumps({"path": report.path, "ok": report.ok, "problems": report.problems,
                                "warnings": report.warnings,
-                               "shards_checked": report.shards_checked}))
+                               "shards_checked": report.shards_checked,
+                               "advice": report.advice}))
     else:
         for warning in report.warnings:
             typer.echo(f"warning: {warning}", err=True)
         for problem in report.problems:
             typer.echo(f"problem: {problem}")
+        for advice in report.advice:
+            typer.echo(f"hint: {advice}", err=True)
         verdict = "ok" if report.ok else f"{len(report.problems)} problem(s)"
         typer.echo(f"{report.path}: {verdict} ({report.shards_checked} shards checked)")
     if not report.ok:
@@ -510,8 +793,11 @@ def demo(
     workdir: Annotated[Path, typer.Argument(help="Folder for the generated data and stores.")] = Path("demo"),
     workers: Annotated[int, typer.Option("-j", "--workers", help="Worker processes.")] = 2,
 ) -> None:
-    """Run the main job end to end on generated demo data: tokenize, embed, train a probe."""
+    """Run tokenize, embed and a probe on generated demo data.
+
+    The main job end to end, for every modality, on small generated data."""
     from .demo import run_demo
+    from .modalities import get_modality
 
     with _reported():
         results = run_demo(workdir, workers=workers)
@@ -521,8 +807,9 @@ def demo(
         typer.echo(result["tokenize"].line())
         typer.echo(result["embed"].line())
         typer.echo(result["head"].line())
-        typer.echo(f"  {modality}: classes {', '.join(info['class_names'])}; tokens "
-                   f"{tuple(info['arrays']['tokens'])}; features "
+        inputs = "; ".join(f"{name} {tuple(info['arrays'][name])}"
+                           for name in get_modality(modality).inputs)
+        typer.echo(f"  {modality}: classes {', '.join(info['class_names'])}; {inputs}; features "
                    f"{tuple(result['features']['arrays']['features'])}; "
                    f"validate: {'ok' if not problems else problems}")
         failed |= bool(problems)

@@ -59,6 +59,19 @@ class WorkerDied(MmtokError):
     exit_code = 6
 
 
+class NoValidSamples(MmtokError):
+    """A run finished, but every sample failed (e.g. files of another modality): the store
+    is written and complete, and holds nothing usable."""
+
+    exit_code = 8
+
+
+class NotASample(Exception):
+    """Raised by a modality's part lister for a file that a dataset ships beside its samples
+    and that is no sample itself (ModelNet's ``shape_names.txt``): the source leaves it out
+    and records it in its description."""
+
+
 class SampleError(Exception):
     """One sample cannot be tokenized. ``kind`` is a short stable key used in summaries."""
 

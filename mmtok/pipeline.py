@@ -18,6 +18,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .engines import EngineOptions, ShardJob, StepRun, WorkerContext, make_engine, run_step
+from .engines.process import WORKER_REPORT_ENV  # noqa: F401  (where it always was)
+from .engines.process import refuse_in_worker_bootstrap as _refuse_in_worker_bootstrap
 from .errors import SampleError, TooManyErrors, UsageError
 from .fitted import (
     ReusedConfig,
@@ -27,11 +29,12 @@ from .fitted import (
     reused_options,
 )
 from .modalities import create_tokenizer, get_modality
-from .modalities.base import Tokenizer, config_to_dict, fits_statistics
-from .sources import Sample, SampleList, expand_parts, from_file_list, from_folder, from_manifest
+from .modalities.base import Tokenizer, config_to_dict, fits_statistics, like_encoder_options
+from .sources import Sample, SampleList, drop_companions, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
+from .store.paths import check_output_is_not_input
 from .store.summary import RunSummary
-from .store.writer import ShardData, ShardWriter, StoreSpec
+from .store.writer import ShardData, ShardWriter, StoreSpec, check_output_kind, read_attrs
 
 SHARD_TARGET_BYTES = 64 << 20
 
@@ -97,7 +100,11 @@ def work_shard(
     valid = np.zeros(stop - start, dtype=bool)
     errors = []
     for first, last in file_runs(samples):
-        for row, outcome in enumerate(_tokenize_run(tokenizer, samples[first:last]), first):
+        outcomes = _tokenize_run(tokenizer, samples[first:last])
+        for row in range(first, last):
+            # each result is dropped once copied: a tokenizer that returns views of blocks
+            # (a cube's pixels) frees each block as soon as its rows are in the shard
+            outcome, outcomes[row - first] = outcomes[row - first], None
             sample = samples[row]
             if isinstance(outcome, SampleError):
                 if strict:
@@ -166,7 +173,7 @@ class TokenizeJob(ShardJob):
         return ShardWriter(self.output)
 
     def work(self, state: ShardWriter, shard: int, payload: Sequence[Sample],
-             on_sample: Callable[[], None] | None = None) -> dict:
+             on_sample: Callable[..., None] | None = None) -> dict:
         return work_shard(shard, payload, self.tokenizer, state, self.strict, on_sample)
 
 
@@ -194,6 +201,8 @@ def tokenize(
     ray_address: str | None = None,
     ray_num_cpus: float | None = None,
     max_retries: int = 3,
+    label_map: str | os.PathLike | None = None,
+    like_encoder: str | None = None,
     **options: Any,
 ) -> RunSummary:
     """Tokenize raw files into a Zarr token store; resumes an existing store by default.
@@ -214,8 +223,20 @@ def tokenize(
     cluster at ``ray_address`` (default ``RAY_ADDRESS``, else a local instance started for
     the run), each task asking for ``ray_num_cpus`` CPUs and retried ``max_retries`` times
     when its worker dies; the store is byte-identical to the local engine's (docs/engines.md).
+    ``label_map`` labels the elements of a multi-sample file (a hyperspectral cube's pixels,
+    for modalities that take one): it decides which samples there are, so it is part of the
+    source (recorded in its description), not of the config.
+
+    ``like_encoder`` (a timm model name) sets the options that cut tokens as that model's
+    own preprocessing would (image: size, patch, crop, interpolation, statistics, from
+    timm's data config); options given explicitly still win.
     """
     started = time.perf_counter()
+    _refuse_in_worker_bootstrap()
+    check_output_is_not_input("tokenize", output, {
+        "source folder": source if isinstance(source, (str, os.PathLike)) else None,
+        "manifest": manifest, "root folder": root})
+    check_output_kind(output, "tokens")
     # Every argument is checked before the source is listed or any data is read: a typo
     # must not cost a walk over the source or a statistics pass.
     _check_run_arguments(workers, max_errors, shard_size)
@@ -226,7 +247,12 @@ def tokenize(
     if reused is not None:
         modality, options = reused.modality, reused_options(reused, modality, options)
     modality = modality or "image"
-    tokenizer = create_tokenizer(modality, **options)
+    if like_encoder is not None:
+        if reused is not None:
+            raise UsageError("--config-from reuses that store's whole config; --like-encoder "
+                             "would replace part of it: give one or the other")
+        options = like_encoder_options(modality, like_encoder, **options)
+    tokenizer = _with_label_map(create_tokenizer(modality, **options), label_map)
     if stats_from_data and not fits_statistics(tokenizer):
         raise UsageError(f"modality {modality!r} cannot compute its normalisation statistics "
                          "from the data; pass them with --set instead")
@@ -235,6 +261,11 @@ def tokenize(
         path_column=path_column, label_column=label_column,
         follow_external_symlinks=follow_external_symlinks,
     )
+    if label_map is not None:
+        samples = SampleList(samples.samples, samples.class_names,
+                             {**samples.description, "label_map": tokenizer.label_map})
+    if tokenizer.is_companion is not None:
+        samples = drop_companions(samples, tokenizer.is_companion)
     if tokenizer.list_parts is not None:
         list_parts = tokenizer.list_parts
         if tokenizer.list_parts_label_column:  # rows of a table: --label-column picks labels
@@ -246,6 +277,7 @@ def tokenize(
     fitted = reused.fitted if reused is not None else None
     if stats_from_data:
         tokenizer, fitted = _fit_statistics(tokenizer, modality, options, samples, label_column)
+        tokenizer = _with_label_map(tokenizer, label_map)
     specs = tokenizer.sample_arrays()
     if shard_size is None:
         # a reused config keeps its store's shard size: the config hash covers the layout
@@ -259,8 +291,80 @@ def tokenize(
     )
     job = TokenizeJob(tokenizer, output, strict)
     run = StepRun("tokenize", spec, overwrite, repair, progress, max_errors)
-    return run_step(run, job, runner,
-                    lambda shard: shard_slice(samples.samples, shard, shard_size), started)
+    summary = run_step(run, job, runner,
+                       lambda shard: shard_slice(samples.samples, shard, shard_size), started)
+    return _with_hints(summary, modality)
+
+def _with_hints(summary: RunSummary, modality: str) -> RunSummary:
+    """A run in which every sample failed most often read files of another modality: say
+    which files this modality reads (the CLI then exits with NoValidSamples' code)."""
+    if summary.nothing_valid:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_kind.items()))
+        summary.warnings.append(
+            f"every sample failed ({kinds}): are these {modality} files? -m {modality} reads "
+            f"{' '.join(get_modality(modality).extensions)}; `mmtok modalities` lists the "
+            "others, and `mmtok info STORE --errors` shows each sample's error")
+    return summary
+
+
+def plan(
+    source: str | os.PathLike | Sequence[str] | SampleList | None = None,
+    output: str | os.PathLike = "tokens.zarr",
+    modality: str = "image",
+    *,
+    manifest: str | os.PathLike | None = None,
+    root: str | None = None,
+    labels: str = "folder",
+    path_column: str = "path",
+    label_column: str | None = "label",
+    follow_external_symlinks: bool = False,
+    shard_size: int | None = None,
+    show: int = 5,
+    **options: Any,
+) -> dict:
+    """What ``tokenize`` with these arguments would do, without reading a sample or writing
+    anything (``tokenize --dry-run``): samples, classes, shard plan, the first ids.
+
+    Lists the source exactly as :func:`tokenize` does; statistics that ``stats_from_data``
+    would compute are not computed (that pass reads every input)."""
+    check_output_is_not_input("tokenize", output, {
+        "source folder": source if isinstance(source, (str, os.PathLike)) else None,
+        "manifest": manifest, "root folder": root})
+    tokenizer = create_tokenizer(modality, **options)
+    samples = build_sample_list(
+        source, get_modality(modality).extensions, manifest=manifest, root=root, labels=labels,
+        path_column=path_column, label_column=label_column,
+        follow_external_symlinks=follow_external_symlinks,
+    )
+    if tokenizer.list_parts is not None:
+        samples = expand_parts(samples, tokenizer.list_parts, tokenizer.part_class_names)
+    specs = tokenizer.sample_arrays()
+    if shard_size is None:
+        shard_size = default_shard_size(sum(s.sample_bytes for s in specs.values()))
+    count = len(samples)
+    if count == 0:  # as tokenize says it
+        raise UsageError(f"no {modality} files found in the source "
+                         f"(extensions: {' '.join(get_modality(modality).extensions)})")
+    problems = [s for s in samples.samples if s.problem is not None]
+    existing = read_attrs(output)
+    return {
+        "store": os.fspath(output), "modality": modality, "num_samples": count,
+        "class_names": list(samples.class_names), "shard_size": shard_size,
+        "num_shards": -(-count // shard_size),
+        "bytes_per_sample": sum(s.sample_bytes for s in specs.values()),
+        "known_problems": len(problems),
+        "first_ids": [s.id for s in samples.samples[:show]],
+        "output": "resume" if existing is not None else "create",
+        "config": config_to_dict(tokenizer.config),
+    }
+
+
+def _with_label_map(tokenizer: Tokenizer, label_map: str | os.PathLike | None) -> Tokenizer:
+    if label_map is None:
+        return tokenizer
+    if not os.path.isfile(label_map):
+        raise UsageError(f"--label-map {label_map}: no such file")
+    return tokenizer.with_label_map(os.path.abspath(label_map))
 
 
 def _check_run_arguments(workers: int, max_errors: int | None, shard_size: int | None) -> None:

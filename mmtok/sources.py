@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Callable, Iterable, Sequence
 
-from .errors import SampleError, UsageError
+from .errors import NotASample, SampleError, UsageError
 
 UNLABELED = -1
 
@@ -153,6 +153,9 @@ def from_folder(
     skipped. Folder symlinks are followed once (cycles are cut).
     """
     root = os.fspath(root)
+    if not os.path.exists(root):
+        raise UsageError(f"{root} does not exist; pass an existing folder, --files-from or "
+                         "--manifest")
     if not os.path.isdir(root):
         raise UsageError(f"{root} is not a folder; pass a folder, --files-from or --manifest")
     wanted = {ext.lower() for ext in extensions}
@@ -270,6 +273,15 @@ def open_path_list(spec: str) -> list[str]:
         return read_path_list(handle)
 
 
+def drop_companions(samples: SampleList, is_companion: Callable[[str], bool]) -> SampleList:
+    """``samples`` without the files that belong to another file's samples (``is_companion``,
+    e.g. a TUDataset's side files beside its ``DS_A.txt``)."""
+    kept = [s for s in samples.samples if s.problem is not None or not is_companion(s.path)]
+    if len(kept) == len(samples.samples):
+        return samples
+    return SampleList(kept, samples.class_names, samples.description)
+
+
 def expand_parts(
     samples: SampleList,
     list_parts: Callable[[str], list[str] | list[tuple[str, int | str | None]] | None],
@@ -288,6 +300,7 @@ def expand_parts(
     expanded = []
     named: list[str | None] = []  # per expanded sample: its class name, for string labels
     labelled_file = None
+    not_samples = []
     for sample in samples.samples:
         if sample.problem is not None:
             expanded.append(sample)
@@ -295,6 +308,9 @@ def expand_parts(
             continue
         try:
             parts = list_parts(sample.path)
+        except NotASample:
+            not_samples.append(sample.id)
+            continue
         except SampleError as exc:
             expanded.append(replace(sample, problem=(exc.kind, exc.message)))
             named.append(None)
@@ -331,4 +347,7 @@ def expand_parts(
         names = part_class_names(labelled_file) if part_class_names else None
         top = max(s.label for s in expanded)
         class_names = names if names and len(names) > top else [str(i) for i in range(top + 1)]
-    return SampleList(expanded, class_names, samples.description)
+    description = samples.description
+    if not_samples:  # left out, but on record
+        description = {**description, "not_samples": not_samples}
+    return SampleList(expanded, class_names, description)

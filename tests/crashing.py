@@ -1,7 +1,8 @@
 """A tokenizer that kills its own process on files starting with CRASH, standing in for a
-crashing native decoder."""
+crashing native decoder (CRASH-SIGKILL: killed by SIGKILL instead)."""
 
 import os
+import signal
 
 from mmtok.modalities.base import ModalitySpec, get_modality, register_modality
 from mmtok.modalities.image import EXTENSIONS, ImageConfig, ImageTokenizer
@@ -10,7 +11,10 @@ from mmtok.modalities.image import EXTENSIONS, ImageConfig, ImageTokenizer
 class CrashingTokenizer(ImageTokenizer):
     def tokenize_file(self, path, part=None):
         with open(path, "rb") as handle:
-            if handle.read(5) == b"CRASH":
+            head = handle.read(13)
+            if head == b"CRASH-SIGKILL":  # as the out-of-memory killer would
+                os.kill(os.getpid(), signal.SIGKILL)
+            if head.startswith(b"CRASH"):
                 os._exit(9)
         return super().tokenize_file(path, part)
 

@@ -30,23 +30,31 @@ def gaussian_classes(num_samples: int, dim: int, num_classes: int, separation: f
 def write_feature_store(path: Path, features: np.ndarray, labels: np.ndarray,
                         class_names: list[str] | None = None, *,
                         valid: np.ndarray | None = None, shard_size: int = 256,
+                        ids: list[str] | None = None, extra: dict[str, np.ndarray] | None = None,
                         **config_changes) -> Path:
-    """A complete feature store holding ``features`` (N, D) and ``labels`` (N,)."""
+    """A complete feature store holding ``features`` (N, D) or (N, L, D) and ``labels``
+    (N,); ``ids`` default to ``sample-00000``...; ``extra`` adds per-sample arrays (e.g.
+    ``length``)."""
     num = len(features)
     valid = np.ones(num, bool) if valid is None else valid
     if class_names is None:
         class_names = [f"class{i}" for i in range(int(labels.max()) + 1)]
-    config = {**ENCODER_CONFIG, "width": int(features.shape[1]), **config_changes}
+    config = {**ENCODER_CONFIG, "width": int(features.shape[-1]), **config_changes}
     spec = StoreSpec(kind="features", modality="test", config=config,
-                     arrays={"features": ArraySpec(features.shape[1:], "float32")},
+                     arrays={"features": ArraySpec(features.shape[1:], "float32"),
+                             **{name: ArraySpec(values.shape[1:], str(values.dtype))
+                                for name, values in (extra or {}).items()}},
                      static_arrays={}, num_samples=num, shard_size=shard_size,
                      class_names=class_names, source={"root": str(path)}, source_hash="s")
     prepare_store(path, spec, overwrite=True)
     writer = ShardWriter(path)
     for shard in range(spec.num_shards):
         start, stop = shard_bounds(shard, num, shard_size)
-        ids = [f"sample-{i:05d}" for i in range(start, stop)]
-        writer.write(shard, ShardData({"features": features[start:stop]},
+        shard_ids = ([f"sample-{i:05d}" for i in range(start, stop)] if ids is None
+                     else list(ids[start:stop]))
+        arrays = {"features": features[start:stop],
+                  **{name: values[start:stop] for name, values in (extra or {}).items()}}
+        writer.write(shard, ShardData(arrays,
                                       labels[start:stop].astype(np.int32), valid[start:stop],
-                                      ids, []))
+                                      shard_ids, []))
     return path

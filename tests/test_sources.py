@@ -103,7 +103,7 @@ def test_fingerprint_changes_with_the_list(tmp_path):
 
 
 def test_empty_or_missing_sources_say_so(tmp_path):
-    with pytest.raises(UsageError, match="not a folder"):
+    with pytest.raises(UsageError, match="nope does not exist"):
         from_folder(tmp_path / "nope", EXT)
     with pytest.raises(UsageError, match="empty"):
         from_file_list([])

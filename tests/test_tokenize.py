@@ -155,7 +155,10 @@ def test_python_api_dataset(tmp_path):
 
 def test_usage_errors_are_clear(tmp_path, cli):
     result = cli("tokenize", tmp_path / "nowhere", "-o", tmp_path / "t.zarr", *SMALL)
-    assert result.exit_code == 2 and "is not a folder" in result.stderr
+    assert result.exit_code == 2 and "nowhere does not exist" in result.stderr
+    (tmp_path / "file.png").write_bytes(b"")  # a file SOURCE is a list of one file
+    result = cli("tokenize", tmp_path / "file.png", "-o", tmp_path / "f.zarr", *SMALL)
+    assert result.exit_code == 8 and "every sample failed (empty_file 1)" in result.stderr
     (tmp_path / "empty").mkdir()
     result = cli("tokenize", tmp_path / "empty", "-o", tmp_path / "t.zarr", *SMALL)
     assert result.exit_code == 2 and "no image files found" in result.stderr
@@ -247,7 +250,9 @@ def test_set_reaches_every_tokenizer_option(tmp_path, cli):
     config = mmtok.open_store(tmp_path / "t.zarr").config
     assert (config["size"], config["mean"], config["jpeg_draft"]) == (48, [0.1, 0.2, 0.3], True)
     bad = cli("tokenize", tmp_path / "data", "-o", tmp_path / "u.zarr", "--set", "size=big")
-    assert bad.exit_code == 2 and "'big' is not a valid" in bad.stderr
+    assert bad.exit_code == 2 and "'big' is not an integer" in bad.stderr
+    bad = cli("tokenize", tmp_path / "data", "-o", tmp_path / "u.zarr", "--set", "mean=a,b,c")
+    assert bad.exit_code == 2 and "'a,b,c' is not comma-separated numbers" in bad.stderr
     unknown = cli("tokenize", tmp_path / "data", "-o", tmp_path / "u.zarr", "--set", "colour=1")
     assert unknown.exit_code == 2 and "KEY one of:" in unknown.stderr
     listing = cli("modalities").stdout

@@ -35,8 +35,9 @@ import os
 import pickle
 import re
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,6 +117,14 @@ class Encoder:
     adapted: tuple[str, ...] = ()
     """Checkpoint keys timm's checkpoint filter resized to fit the model (e.g. ``pos_embed``
     for another image size, ``patch_embed.proj.weight`` for another patch size)."""
+    adapted_shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(
+        default_factory=dict)
+    """``key -> (shape in the file, shape loaded)`` for every key of ``adapted``."""
+    data_config: dict[str, Any] | None = None
+    """How the encoder wants its images: timm's data config for timm models
+    (``resolve_model_data_config``: input_size, interpolation, mean, std, crop_pct,
+    crop_mode; input_size is the model's own), CLIP's mean and std for the Meta-Transformer
+    layout (CLIP-trained blocks)."""
 
     @property
     def depth(self) -> int:
@@ -425,6 +434,8 @@ def _load_metatransformer(name: str, weights: str | os.PathLike | None, seed: in
         load_strict(blocks, read_state_dict(weights), what=f"encoder {name!r}")
         sha = file_sha256(weights)
         source = f"file:{Path(weights).resolve()}"
+    from timm.data.constants import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+
     return Encoder(
         name=name,
         blocks=blocks,
@@ -434,6 +445,7 @@ def _load_metatransformer(name: str, weights: str | os.PathLike | None, seed: in
         weights_sha256=sha,
         weights_source=source,
         vit=None,
+        data_config={"mean": tuple(OPENAI_CLIP_MEAN), "std": tuple(OPENAI_CLIP_STD)},
     )
 
 
@@ -479,6 +491,68 @@ def _checkpoint_filter(model: nn.Module, name: str):
     return fn
 
 
+HUB_PROBE_SECONDS = 3.0
+# the files timm looks for in a hub repo (its safetensors alternative first)
+HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors",
+                    "open_clip_pytorch_model.bin")
+
+
+def _hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be reached (``HF_HUB_OFFLINE``, no DNS, no route), or
+    None. One TCP connect of at most a few seconds, instead of huggingface_hub's retries
+    (five, with back-off: about a minute) before it falls back to the cache."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    endpoint = urlparse(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=HUB_PROBE_SECONDS).close()
+    except OSError as exc:
+        return f"cannot connect to {endpoint.hostname}:{port}: {exc.strerror or exc}"
+    return None
+
+
+def _hub_cached(cfg: Mapping[str, Any]) -> bool:
+    """Whether the hub weights named by timm's ``pretrained_cfg`` are in the local cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = cfg.get("hf_hub_id")
+    if not repo:
+        return False
+    names = [cfg.get("hf_hub_filename"), *HUB_WEIGHT_FILES]
+    return any(isinstance(try_to_load_from_cache(repo, n), str) for n in names if n)
+
+
+@contextmanager
+def _hub_access(name: str, cfg: Mapping[str, Any]) -> Iterator[None]:
+    """Offline with the weights cached: load them in offline mode (no network attempts).
+    Offline without them: fail now with what to do, not after a minute of retries."""
+    from huggingface_hub import constants
+
+    why = _hub_unreachable() if cfg.get("hf_hub_id") else None
+    if why is None:
+        yield
+        return
+    if not _hub_cached(cfg):
+        raise EncoderHubError(
+            f"cannot fetch pretrained weights for {name!r}: the hub is unreachable ({why}) and "
+            f"the weights of {cfg['hf_hub_id']} are not in the local cache "
+            f"({constants.HF_HUB_CACHE}). Download them where there is network (e.g. "
+            f"`hf download {cfg['hf_hub_id']}`, then copy the cache) or pass --weights FILE "
+            "(.safetensors or .pth)")
+    before = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True  # read at call time by huggingface_hub's requests
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = before
+
+
 def _load_timm(
     name: str,
     weights: str | os.PathLike | None,
@@ -491,12 +565,14 @@ def _load_timm(
     probe = _timm_usage_checks(name, model_kwargs)
     sha = None
     adapted: tuple[str, ...] = ()
+    adapted_shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
     if pretrained:
         cfg = getattr(probe, "pretrained_cfg", None) or {}
         if not any(cfg.get(k) for k in ("hf_hub_id", "url", "file", "state_dict")):
             raise UsageError(f"timm has no pretrained weights for {name!r}; pass --weights FILE")
         try:
-            model = timm.create_model(name, pretrained=True, num_classes=0, **model_kwargs)
+            with _hub_access(name, cfg):
+                model = timm.create_model(name, pretrained=True, num_classes=0, **model_kwargs)
         except MmtokError:
             raise
         except Exception as e:
@@ -517,12 +593,13 @@ def _load_timm(
         if weights is not None:
             raw = read_state_dict(weights)
             state = _checkpoint_filter(model, name)(dict(raw), model)
-            adapted = tuple(
-                sorted(k for k, v in state.items() if k in raw and tuple(raw[k].shape) != tuple(v.shape))
-            )
+            adapted_shapes = {
+                k: (tuple(raw[k].shape), tuple(v.shape)) for k, v in sorted(state.items())
+                if k in raw and tuple(raw[k].shape) != tuple(v.shape)}
+            adapted = tuple(adapted_shapes)
             if not any(k.startswith("head.") for k in model.state_dict()):  # num_classes=0
                 state = {k: v for k, v in state.items() if not k.startswith("head.")}
-            load_strict(model, state, what=f"timm model {name!r}")
+            _load_filtered(model, state, adapted_shapes, name)
             sha = file_sha256(weights)
             source = f"file:{Path(weights).resolve()}"
     return Encoder(
@@ -535,4 +612,36 @@ def _load_timm(
         weights_source=source,
         vit=model,
         adapted=adapted,
+        adapted_shapes=adapted_shapes,
+        data_config=_timm_data_config(model),
     )
+
+
+def _timm_data_config(model: nn.Module) -> dict[str, Any]:
+    """timm's data config of ``model`` (from its pretrained config), with the input size
+    the model was built for (``img_size=`` may differ from the pretrained one)."""
+    from timm.data import resolve_model_data_config
+
+    config = dict(resolve_model_data_config(model))
+    config["mean"] = tuple(float(v) for v in config["mean"])
+    config["std"] = tuple(float(v) for v in config["std"])
+    size = getattr(getattr(model, "patch_embed", None), "img_size", None)
+    if size is not None:
+        config["input_size"] = (int(config["input_size"][0]), *(int(v) for v in size))
+    return config
+
+
+def _load_filtered(model: nn.Module, state: Mapping[str, torch.Tensor],
+                   adapted_shapes: Mapping[str, tuple[tuple[int, ...], tuple[int, ...]]],
+                   name: str) -> None:
+    """``load_strict`` after timm's filter; a failure also names the shapes the *file* holds
+    for the keys the filter resized (its message shows the resized ones)."""
+    try:
+        load_strict(model, state, what=f"timm model {name!r}")
+    except EncoderWeightsError as exc:
+        if not adapted_shapes:
+            raise
+        lines = [f"  resized by timm's checkpoint filter: {key} (in the file {_shape(old)}, "
+                 f"resized to {_shape(new)})" for key, (old, new) in adapted_shapes.items()]
+        raise EncoderWeightsError("\n".join([str(exc), *lines]), missing=exc.missing,
+                                  unexpected=exc.unexpected, mismatched=exc.mismatched) from exc

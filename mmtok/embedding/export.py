@@ -2,10 +2,12 @@
 
 | suffix | content |
 |---|---|
-| ``.h5`` / ``.hdf5`` | datasets ``features``, ``label``, ``valid``, ``id`` (UTF-8 strings); attrs ``mmtok`` (the store's attrs as JSON) |
-| ``.npz`` | arrays ``features``, ``label``, ``valid``, ``id`` |
-| ``.npy`` | ``features`` only (N, ...); sample ``i`` is sample ``i`` of the store |
-| ``.parquet`` | columns ``id``, ``label``, ``valid``, ``features`` (a list per row); needs pyarrow |
+| ``.h5`` / ``.hdf5`` | datasets ``features``, ``label``, ``valid``, ``id`` (UTF-8 strings), ``class_names``; attrs ``mmtok`` (the store's attrs as JSON) |
+| ``.npz`` | arrays ``features``, ``label``, ``valid``, ``id``, ``class_names`` |
+| ``.npy`` | ``features`` only (N, ...); sample ``i`` is sample ``i`` of the store (one array: use another format for labels and class names) |
+| ``.parquet`` | columns ``id``, ``label``, ``class_name`` (empty when unlabelled), ``valid``, ``features`` (a list per row); schema metadata ``mmtok`` (attrs, with ``class_names``) |
+
+``label`` ``i`` names class ``class_names[i]``; -1 is unlabelled.
 
 Invalid samples are kept (``valid = False``, zero features) so row ``i`` is always sample ``i``.
 """
@@ -34,6 +36,7 @@ def export_features(store_path: str | os.PathLike, output: str | os.PathLike) ->
     store = open_complete_store(store_path, "features", "export")
     columns = {name: store.group[name][:] for name in ("features", "label", "valid", "id")}
     columns["id"] = np.array([str(i) for i in columns["id"]], dtype=object)
+    columns["class_names"] = np.array(list(store.class_names), dtype=object)
     writer = {".h5": _hdf5, ".hdf5": _hdf5, ".npz": _npz, ".npy": _npy,
               ".parquet": _parquet}[suffix]
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -53,13 +56,16 @@ def _hdf5(path: Path, columns: dict, attrs: dict) -> None:
         handle.create_dataset("valid", data=columns["valid"])
         handle.create_dataset("id", data=list(columns["id"]),
                               dtype=h5py.string_dtype("utf-8"))
+        handle.create_dataset("class_names", data=list(columns["class_names"]),
+                              dtype=h5py.string_dtype("utf-8"))
         handle.attrs["mmtok"] = json.dumps(attrs)
 
 
 def _npz(path: Path, columns: dict, attrs: dict) -> None:
     with open(path, "wb") as handle:
         np.savez(handle, features=columns["features"], label=columns["label"],
-                 valid=columns["valid"], id=columns["id"].astype(str))
+                 valid=columns["valid"], id=columns["id"].astype(str),
+                 class_names=columns["class_names"].astype(str))
 
 
 def _npy(path: Path, columns: dict, attrs: dict) -> None:
@@ -71,11 +77,14 @@ def _parquet(path: Path, columns: dict, attrs: dict) -> None:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
-    except ImportError:
-        raise UsageError("Parquet export needs pyarrow: pip install pyarrow "
-                         "(or export to .h5 / .npz)") from None
+    except ImportError:  # a dependency since issue 20; kept for broken environments
+        raise UsageError("Parquet export needs pyarrow, a dependency of mmtok that is "
+                         "missing here: pip install pyarrow (or export to .h5 / .npz)") from None
     features = columns["features"].reshape(len(columns["features"]), -1)
+    names = list(columns["class_names"])
+    class_name = [names[i] if 0 <= i < len(names) else "" for i in columns["label"].tolist()]
     table = pa.table({"id": columns["id"].astype(str), "label": columns["label"],
-                      "valid": columns["valid"], "features": list(features)})
+                      "class_name": class_name, "valid": columns["valid"],
+                      "features": list(features)})
     table = table.replace_schema_metadata({"mmtok": json.dumps(attrs)})
     pq.write_table(table, path)

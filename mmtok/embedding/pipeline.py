@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,12 +25,13 @@ from ..engines import EngineOptions, ShardJob, StepRun, Task, WorkerContext, mak
 from ..errors import StoreError, UsageError
 from ..store.integrity import checksum_mismatches
 from ..store.layout import FITTED, ArraySpec, shard_bounds
+from ..store.paths import check_output_is_not_input
 from ..store.reader import Store, open_complete_store
 from ..store.summary import RunSummary
-from ..store.writer import ShardData, ShardWriter, StoreSpec
+from ..store.writer import ShardData, ShardWriter, StoreSpec, check_output_kind
 from .encoders import load_encoder
 from .pooling import POOLS, pool
-from .projectors import build_projector, run_encoder
+from .projectors import build_projector, embed_statistics, run_encoder
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -138,9 +140,11 @@ class Embedder:
         return pooled_features(self.projector, self.encoder, batch, self.how, self.autocast)
 
     @torch.inference_mode()
-    def __call__(self, rows: dict[str, np.ndarray], *, eager: bool = False) -> np.ndarray:
+    def __call__(self, rows: dict[str, np.ndarray], *, eager: bool = False,
+                 on_batch: Callable[[int], object] | None = None) -> np.ndarray:
         """Pooled features of ``rows``; ``eager`` skips the compiled graph (one-off calls
-        such as the shape probe would otherwise compile a graph of their own)."""
+        such as the shape probe would otherwise compile a graph of their own);
+        ``on_batch(rows)`` is called after every batch (progress)."""
         forward = self._forward if eager or self.compiled is None else self.compiled
         outputs = []
         count = len(next(iter(rows.values())))  # every input array has one row per sample
@@ -151,6 +155,8 @@ class Embedder:
                 chunk = {name: _pad_rows(values, self.batch_size) for name, values in chunk.items()}
             pooled = forward({name: self._to_device(values) for name, values in chunk.items()})
             outputs.append(pooled[:real].float().cpu().numpy())
+            if on_batch is not None:
+                on_batch(real)
         return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
 
 
@@ -195,8 +201,14 @@ def embed(
     ray_num_cpus: float | None = None,
     ray_actors: int | None = None,
     max_retries: int = 3,
+    projector_options: dict | None = None,
+    statistics: str | dict = "encoder",
 ) -> RunSummary:
     """Embed a complete token store into a feature store (resumes an existing one).
+
+    ``projector_options`` choose among the modality projector's variants (e.g. a time
+    series' ``{"kind": "patch"}``); the builder records the options it used in the feature
+    store's projector record (so they are part of its config and its provenance).
 
     ``encoder_options`` go to ``timm.create_model`` (e.g. ``{"img_size": 384}``, or the depth
     of a small test model) and are recorded in the feature store's config. ``repair`` checks
@@ -212,8 +224,14 @@ def embed(
     a local instance): one actor per GPU, or ``ray_actors`` CPU actors of ``ray_num_cpus``
     threads each; the store is byte-identical to the local engine's on the same device
     (docs/engines.md).
+    ``statistics``: the normalisation of modalities normalised at embed time (image):
+    ``"encoder"`` (the encoder's own, the default), ``"store"`` (the token store's), or a
+    dict of given values; recorded in the feature store's config (see
+    :func:`mmtok.embedding.projectors.embed_statistics`).
     """
     started = time.perf_counter()
+    check_output_is_not_input("embed", output, {"token store": tokens})
+    check_output_kind(output, "features")
     if pool_how not in POOLS:
         raise UsageError(f"--pool must be one of {', '.join(POOLS)}, not {pool_how!r}")
     if precision not in PRECISIONS:
@@ -228,22 +246,63 @@ def embed(
                           for p in (weights, projector))
     token_store = open_complete_store(tokens, "tokens", "embed")
     job = EmbedJob(tokens, output, encoder, weights, pretrained, projector,
-                   pool_how, batch_size, device, precision, seed, encoder_options or {}, compile)
+                   pool_how, batch_size, device, precision, seed, encoder_options or {}, compile,
+                   projector_options, statistics)
     # The driver's own embedder gives the feature shape and the spec; the local engine then
     # uses it, while Ray actors each load their own (docs/engines.md).
-    embedder, frozen, projector_record = job.build(token_store, _driver_device(device, engine))
-    job.keep(embedder)
-    spec = _feature_spec(token_store, frozen, projector_record, pool_how, precision, seed,
-                         _feature_shape(embedder, token_store), encoder_options or {})
-    run = StepRun(f"embed ({'ray' if engine == 'ray' else embedder.device})", spec, overwrite,
-                  repair, progress)
-    return run_step(run, job, runner, lambda shard: None, started)
+    built = job.build(token_store, _driver_device(device, engine))
+    job.keep(built.embedder)
+    warnings = _encoder_warnings(built.encoder)
+    spec = _feature_spec(token_store, built.encoder, built.projector_record, pool_how,
+                         precision, seed, _feature_shape(built.embedder, token_store),
+                         encoder_options or {}, projector, built.statistics_record)
+    run = StepRun(f"embed ({'ray' if engine == 'ray' else built.embedder.device})", spec,
+                  overwrite, repair, progress)
+    summary = run_step(run, job, runner, lambda shard: None, started)
+    summary.warnings += warnings
+    if summary.nothing_valid:
+        summary.warnings.append(f"{tokens} holds no valid sample, so no feature was computed; "
+                                "`mmtok info TOKENS --errors` shows why each one failed")
+    return summary
 
 
 def _driver_device(device: str, engine: str) -> str:
     """Where the driver loads its embedder: ``device``, or the CPU for a Ray driver (it only
     needs the feature shape and the weights' hash; the GPUs belong to the actors)."""
     return "cpu" if engine == "ray" else device
+
+
+def _encoder_warnings(encoder: Any) -> list[str]:
+    """What a user must know about the encoder, said before the run (on stderr) and in the
+    summary: features of random weights mean nothing, and adapted weights differ from the
+    checkpoint's own model."""
+    warnings = []
+    if encoder.weights_sha256 is None and encoder.weights_source.startswith("random"):
+        warnings.append(
+            f"the encoder {encoder.name} has random weights ({encoder.weights_source}): no "
+            "--weights FILE or --pretrained was given, so these features come from an "
+            "untrained model (fine for a test; pass --weights or --pretrained for real use)")
+    if encoder.adapted:
+        shapes = "; ".join(f"{key} {list(old)} -> {list(new)}"
+                           for key, (old, new) in encoder.adapted_shapes.items())
+        warnings.append(
+            f"the checkpoint's tensors were resized to fit {encoder.name} by timm's checkpoint "
+            f"filter ({shapes}); the features are not exactly those of the checkpoint's own "
+            "model (choose an --encoder / --encoder-option img_size=... that matches it)")
+    for warning in warnings:
+        print(f"mmtok: warning: {warning}", file=sys.stderr)
+    return warnings
+
+
+@dataclass(frozen=True)
+class BuiltEmbedder:
+    """What :meth:`EmbedJob.build` makes: the embedder, its frozen encoder, and the records
+    of the projector and of the statistics it normalises with (for the feature spec)."""
+
+    embedder: "Embedder"
+    encoder: Any
+    projector_record: dict
+    statistics_record: dict | None
 
 
 @dataclass(frozen=True)
@@ -264,6 +323,8 @@ class EmbedJob(ShardJob):
     seed: int
     encoder_options: dict
     compile: bool
+    projector_options: dict | None = None
+    statistics: str | dict = "encoder"
     stateful = True
     _local: Any = field(default=None, compare=False, repr=False)
 
@@ -277,20 +338,23 @@ class EmbedJob(ShardJob):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state, _local=None)
 
-    def build(self, token_store: Store, device: str) -> tuple["Embedder", Any, dict]:
+    def build(self, token_store: Store, device: str) -> BuiltEmbedder:
         torch_device = resolve_device(device)
         frozen = load_encoder(self.encoder, weights=self.weights, pretrained=self.pretrained,
                               seed=self.seed, device=torch_device,
                               model_kwargs=self.encoder_options)
         statics = {name: token_store.static(name) for name in token_store.attrs["static_arrays"]}
-        module, record = build_projector(token_store.modality, token_store.config, frozen,
-                                         self.seed, self.projector, statics)
+        projector_config, statistics_record = embed_statistics(
+            token_store.modality, token_store.config, frozen, self.statistics)
+        module, record = build_projector(token_store.modality, projector_config, frozen,
+                                         self.seed, self.projector, statics,
+                                         self.projector_options)
         module.to(torch_device)
         batch_size = self.batch_size or auto_batch_size(
             torch_device, _tokens_per_sample(token_store), frozen.width)
         embedder = Embedder(module, frozen, self.pool_how, torch_device, self.precision,
                             batch_size, compile=self.compile)
-        return embedder, frozen, record
+        return BuiltEmbedder(embedder, frozen, record, statistics_record)
 
     def setup(self, context: WorkerContext) -> "_EmbedWorker":
         token_store = open_complete_store(self.tokens, "tokens", "embed")
@@ -299,23 +363,19 @@ class EmbedJob(ShardJob):
         if self._local is not None and context.device is None:
             embedder = self._local
         else:
-            embedder = self.build(token_store, context.device or self.device)[0]
+            embedder = self.build(token_store, context.device or self.device).embedder
         return _EmbedWorker(embedder, token_store, ShardWriter(self.output))
 
     def work(self, state: "_EmbedWorker", shard: int, payload: None = None,
-             on_sample: Callable[[], None] | None = None) -> dict:
-        return state.write(shard, _read_shard(state.tokens, shard))
+             on_sample: Callable[[int], None] | None = None) -> dict:
+        return state.write(shard, _read_shard(state.tokens, shard), on_sample)
 
     def work_in_order(self, state: "_EmbedWorker", tasks: Iterable[Task],
-                      on_sample: Callable[[], None] | None = None) -> Iterator[dict]:
+                      on_sample: Callable[[int], None] | None = None) -> Iterator[dict]:
         # one process: read the next token shard on a thread while the encoder runs
         shards = [shard for shard, _ in tasks]
         for shard, rows in _prefetch(_read_shards(state.tokens, shards)):
-            marker = state.write(shard, rows)
-            if on_sample is not None:
-                for _ in range(marker["stop"] - marker["start"]):
-                    on_sample()
-            yield marker
+            yield state.write(shard, rows, on_sample)
 
 
 @dataclass
@@ -324,20 +384,27 @@ class _EmbedWorker:
     tokens: Store
     writer: ShardWriter
 
-    def write(self, shard: int, rows: dict[str, np.ndarray]) -> dict:
-        """Embed one token shard's rows and write its feature shard, marker last."""
+    def write(self, shard: int, rows: dict[str, np.ndarray],
+              on_samples: Callable[[int], None] | None = None) -> dict:
+        """Embed one token shard's rows and write its feature shard, marker last;
+        ``on_samples(n)`` after every batch of ``n`` samples (progress moves per batch)."""
         shape = _features_shape(self.writer)
         start = shard * self.writer.attrs["shard_size"]
         valid = rows["valid"].astype(bool)
         features = np.zeros((len(valid), *shape), np.float32)
         inputs = {k: v[valid] for k, v in rows.items() if k in input_arrays(self.tokens)}
         if valid.any():
-            features[valid] = self.embedder(inputs)
+            features[valid] = self.embedder(inputs, on_batch=on_samples)
         errors = {e["index"]: e for e in self.tokens.markers[shard]["errors"]}
         shard_errors = [_invalid_record(start + int(i), str(rows["id"][i]), errors)
                         for i in np.flatnonzero(~valid)]
-        return self.writer.write(shard, ShardData({"features": features}, rows["label"], valid,
-                                                  [str(i) for i in rows["id"]], shard_errors))
+        marker = self.writer.write(shard, ShardData({"features": features}, rows["label"],
+                                                    valid, [str(i) for i in rows["id"]],
+                                                    shard_errors))
+        invalid = int((~valid).sum())
+        if on_samples is not None and invalid:  # the valid ones moved it batch by batch
+            on_samples(invalid)
+        return marker
 
 
 def _tokens_per_sample(token_store: Store) -> int:
@@ -360,25 +427,61 @@ def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:
     return embedder(probe, eager=True).shape[1:]
 
 
+def weights_identity(encoder: Any) -> str:
+    """What the encoder's weights are, wherever their file lies: ``sha256:<hex>`` for a
+    file, else the hub name or the random seed. Paths never enter a config: the same
+    weights copied to another folder or machine must resume a store and fit a head."""
+    if encoder.weights_sha256 is not None:
+        return f"sha256:{encoder.weights_sha256}"
+    return encoder.weights_source
+
+
+def projector_identity(record: dict, encoder: Any) -> dict:
+    """The projector's record without paths: a loaded file is named by its sha256 alone,
+    and the image projector (the encoder's own patch embedding) by the encoder weights."""
+    record = dict(record)
+    if "sha256" in record:
+        record.pop("source", None)
+    elif record.get("source") == encoder.weights_source:
+        record["source"] = weights_identity(encoder)
+    return record
+
+
+def _file_paths(encoder: Any, projector_file: str | os.PathLike | None) -> dict:
+    """Where the weights and projector files were read from: kept in the attrs for
+    information only (outside the config, so neither resume nor provenance compares it)."""
+    source = encoder.weights_source
+    return {"weights": source[len("file:"):] if source.startswith("file:") else None,
+            "projector": os.path.abspath(projector_file) if projector_file else None}
+
+
 def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precision: str,
-                  seed: int, shape: tuple[int, ...], encoder_options: dict) -> StoreSpec:
+                  seed: int, shape: tuple[int, ...], encoder_options: dict,
+                  projector_file: str | os.PathLike | None = None,
+                  statistics: dict | None = None) -> StoreSpec:
     attrs = tokens.attrs
     config = {
         "encoder": encoder.name, "encoder_options": encoder_options,
         "adapted_keys": list(encoder.adapted), "weights_sha256": encoder.weights_sha256,
-        "weights_source": encoder.weights_source, "width": encoder.width,
-        "projector": projector, "pool": how, "precision": precision, "seed": seed,
+        "weights_source": weights_identity(encoder), "width": encoder.width,
+        "projector": projector_identity(projector, encoder), "statistics": statistics,
+        "pool": how,
+        "precision": precision, "seed": seed,
         "tokens_config_hash": attrs["config_hash"], "tokens_config": attrs["config"],
     }
     return StoreSpec(
         kind="features", modality=attrs["modality"], config=config,
-        arrays={"features": ArraySpec(tuple(shape), "float32")}, static_arrays={},
+        arrays={"features": ArraySpec(tuple(shape), "float32",
+                                      ("token", "feature")[-len(shape):])},
+        static_arrays={},
         num_samples=attrs["num_samples"], shard_size=attrs["shard_size"],
         class_names=attrs["class_names"],
         source={"tokens": os.path.abspath(tokens.path), **attrs["source"]},
         source_hash=attrs["source_hash"],
-        # where the token config's statistics were fitted, for `info` and --config-from
-        extra_attrs={FITTED: attrs[FITTED]} if FITTED in attrs else {},
+        # where the token config's statistics were fitted (for `info` and --config-from),
+        # and the paths of the files hashed into the config (for information only)
+        extra_attrs={"files": _file_paths(encoder, projector_file),
+                     **({FITTED: attrs[FITTED]} if FITTED in attrs else {})},
     )
 
 

@@ -7,12 +7,19 @@ D), ``mask`` (B, T) True for real content tokens (None when every token is real)
 of prefix tokens, and optionally a position embedding to add before every encoder block.
 Projectors without pretrained weights start from a recorded seed and can be loaded from a
 safetensors file.
+
+Projector options (``embed --projector-option KEY=VALUE``, ``projector_options=``) go to the
+registry's ``build`` function as a fourth argument, ``options``; a builder that takes no
+``options`` parameter takes no options (given any, the run is refused). The builder returns
+the options it used (defaults filled in) in its record, which the feature store records.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
+from collections.abc import Mapping
 from typing import Any, Callable
 
 import torch
@@ -21,17 +28,75 @@ from torch import nn
 from ..errors import UsageError
 from ..modalities.projected import Projected
 
-__all__ = ["Projected", "build_projector", "load_projector_weights", "run_encoder"]
+__all__ = ["Projected", "build_projector", "embed_statistics", "load_projector_weights",
+           "run_encoder"]
+
+STATISTICS_CHOICES = ("encoder", "store")
+
+
+def embed_statistics(modality: str, token_config: dict, encoder: Any,
+                     choice: str | Mapping[str, Any] = "encoder") -> tuple[dict, dict | None]:
+    """The token config the projector is built from, and the record of the normalisation
+    statistics it applies, for a modality whose projector normalises at embed time (its
+    registry entry names the ``statistics`` fields).
+
+    ``choice``: ``"encoder"`` (default) takes the encoder's own (``encoder.data_config``:
+    timm's data config, CLIP's for the Meta-Transformer layout; the store's where the
+    encoder has none); ``"store"`` keeps those recorded at tokenize time; a mapping gives
+    every field (values typed as ``--set`` types them). Modalities that store normalised
+    tokens have no such fields: only the default applies to them.
+    """
+    from ..modalities import get_modality, parse_options
+
+    fields = tuple(get_modality(modality).statistics)
+    if not fields:
+        if choice != "encoder":
+            raise UsageError(f"{modality} tokens are normalised when they are tokenized (see "
+                             "the token store's config); embed has no statistics to choose")
+        return token_config, None
+    if isinstance(choice, Mapping):
+        if set(choice) != set(fields):
+            raise UsageError(f"given statistics must name exactly {', '.join(fields)} for "
+                             f"{modality} tokens, not {', '.join(sorted(choice)) or 'none'}")
+        values = {k: v for k, v in choice.items() if not isinstance(v, str)}
+        text = [f"{k}={v}" for k, v in choice.items() if isinstance(v, str)]
+        values.update(parse_options(modality, text))
+        source = "given"
+    elif choice == "store":
+        values, source = {f: token_config[f] for f in fields}, "store"
+    elif choice == "encoder":
+        own = getattr(encoder, "data_config", None) or {}
+        if all(f in own for f in fields):
+            values, source = {f: own[f] for f in fields}, "encoder"
+        else:
+            values, source = {f: token_config[f] for f in fields}, "store"
+    else:
+        raise UsageError(f"--statistics must be encoder, store or given values (--stat), "
+                         f"not {choice!r}")
+    values = {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in values.items()}
+    return {**token_config, **values}, {"source": source, **values}
 
 
 def build_projector(modality: str, token_config: dict, encoder: Any, seed: int,
                     weights: str | os.PathLike | None = None,
-                    statics: dict | None = None) -> tuple[nn.Module, dict]:
-    """The projector the registry names for ``modality`` and the record of how it was made."""
+                    statics: dict | None = None,
+                    options: dict[str, Any] | None = None) -> tuple[nn.Module, dict]:
+    """The projector the registry names for ``modality`` and the record of how it was made.
+
+    ``options`` (``--projector-option KEY=VALUE``) go to builders that take them; the
+    builder refuses unknown keys and records the options it used."""
     build = projector_builder(modality)
+    takes_options = "options" in inspect.signature(build).parameters
+    if options and not takes_options:
+        raise UsageError(f"the {modality} projector takes no --projector-option (given: "
+                         f"{', '.join(sorted(options))}); drop them")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        projector, record = build(token_config, encoder, statics or {})
+        if takes_options:
+            projector, record = build(token_config, encoder, statics or {},
+                                      options=dict(options or {}))
+        else:
+            projector, record = build(token_config, encoder, statics or {})
     if "source" not in record:  # its weights are its own, drawn from the recorded seed
         record = {**record, "source": f"random(seed={seed})"}
     if weights is not None:

@@ -40,12 +40,14 @@ class ShardJob:
         raise NotImplementedError
 
     def work(self, state: Any, shard: int, payload: Any,
-             on_sample: Callable[[], None] | None = None) -> dict:
-        """Write shard ``shard`` whole, marker last; returns the commit marker."""
+             on_sample: Callable[..., None] | None = None) -> dict:
+        """Write shard ``shard`` whole, marker last; returns the commit marker.
+        ``on_sample(n=1)`` is called as samples are done (progress): once per sample, or
+        with a count (embed: once per batch)."""
         raise NotImplementedError
 
     def work_in_order(self, state: Any, tasks: Iterable[Task],
-                      on_sample: Callable[[], None] | None = None) -> Iterator[dict]:
+                      on_sample: Callable[..., None] | None = None) -> Iterator[dict]:
         """``work`` over ``tasks`` in one process; a job may overlap reading ahead."""
         for shard, payload in tasks:
             yield self.work(state, shard, payload, on_sample)

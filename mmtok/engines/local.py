@@ -24,5 +24,5 @@ class LocalEngine:
 
     def run(self, job: ShardJob, tasks: Sequence[Task], report: Report) -> None:
         state = job.setup(self.context)
-        for marker in job.work_in_order(state, tasks, lambda: report.samples(1)):
+        for marker in job.work_in_order(state, tasks, lambda samples=1: report.samples(samples)):
             report.marker(marker)

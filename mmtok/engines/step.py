@@ -2,12 +2,12 @@
 
 The driver (this process) alone holds the store lock and writes the group's attrs
 (``prepare_store``); workers, wherever an engine runs them, only write whole shards and
-their markers. Progress and ``--max-errors`` are driven by the markers the engine reports.
+their markers. Progress and ``--max-errors`` are driven by the markers the engine reports;
+progress is a tqdm bar on a terminal, plain lines when stderr is not one (:mod:`mmtok.progress`).
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -15,7 +15,7 @@ from typing import Any, Callable
 from ..errors import TooManyErrors
 from ..store.layout import shard_bounds
 from ..store.lock import StoreLock
-from ..store.summary import RunSummary, summarise_run
+from ..store.summary import RunSummary, counted, summarise_run
 from ..store.writer import ResumeState, StoreSpec, prepare_store, writing
 from .base import Engine, Report, ShardJob
 
@@ -48,19 +48,19 @@ def run_step(run: StepRun, job: ShardJob, engine: Engine, payload: Callable[[int
     finally:
         engine.close()
     return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
-                         resume.repaired)
+                         resume.repaired, checked_checksums=run.repair)
 
 
 def _run_pending(run: StepRun, job: ShardJob, engine: Engine, tasks: list,
                  resume: ResumeState) -> int:
     """Run the tasks; returns how many samples were written."""
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     spec = run.spec
     todo = sum(stop - start for start, stop in
                (shard_bounds(s, spec.num_samples, spec.shard_size) for s, _ in tasks))
-    bar = tqdm(total=spec.num_samples, initial=spec.num_samples - todo, unit="sample",
-               desc=run.desc, file=sys.stderr, disable=not run.progress, dynamic_ncols=True)
+    bar = progress_bar(total=spec.num_samples, initial=spec.num_samples - todo, unit="sample",
+                       desc=run.desc, disable=not run.progress)
     errors, written = resume.errors_in_done, 0
 
     def on_marker(marker: dict) -> None:
@@ -69,8 +69,9 @@ def _run_pending(run: StepRun, job: ShardJob, engine: Engine, tasks: list,
         errors += len(marker["errors"])
         bar.set_postfix(errors=errors, refresh=False)
         if run.max_errors is not None and errors > run.max_errors:
-            raise TooManyErrors(f"{errors} samples failed, more than --max-errors "
-                                f"{run.max_errors}; committed shards are kept, see `mmtok info`")
+            raise TooManyErrors(f"{counted(errors, 'sample')} failed, more than --max-errors "
+                                f"{run.max_errors}; committed shards are kept, and "
+                                f"`mmtok info {job.output} --errors` lists the failed samples")
 
     try:
         if tasks:

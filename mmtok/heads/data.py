@@ -19,8 +19,8 @@ from ..errors import UsageError
 from ..store.reader import Store, open_complete_store
 
 # The parts of a feature store's config that decide what a feature means.
-PROVENANCE_KEYS = ("encoder", "encoder_options", "weights_sha256", "width", "projector", "pool",
-                   "tokens_config_hash")
+PROVENANCE_KEYS = ("encoder", "encoder_options", "weights_sha256", "width", "projector",
+                   "statistics", "pool", "tokens_config_hash")
 
 
 @dataclass
@@ -51,17 +51,31 @@ class FeatureSet:
 def provenance(config: dict[str, Any]) -> dict[str, Any]:
     """What made a store's features, from its config (see :data:`PROVENANCE_KEYS`)."""
     record = {key: config.get(key) for key in PROVENANCE_KEYS}
-    record["projector"] = _projector_identity(record["projector"])
+    record["projector"] = _projector_identity(record["projector"], config.get("weights_sha256"))
+    record["statistics"] = _statistics_values(record["statistics"])
     return record
 
 
-def _projector_identity(projector: dict | None) -> dict | None:
-    """A projector loaded from a file is identified by its bytes, not by the file's name."""
+def _statistics_values(statistics: dict | None) -> dict | None:
+    """The normalisation a projector applied (embed's ``statistics``): its values decide
+    what a feature means, not where they came from (the encoder's, the store's, given)."""
+    if statistics is None:
+        return None
+    return {k: v for k, v in statistics.items() if k != "source"}
+
+
+def _projector_identity(projector: dict | None, weights_sha256: str | None) -> dict | None:
+    """A projector is identified by bytes, never by a path: a file by its sha256; the image
+    projector (the encoder's patch embedding, ``source`` = the encoder's weights) by the
+    weights' sha256. Stores written before paths left the config said ``file:<path>``."""
     if projector is None:
         return None
     if "sha256" in projector:
         return {"kind": projector.get("kind"), "sha256": projector["sha256"]}
-    return {"kind": projector.get("kind"), "source": projector.get("source")}
+    source = projector.get("source")
+    if isinstance(source, str) and source.startswith("file:") and weights_sha256:
+        source = f"sha256:{weights_sha256}"
+    return {"kind": projector.get("kind"), "source": source}
 
 
 def provenance_differences(expected: dict[str, Any], found: dict[str, Any]) -> list[str]:

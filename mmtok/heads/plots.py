@@ -17,36 +17,62 @@ def _pyplot():
     return plt
 
 
+MAX_CELL_COUNTS = 30  # classes up to which every cell's count is readable at this size
+MAX_NAMED_CLASSES = 120  # beyond this, names cannot be read at any size we draw
+
+
 def plot_confusion(confusion: np.ndarray, class_names: list[str], path: str | os.PathLike,
                    title: str) -> None:
-    """Row-normalised confusion matrix (rows = true class), counts written in each cell when
-    the matrix is small enough to read."""
+    """Row-normalised confusion matrix (rows = true class): class names on both axes (x
+    rotated, the font shrinking with the class count), counts in the cells while they fit."""
+    plt = _pyplot()
+    figure = confusion_figure(confusion, class_names, title)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def confusion_figure(confusion: np.ndarray, class_names: list[str], title: str):
     plt = _pyplot()
     confusion = np.asarray(confusion)
+    count = len(class_names)
     rows = confusion.sum(1, keepdims=True)
     normalised = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
-    size = min(2 + 0.45 * len(class_names), 24)
+    size = min(2 + 0.3 * count, 30)
     figure, axes = plt.subplots(figsize=(size + 1.5, size))
     image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
     figure.colorbar(image, ax=axes, fraction=0.046, pad=0.04, label="fraction of true class")
-    if len(class_names) <= 30:
-        ticks = np.arange(len(class_names))
-        axes.set_xticks(ticks, class_names, rotation=90)
-        axes.set_yticks(ticks, class_names)
-        for (row, column), count in np.ndenumerate(confusion):
+    if count <= MAX_NAMED_CLASSES:
+        ticks = np.arange(count)
+        font = 9 if count <= 30 else max(4, 9 - (count - 30) // 15)
+        axes.set_xticks(ticks, class_names, rotation=90, fontsize=font)
+        axes.set_yticks(ticks, class_names, fontsize=font)
+    if count <= MAX_CELL_COUNTS:
+        for (row, column), value in np.ndenumerate(confusion):
             colour = "white" if normalised[row, column] > 0.5 else "black"
-            axes.text(column, row, str(count), ha="center", va="center", color=colour,
+            axes.text(column, row, str(value), ha="center", va="center", color=colour,
                       fontsize=8)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title)
     figure.tight_layout()
+    return figure
+
+
+def plot_learning_curve(history: list[dict], path: str | os.PathLike, title: str) -> None:
+    """Training and validation loss per epoch, validation accuracy on a second axis, the best
+    epoch (the one whose weights are kept) marked, and the legend below the axes."""
+    plt = _pyplot()
+    figure = learning_curve_figure(history, title)
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
 
-def plot_learning_curve(history: list[dict], path: str | os.PathLike, title: str) -> None:
-    """Training and validation loss per epoch, and validation accuracy on a second axis."""
+def best_epoch(history: list[dict]) -> dict:
+    """The epoch training keeps: best validation top-1, then lowest validation loss."""
+    return max(history, key=lambda h: (h["val_top1"], -h["val_loss"]))
+
+
+def learning_curve_figure(history: list[dict], title: str):
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     figure, axes = plt.subplots(figsize=(7, 4.5))
@@ -59,10 +85,14 @@ def plot_learning_curve(history: list[dict], path: str | os.PathLike, title: str
                   label="val top-1")
     accuracy.set_ylabel("val top-1")
     accuracy.set_ylim(0, 1)
+    if history:
+        best = best_epoch(history)
+        axes.axvline(best["epoch"], color="grey", linestyle="--", linewidth=1,
+                     label=f"best epoch {best['epoch']} (val top-1 {best['val_top1']:.3f})")
     lines = axes.get_legend_handles_labels()
     more = accuracy.get_legend_handles_labels()
-    axes.legend(lines[0] + more[0], lines[1] + more[1], loc="center right")
     axes.set_title(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    figure.tight_layout(rect=(0, 0.12, 1, 1))  # room below the axes: the legend sits there
+    figure.legend(lines[0] + more[0], lines[1] + more[1], loc="lower center", ncol=2,
+                  fontsize=8, frameon=False)
+    return figure

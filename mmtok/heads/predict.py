@@ -24,18 +24,36 @@ import numpy as np
 
 from ..errors import UsageError
 from .data import open_feature_store, provenance, provenance_differences
-from .model import load_head
+from .model import CONFIG_FILE, load_head
 
 FORMATS = ("csv", "jsonl")
 
 
 def predict(head_folder: str | os.PathLike, features: str | os.PathLike,
             output: str | os.PathLike = "-", *, output_format: str | None = None,
-            device: str = "auto", allow_other_features: bool = False) -> dict[str, Any]:
-    """Write predictions for every sample of ``features``; ``output`` ``-`` is stdout."""
+            device: str = "auto", allow_other_features: bool = False,
+            pairs: str | os.PathLike | None = None,
+            pair_by: str | None = None) -> dict[str, Any]:
+    """Write predictions for every sample of ``features``; ``output`` ``-`` is stdout.
+
+    For a fusion head (``train-head NAME=STORE ...``), ``features`` is a list of
+    ``NAME=STORE`` (or a dict), any subset of the head's modalities, paired by ``pairs`` or
+    ``pair_by="stem"``; see :mod:`mmtok.heads.fusion_predict`."""
     from ..embedding.pipeline import resolve_device
     from .train import head_probabilities
 
+    config = _fusion_config(head_folder)
+    if config is not None or isinstance(features, list | tuple | dict):
+        from .fusion_predict import predict_fusion
+
+        if config is None:
+            raise UsageError(f"{head_folder} is a single-store head; give it one feature store")
+        if not isinstance(features, list | tuple | dict):
+            raise UsageError(f"{head_folder} is a fusion head of {', '.join(config['modalities'])}; "
+                             "give its stores as NAME=STORE")
+        return predict_fusion(head_folder, config, features, output, pairs=pairs,
+                              pair_by=pair_by, output_format=output_format, device=device,
+                              allow_other_features=allow_other_features)
     fmt = _format(output, output_format)
     model, config = load_head(head_folder)
     store = open_feature_store(features)
@@ -56,6 +74,17 @@ def predict(head_folder: str | os.PathLike, features: str | os.PathLike,
         os.replace(temporary, output)
     return {"output": os.fspath(output), "format": fmt, "samples": len(valid),
             "predicted": int(valid.sum())}
+
+
+def _fusion_config(head_folder: str | os.PathLike) -> dict | None:
+    """head.json of a fusion head folder, None for any other folder."""
+    path = Path(head_folder)
+    path = path if path.name == CONFIG_FILE else path / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return config if config.get("kind") == "fusion" else None
 
 
 def _format(output: str | os.PathLike, output_format: str | None) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
+from ..store.paths import check_output_is_not_input
 from .data import (
     FeatureSet,
     as_tensors,
@@ -104,6 +105,8 @@ def train_head(
 
     started = time.perf_counter()
     output = Path(output)
+    check_output_is_not_input("train-head", output, {
+        "training store": train, "validation store": val, "test store": test})
     _check_output(output, overwrite)
     splits = load_splits(train, val, val_split, test, seed)
     loaded = time.perf_counter()
@@ -174,14 +177,14 @@ def _standardization(features: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _train_linear(model: Head, splits: Splits, device: torch.device, l2: float | None,
                   refit: bool, progress: bool) -> dict[str, Any]:
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     num_classes = len(splits.train.class_names)
     tx, ty = as_tensors(splits.train.features, splits.train.labels, device)
     vx, vy = as_tensors(splits.val.features, splits.val.labels, device)
     tx, vx = model.standardize(tx), model.standardize(vx)
-    bar = tqdm(total=sweep_fits() if l2 is None else 0, desc="probe sweep", unit="fit",
-               disable=not progress or l2 is not None, dynamic_ncols=True)
+    bar = progress_bar(total=sweep_fits() if l2 is None else 0, desc="probe sweep", unit="fit",
+                       disable=not progress or l2 is not None)
     with bar:
         probe = train_linear(tx, ty, vx, vy, num_classes, l2=l2, refit=refit,
                              on_fit=bar.update)

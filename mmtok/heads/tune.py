@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from ..errors import StoreError, UsageError
 from ..store.layout import shard_bounds
+from ..store.paths import check_output_is_not_input
 from ..store.reader import Store, open_complete_store
 from .data import labelled_rows, stratified_split
 from .metrics import classification_metrics
@@ -130,8 +131,12 @@ def tune_tokenizer(
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = True,
+    projector_options: dict | None = None,
 ) -> HeadRun:
-    """Train the projector and a linear head on a token store, the encoder frozen."""
+    """Train the projector and a linear head on a token store, the encoder frozen.
+
+    ``projector_options`` choose the projector variant as for ``embed``; give the same ones
+    to ``embed --projector`` with the tuned weights."""
     from ..embedding.encoders import load_encoder
     from ..embedding.pipeline import PRECISIONS, resolve_device
     from ..embedding.pooling import POOLS
@@ -140,6 +145,8 @@ def tune_tokenizer(
     started = time.perf_counter()
     settings = settings or TuneSettings()
     output = Path(output)
+    check_output_is_not_input("train-head", output, {
+        "training store": tokens, "validation store": val, "test store": test})
     _check_output(output, overwrite)
     if pool_how not in POOLS or pool_how == "none":
         raise UsageError(f"--pool must be one of cls, mean, max, cls+mean+max for a head, "
@@ -151,7 +158,7 @@ def tune_tokenizer(
                           device=torch_device, model_kwargs=encoder_options)
     statics = {name: store.static(name) for name in store.attrs["static_arrays"]}
     module, record = build_projector(store.modality, store.config, frozen, seed, projector,
-                                     statics)
+                                     statics, projector_options)
     if not module.trainable:
         why = getattr(module, "frozen_because", "part of the frozen encoder")
         raise UsageError(f"the {store.modality} projector is {why}; train a probe on "
@@ -270,7 +277,7 @@ def _new_head(projector, encoder, pool_how: str, num_classes: int, seed: int,
 
 def _train(model: Model, train: TokenSplit, val: ScoringSplit, settings: TuneSettings, seed: int,
            device: torch.device, progress: bool) -> tuple[list[dict], dict]:
-    from tqdm import tqdm
+    from ..progress import progress_bar
 
     parameters = [*model.projector.parameters(), *model.head.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=settings.lr, weight_decay=settings.weight_decay)
@@ -280,8 +287,8 @@ def _train(model: Model, train: TokenSplit, val: ScoringSplit, settings: TuneSet
     generator = np.random.default_rng(seed)
     history: list[dict] = []
     best, best_state = (-1.0, 0.0), None
-    bar = tqdm(total=settings.epochs, desc="tune tokenizer", unit="epoch", disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(total=settings.epochs, desc="tune tokenizer", unit="epoch",
+                       disable=not progress)
     with bar:
         for epoch in range(1, settings.epochs + 1):
             train_loss = _epoch(model, train, optimizer, schedule, settings.batch_size,
@@ -387,6 +394,7 @@ def _save_projector(projector: torch.nn.Module, record: dict, output: Path,
     sha = file_sha256(output / PROJECTOR_FILE)
     (output / PROJECTOR_RECORD).write_text(json.dumps(
         {"kind": record["kind"], "sha256": sha, "started_from": record.get("source"),
+         **({"options": record["options"]} if "options" in record else {}),
          "trained_on": trained_on}, indent=2) + "\n")
     return sha
 

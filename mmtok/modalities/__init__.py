@@ -7,6 +7,9 @@ from . import audio  # noqa: F401  (registers audio)
 from . import text  # noqa: F401  (registers text)
 from . import tabular  # noqa: F401  (registers tabular)
 from . import video  # noqa: F401  (registers video)
+from . import timeseries  # noqa: F401  (registers timeseries, imu)
+from . import graph  # noqa: F401  (registers graph)
+from . import hyperspectral  # noqa: F401  (registers hyperspectral)
 from .base import (
     DemoSpec,
     ModalitySpec,

@@ -76,6 +76,27 @@ class Tokenizer:
     part_class_names: Callable[[str], list[str] | None] | None = None
     list_parts_label_column: ClassVar[bool] = False  # also: statistics_from(paths, label_column=)
 
+    # A file that belongs to another file's samples (a TUDataset's DS_graph_indicator.txt
+    # beside its DS_A.txt): True leaves it out of the sample list. Cheap: names, not data.
+    is_companion: Callable[[str], bool] | None = None
+
+    # Files whose samples are labelled elements (the pixels of a hyperspectral cube) take
+    # their labels from a map given beside the source (``tokenize --label-map PATH``): a
+    # source option, outside the hashed config, so that it combines with --config-from (a
+    # train map with --stats-from-data, a test map with --config-from).
+    takes_label_map: ClassVar[bool] = False
+    label_map: str | None = None
+
+    def with_label_map(self, path: str) -> "Tokenizer":
+        """A copy of this tokenizer that lists and labels samples by the map ``path``."""
+        if not self.takes_label_map:
+            raise UsageError(f"modality {self.config.modality!r} takes no --label-map")
+        import copy
+
+        bound = copy.copy(self)
+        bound.label_map = path
+        return bound
+
     def statistics_from(self, paths: list[str]) -> dict[str, Any]:
         """The fitted fields: config overrides computed from the training data
         (``tokenize --stats-from-data``), e.g. audio's ``{"mean": .., "std": ..}``.
@@ -130,6 +151,13 @@ class ModalitySpec:
     - ``presets``: named bundles of options a user picks with ``--set preset=NAME``; needs a
       ``preset`` field in the config (the preset is recorded with the store).
     - ``tiny_options``: the smallest sensible config, for tests and quick tries.
+    - ``statistics``: config fields holding normalisation statistics that the projector
+      applies at embed time (image: ``mean``, ``std``). ``embed`` replaces them with the
+      encoder's own (``Encoder.data_config``) by default, or with given ones, and records
+      which it used; empty when tokens are stored normalised.
+    - ``like_encoder``: ``"module:function"`` of ``(encoder_name, config) -> overrides``,
+      the config options that cut tokens as that encoder's own preprocessing would
+      (``tokenize --like-encoder``); empty when the modality has none.
     """
 
     name: str
@@ -144,6 +172,8 @@ class ModalitySpec:
     tiny_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     demo: DemoSpec | None = None
     docs: str = ""
+    statistics: tuple[str, ...] = ()
+    like_encoder: str = ""
 
     def __post_init__(self) -> None:
         fields = {f.name for f in dataclasses.fields(self.config_class)}
@@ -152,7 +182,7 @@ class ModalitySpec:
         if self.presets and "preset" not in fields:
             raise TypeError(f"modality {self.name!r} has presets but its config has no "
                             "'preset' field to record the chosen one")
-        named = set(self.defaults) | set(self.tiny_options)
+        named = set(self.defaults) | set(self.tiny_options) | set(self.statistics)
         named |= {key for preset in self.presets.values() for key in preset}
         unknown = sorted(named - fields)
         if unknown:
@@ -213,6 +243,21 @@ def make_config(modality: str, **overrides: Any) -> Any:
     return entry.config_class(**{**entry.defaults, **preset, **given, "modality": modality})
 
 
+def like_encoder_options(modality: str, encoder: str, **options: Any) -> dict[str, Any]:
+    """``options`` with the modality's settings for ``encoder``'s own preprocessing filled
+    in underneath (options given explicitly win): ``tokenize --like-encoder``."""
+    entry = get_modality(modality)
+    if not entry.like_encoder:
+        raise UsageError(f"modality {modality!r} has no encoder-specific preprocessing; "
+                         "--like-encoder applies to image-like modalities")
+    import importlib
+
+    module_name, _, function = entry.like_encoder.partition(":")
+    derive = getattr(importlib.import_module(module_name), function)
+    given = {k: v for k, v in options.items() if v is not None}
+    return {**derive(encoder, make_config(modality, **given)), **given}
+
+
 def _field_default(config_class: type, name: str) -> Any:
     for f in dataclasses.fields(config_class):
         if f.name == name:
@@ -255,7 +300,16 @@ def _convert(text: str, hint: Any, assignment: str) -> Any:
             return tuple(item(v) for v in text.split(",")) if text else ()
         return hint(text)
     except ValueError:
-        raise UsageError(f"--set {assignment!r}: {text!r} is not a valid {hint}") from None
+        raise UsageError(f"--set {assignment!r}: {text!r} is not {_type_words(hint)}") from None
+
+
+def _type_words(hint: Any) -> str:
+    """``int`` -> "an integer", ``tuple[float, ...]`` -> "comma-separated numbers"."""
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return "comma-separated integers" if item is int else "comma-separated numbers"
+    return {int: "an integer", float: "a number", bool: "true or false"}.get(
+        hint, f"a valid {getattr(hint, '__name__', hint)}")
 
 
 def create_tokenizer(modality: str, **overrides: Any) -> Tokenizer:

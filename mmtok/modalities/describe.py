@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ..errors import UsageError
 from .base import create_tokenizer, get_modality, make_config
 
 
@@ -39,7 +40,12 @@ def describe_modality(name: str) -> str:
             shown = " ".join(f"{k}={format_value(v)}" for k, v in values.items())
             lines.append(f"    {preset}: {shown}")
     lines.append("  store arrays, per sample (default options):")
-    for array, array_spec in tokenizer.sample_arrays().items():
+    try:
+        arrays = tokenizer.sample_arrays()
+    except UsageError as exc:  # shapes that depend on the data (a time series' channels)
+        arrays = {}
+        lines.append(f"    (shapes follow the options: {exc})")
+    for array, array_spec in arrays.items():
         lines.append(f"    {array}: {array_spec.dtype} {tuple(array_spec.shape)}")
     statics = tokenizer.static_arrays()
     if statics:

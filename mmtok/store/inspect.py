@@ -13,7 +13,7 @@ from ..errors import StoreError
 from .._version import __version__
 from .integrity import parse_marker, shard_problems
 from .layout import COMMITS, STANDARD_ARRAYS, config_hash_intact
-from .writer import read_attrs, read_markers
+from .writer import KIND_NAMES, read_attrs, read_markers
 
 
 def _require_attrs(path: Path) -> dict:
@@ -29,13 +29,24 @@ def disk_usage(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def store_info(path: str | os.PathLike) -> dict:
-    """Summary of a store, as printed by ``mmtok info``."""
+ERROR_FIELDS = ("index", "id", "kind", "stage", "message")
+
+
+def store_info(path: str | os.PathLike, errors: bool = False) -> dict:
+    """Summary of a store, as printed by ``mmtok info``; with ``errors``, also every invalid
+    sample's record (``index``, ``id``, ``kind``, ``stage``, ``message``), in sample order."""
     path = Path(path)
     attrs = _require_attrs(path)
     markers = read_markers(path)
     committed = [m for m in markers if m]
-    errors = [e for m in committed for e in m["errors"]]
+    records = sorted((e for m in committed for e in m["errors"]), key=lambda e: e["index"])
+    details = _details(path, attrs, committed, records)
+    if errors:
+        details["errors"] = [{key: e.get(key) for key in ERROR_FIELDS} for e in records]
+    return details
+
+
+def _details(path: Path, attrs: dict, committed: list[dict], errors: list[dict]) -> dict:
     return {
         "path": str(path),
         "kind": attrs["kind"],
@@ -48,6 +59,7 @@ def store_info(path: str | os.PathLike) -> dict:
         "shards_done": len(committed),
         "shards_total": attrs["num_shards"],
         "shard_size": attrs["shard_size"],
+        "last_shard_size": attrs["num_samples"] - (attrs["num_shards"] - 1) * attrs["shard_size"],
         "complete": len(committed) == attrs["num_shards"],
         "class_names": attrs["class_names"],
         "errors_by_kind": dict(sorted(Counter(e["kind"] for e in errors).items())),
@@ -70,6 +82,7 @@ class ValidationReport:
     problems: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     shards_checked: int = 0
+    advice: list[str] = field(default_factory=list)  # what to do about the problems
 
     @property
     def ok(self) -> bool:
@@ -115,11 +128,24 @@ def validate_store(path: str | os.PathLike) -> ValidationReport:
         report.problems += shard_problems(path, shard, marker, attrs, arrays, names,
                                           verify_data=True)
         report.shards_checked += 1
+    _advise_repair(attrs, report)
     partial = sorted(str(p.relative_to(path)) for p in path.rglob("*.partial"))
     if partial:
         report.warnings.append(f"{len(partial)} leftover temp file(s) of interrupted writes, "
                                f"e.g. {partial[0]}; a resumed run removes them")
     return report
+
+
+def _advise_repair(attrs: dict, report: ValidationReport) -> None:
+    """Damage only checksums show is invisible to a plain rerun: name the flag that fixes it."""
+    damaged = [p for p in report.problems
+               if "checksum does not match" in p or "cannot be read" in p]
+    if damaged:
+        maker = KIND_NAMES.get(attrs.get("kind"), ("store", "the command that wrote it"))[1]
+        report.advice.append(
+            f"{len(damaged)} shard array(s) fail their checksums or cannot be read: rerun the "
+            f"command that wrote this store (`{maker} ...`, same arguments) with --repair to "
+            "rewrite the damaged shards; a plain rerun does not verify checksums")
 
 
 def _check_origin(attrs: dict, report: ValidationReport) -> None:

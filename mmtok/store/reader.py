@@ -4,18 +4,23 @@
 ``valid``, ``id``, ``index``). Only committed shards are readable: a sample in a shard
 without a commit marker raises, because its bytes may be from an interrupted write.
 Reads go through a one-chunk cache per array, so iterating in order decodes each inner chunk
-once instead of once per sample.
+once instead of once per sample; :class:`ShardSampler` shuffles for training while keeping
+that property (random access decodes a chunk per sample: many times slower).
+
+``open_store(path, valid_only=True)`` exposes only the valid samples of committed shards
+(``item["index"]`` is still the sample's position in the store), and ``transform=`` maps
+every item (e.g. to tensors) as torchvision datasets do. See docs/reading.md.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import zarr
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from ..errors import StoreError, UsageError
 from .layout import STANDARD_ARRAYS
@@ -25,8 +30,11 @@ from .writer import read_attrs, read_markers
 class Store(Dataset):
     """A token or feature store opened for reading."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, valid_only: bool = False,
+                 transform: Callable[[dict[str, Any]], Any] | None = None) -> None:
         self.path = Path(path)
+        self.valid_only, self.transform = valid_only, transform
+        self.chunk_reads = 0  # inner chunks decoded (what sampling order costs)
         attrs = read_attrs(self.path)
         if attrs is None:
             raise StoreError(f"{self.path} is not an mmtok store (no mmtok attrs in zarr.json)")
@@ -43,6 +51,16 @@ class Store(Dataset):
         self.markers: list[dict | None] = read_markers(self.path)
         for shard, marker in enumerate(self.markers):
             self._committed[shard] = marker is not None
+        self.positions = self._positions()
+
+    def _positions(self) -> np.ndarray:
+        """The store position of every dataset index: all of them, or with ``valid_only``
+        the valid samples of committed shards (their ``valid`` flag can be trusted)."""
+        n = self.attrs["num_samples"]
+        if not self.valid_only:
+            return np.arange(n)
+        committed = np.repeat(self._committed, self.attrs["shard_size"])[:n]
+        return np.flatnonzero(self._arrays["valid"][:].astype(bool) & committed)
 
     @property
     def modality(self) -> str:
@@ -65,7 +83,14 @@ class Store(Dataset):
         return self.group[name][...]
 
     def __len__(self) -> int:
-        return self.attrs["num_samples"]
+        return len(self.positions)
+
+    def main_chunk(self) -> int:
+        """Samples per inner chunk of the largest per-sample array (``tokens``/``features``),
+        whose decoding dominates the cost of reading."""
+        largest = max((self._arrays[name] for name in self.array_names),
+                      key=lambda a: int(np.prod(a.shape[1:], dtype=np.int64)) * a.dtype.itemsize)
+        return int(largest.chunks[0])
 
     def _read(self, name: str, index: int) -> Any:
         array = self._arrays[name]
@@ -76,13 +101,18 @@ class Store(Dataset):
             stop = min(start + chunk, array.shape[0])
             cached = (start, stop, array[start:stop])
             self._cache[name] = cached
+            self.chunk_reads += 1
         return cached[2][index - cached[0]]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> Any:
         n = len(self)
         if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for a store of {n} samples")
-        index %= n
+            raise IndexError(f"index {index} out of range for a store of {n} "
+                             f"{'valid ' if self.valid_only else ''}samples")
+        item = self._item(int(self.positions[index % n]))
+        return self.transform(item) if self.transform is not None else item
+
+    def _item(self, index: int) -> dict[str, Any]:
         shard = index // self.attrs["shard_size"]
         if not self._committed[shard]:
             raise StoreError(f"sample {index} is in shard {shard}, which is not committed; "
@@ -99,9 +129,50 @@ class Store(Dataset):
                 f"n={len(self)}, committed={int(self._committed.sum())}/{len(self._committed)})")
 
 
-def open_store(path: str | os.PathLike) -> Store:
-    """Open a token or feature store for reading."""
-    return Store(path)
+def open_store(path: str | os.PathLike, *, valid_only: bool = False,
+               transform: Callable[[dict[str, Any]], Any] | None = None) -> Store:
+    """Open a token or feature store for reading; ``valid_only`` skips invalid samples (and
+    uncommitted shards), ``transform`` maps every item."""
+    return Store(path, valid_only=valid_only, transform=transform)
+
+
+class ShardSampler(Sampler[int]):
+    """Shuffled order that reads a store fast: shards in random order, within a shard its
+    inner chunks in random order, within a chunk the samples in random order. Every chunk is
+    decoded once per epoch (the store's one-chunk cache), where ``RandomSampler`` decodes one
+    per sample. ``set_epoch(e)`` gives each epoch its own order (seeded by ``seed + e``).
+
+    The shuffle is coarser than a full permutation: samples of one chunk (a few MB) stay
+    together in a batch stream; with a batch that spans several chunks this rarely matters
+    for SGD, and shards are usually far larger than a batch."""
+
+    def __init__(self, store: Store, *, shuffle: bool = True, seed: int = 0) -> None:
+        self.store, self.shuffle, self.seed, self.epoch = store, shuffle, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    def __iter__(self) -> Iterator[int]:
+        positions = self.store.positions
+        if not self.shuffle:
+            yield from range(len(positions))
+            return
+        rng = np.random.default_rng(self.seed + self.epoch)
+        shard_size = self.store.attrs["shard_size"]
+        chunk = self.store.main_chunk()
+        # dataset indices grouped by (shard, chunk): positions are sorted, so groups are runs
+        groups = np.unique(positions // chunk, return_index=True)[1]
+        blocks = np.split(np.arange(len(positions)), groups[1:])
+        by_shard: dict[int, list[np.ndarray]] = {}
+        for block in blocks:
+            by_shard.setdefault(int(positions[block[0]]) // shard_size, []).append(block)
+        for shard in rng.permutation(sorted(by_shard)):
+            chunks = by_shard[int(shard)]
+            for which in rng.permutation(len(chunks)):
+                yield from (int(i) for i in rng.permutation(chunks[which]))
 
 
 # The command that writes each kind of store: an error names it as the way to make or

@@ -29,6 +29,8 @@ class RunSummary:
     shards_repaired: int = 0
     errors: list[dict] = field(default_factory=list, repr=False)
     repairs: list[str] = field(default_factory=list, repr=False)  # what was found damaged
+    warnings: list[str] = field(default_factory=list)  # what the user should know of the run
+    checked_checksums: bool = field(default=False, repr=False)  # this run had --repair
 
     def line(self) -> str:
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.errors_by_kind.items()))
@@ -36,16 +38,34 @@ class RunSummary:
         skipped = f"; {self.shards_skipped} shard(s) were already done" if self.shards_skipped else ""
         if self.shards_repaired:
             skipped += f"; rewrote {self.shards_repaired} damaged shard(s)"
-        return (f"{self.status}: {self.store}: {self.num_samples} samples, {self.num_valid} valid, "
-                f"{invalid}; wrote {self.samples_written} samples in {self.seconds:.1f} s "
-                f"({self.samples_per_second:.1f} samples/s){skipped}")
+        if self.shards_skipped and not self.checked_checksums:
+            # a plain rerun only stats the files: damage inside them shows only in checksums
+            skipped += (" (checked for missing files only; --repair also verifies their "
+                        "checksums)")
+        notes = "".join(f"\nwarning: {warning}" for warning in self.warnings)
+        return (f"{self.status}: {self.store}: {counted(self.num_samples, 'sample')}, "
+                f"{self.num_valid} valid, {invalid}; wrote {counted(self.samples_written, 'sample')}"
+                f" in {self.seconds:.1f} s ({self.samples_per_second:.1f} samples/s){skipped}"
+                f"{notes}")
+
+    @property
+    def nothing_valid(self) -> bool:
+        """Every sample of a complete, non-empty store failed: the run produced nothing."""
+        return self.status == "complete" and self.num_samples > 0 and self.num_valid == 0
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in ("errors", "repairs")}
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("errors", "repairs", "checked_checksums")}
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 sample``, ``2 samples``."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
 def summarise_run(output: str, spec: StoreSpec, written: int, skipped: int,
-                  seconds: float, repaired: Mapping[int, list[str]] | None = None) -> RunSummary:
+                  seconds: float, repaired: Mapping[int, list[str]] | None = None,
+                  checked_checksums: bool = False) -> RunSummary:
     markers = read_markers(output)
     committed = [m for m in markers if m]
     errors = [e for m in committed for e in m["errors"]]
@@ -61,4 +81,5 @@ def summarise_run(output: str, spec: StoreSpec, written: int, skipped: int,
         samples_per_second=round(written / seconds, 1) if seconds > 0 else 0.0, errors=errors,
         shards_repaired=len(repaired or {}),
         repairs=[problem for problems in (repaired or {}).values() for problem in problems],
+        checked_checksums=checked_checksums,
     )

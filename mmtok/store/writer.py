@@ -27,12 +27,14 @@ from .integrity import describe, parse_marker, shard_file, shard_problems
 from .layout import (
     ATTRS_KEY,
     COMMITS,
+    SAMPLE_DIM,
     STANDARD_ARRAYS,
     ArraySpec,
     array_checksum,
     canonical_json,
     config_hash,
     config_hash_intact,
+    dimension_names,
     inner_chunk,
     num_shards,
     shard_bounds,
@@ -139,6 +141,8 @@ def prepare_store(path: str | os.PathLike, spec: StoreSpec, overwrite: bool,
     """
     path = Path(path)
     existing = read_attrs(path)
+    if existing is not None:
+        _check_same_kind(path, existing.get("kind"), spec.kind)
     if existing is not None and not overwrite:
         _check_compatible(path, existing, spec)
         state = _check_committed(path, existing, repair)  # may refuse: touch nothing before
@@ -204,6 +208,32 @@ def creating_path(path: Path) -> Path:
     return path.with_name(path.name + ".creating")
 
 
+# What each kind of store is called in messages, and the command that writes it.
+KIND_NAMES = {"tokens": ("token store", "mmtok tokenize"),
+              "features": ("feature store", "mmtok embed")}
+
+
+def check_output_kind(path: str | os.PathLike, kind: str) -> None:
+    """Refuse early (before any heavy work) an output that holds a store of another kind."""
+    existing = read_attrs(path)
+    if existing is not None:
+        _check_same_kind(Path(path), existing.get("kind"), kind)
+
+
+def _check_same_kind(path: Path, found: str | None, kind: str) -> None:
+    """A store of another kind is never replaced, not even with --overwrite: a token store
+    is the input of every later step, and a config mismatch message would invite
+    ``--overwrite``."""
+    if found == kind:
+        return
+    name, maker = KIND_NAMES.get(found, (f"{found} store", "another command"))
+    wanted = KIND_NAMES.get(kind, (f"{kind} store", ""))[0]
+    raise StoreError(
+        f"{path} is a {name} (made by `{maker}`), and this command writes a {wanted}; a store "
+        "of another kind is never replaced, even with --overwrite. Choose another output "
+        "path, or delete that store yourself if you no longer need it")
+
+
 def _check_compatible(path: Path, existing: dict, spec: StoreSpec) -> None:
     hint = "pass --overwrite to replace it, or choose another output path"
     if not config_hash_intact(existing):
@@ -249,16 +279,22 @@ def _create(path: Path, spec: StoreSpec) -> None:
             shards=(shard, *array.shape),
             compressors=COMPRESSOR,
             fill_value=0,
+            dimension_names=dimension_names(name, array.shape, array.dims),
         )
+    samples = (SAMPLE_DIM,)
     group.create_array("label", shape=(spec.num_samples,), dtype="int32", chunks=(shard,),
-                       fill_value=-1)
+                       fill_value=-1, dimension_names=samples)
     group.create_array("valid", shape=(spec.num_samples,), dtype="bool", chunks=(shard,),
-                       fill_value=False)
-    group.create_array("id", shape=(spec.num_samples,), dtype=str, chunks=(shard,))
-    group.create_array(COMMITS, shape=(spec.num_shards,), dtype=str, chunks=(1,))
+                       fill_value=False, dimension_names=samples)
+    group.create_array("id", shape=(spec.num_samples,), dtype=str, chunks=(shard,),
+                       dimension_names=samples)
+    group.create_array(COMMITS, shape=(spec.num_shards,), dtype=str, chunks=(1,),
+                       dimension_names=("shard",))
     for name, values in spec.static_arrays.items():
         static = group.create_array(name, shape=values.shape, dtype=values.dtype,
-                                    chunks=values.shape or None)
+                                    chunks=values.shape or None,
+                                    dimension_names=dimension_names(name, values.shape,
+                                                                    sample_axis=False))
         static[...] = values
     # attrs last: a folder without them is not a store yet and is simply recreated
     group.attrs[ATTRS_KEY] = spec.attrs()

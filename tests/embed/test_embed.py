@@ -57,8 +57,11 @@ def test_image_features_equal_timm_forward_features(image_tokens, tiny_vit, tmp_
     feats = mmtok.open_store(tmp_path / "f.zarr")
     tokens = mmtok.open_store(image_tokens / "t.zarr")
     tokenizer = create_tokenizer("image", size=32, patch=16)
-    mean = torch.tensor(tokens.config["mean"]).view(1, 3, 1, 1)
-    std = torch.tensor(tokens.config["std"]).view(1, 3, 1, 1)
+    # by default the encoder's own statistics (timm's data config: 0.5 for this model)
+    data = timm.data.resolve_data_config({}, model=model)
+    assert data["mean"] == (0.5, 0.5, 0.5) != tuple(tokens.config["mean"])
+    mean = torch.tensor(data["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(data["std"]).view(1, 3, 1, 1)
     checked = 0
     for i in range(len(tokens)):
         item = feats[i]
@@ -79,7 +82,8 @@ def test_image_features_equal_timm_forward_features(image_tokens, tiny_vit, tmp_
 def test_pool_none_keeps_every_token_of_timms_forward_features(image_tokens, tiny_vit,
                                                               tmp_path):
     model, weights = tiny_vit
-    embed_tiny(image_tokens / "t.zarr", tmp_path / "f.zarr", weights, pool_how="none")
+    embed_tiny(image_tokens / "t.zarr", tmp_path / "f.zarr", weights, pool_how="none",
+               statistics="store")  # the statistics recorded at tokenize time (CLIP's)
     feats = mmtok.open_store(tmp_path / "f.zarr")
     assert feats.group["features"].shape == (11, 5, 192)  # cls + 2x2 patches, width 192
     item = next(feats[i] for i in range(len(feats)) if feats[i]["valid"])

@@ -330,4 +330,5 @@ def test_pretrained_offline_gives_a_clear_hub_error(monkeypatch, tmp_path):
     with pytest.raises(EncoderHubError, match=r"hub is unreachable.*--weights FILE") as info:
         load_encoder(TINY_VIT, pretrained=True, model_kwargs=TINY_KW)
     assert time.monotonic() - t0 < 10
-    assert isinstance(info.value, MmtokError) and info.value.__cause__ is not None
+    # refused before any hub call (issue 20), so no hub exception is chained any more
+    assert isinstance(info.value, MmtokError) and "HF_HUB_OFFLINE is set" in str(info.value)

@@ -45,6 +45,24 @@ def loudest_channel(tokenizer, path, part=None) -> int:
     return int(np.bincount(grid[:, 2:length - 2].argmax(axis=0)).argmax())
 
 
+def cut_patches(tokens: np.ndarray) -> np.ndarray:
+    """The AST patches the projector cuts from one stored (frames, mel) spectrogram."""
+    import torch
+
+    from mmtok.modalities.audio.projector import spectrogram_patches
+
+    return spectrogram_patches(torch.from_numpy(tokens[None]), 16, 10)[0].numpy()
+
+
+def columns_of(length: int, columns: int = 101) -> int:
+    """Patch columns holding a real frame (what the projector masks by)."""
+    import torch
+
+    from mmtok.modalities.audio.projector import valid_columns
+
+    return int(valid_columns(torch.tensor([length]), 10, columns)[0])
+
+
 @pytest.fixture(scope="module")
 def tokenizer():
     return create_tokenizer("audio")
@@ -66,7 +84,7 @@ def test_lossless_formats_give_the_features_of_the_waveform(tmp_path, tokenizer,
     path = str(tmp_path / f"x.{ext}")
     sf.write(path, wave, SR, subtype=subtype)
     out = tokenizer.tokenize_file(path)
-    assert out["tokens"].shape == (1212, 256) and out["tokens"].dtype == np.float16
+    assert out["tokens"].shape == (1024, 128) and out["tokens"].dtype == np.float16
     assert int(out["length"]) == 1 + (SR - 400) // 160 == 98
     grid, length = tokenizer.features(tokenizer.load(path))
     reference = expected_grid(wave)
@@ -140,13 +158,11 @@ def test_silence_is_valid_and_pads_with_zeros_in_the_log_mel_domain(tmp_path, to
     out = tokenizer.tokenize_file(str(tmp_path / "silence.wav"))
     length = int(out["length"])
     assert length == 1 + (3 * SR - 400) // 160 == 298
-    grid = out["tokens"].reshape(12, 101, 16, 16).transpose(0, 2, 1, 3)  # rows, in-row, cols, in-col
-    assert int(out["valid_columns"]) == 30  # columns 0..29 start before frame 298
-    first = out["tokens"][0].reshape(16, 16)
-    np.testing.assert_allclose(first, np.float16(SILENT_VALUE), rtol=1e-3)
-    last = out["tokens"][-1].reshape(16, 16)  # frames 1000..1015: padding
-    np.testing.assert_allclose(last, np.float16(PAD_VALUE), rtol=1e-3)
-    assert grid.shape == (12, 16, 101, 16)
+    assert columns_of(length) == 30  # patch columns 0..29 start before frame 298
+    np.testing.assert_allclose(out["tokens"][:length], np.float16(SILENT_VALUE), rtol=1e-3)
+    np.testing.assert_allclose(out["tokens"][length:], np.float16(PAD_VALUE), rtol=1e-3)
+    patches = cut_patches(out["tokens"])
+    np.testing.assert_allclose(patches[-1], np.float16(PAD_VALUE), rtol=1e-3)  # frames 1000+
 
 
 @pytest.mark.parametrize("seconds,frames", [(0.1, 8), (0.025, 1), (0.01, 1), (1 / SR, 1)])
@@ -154,7 +170,7 @@ def test_very_short_clips_are_valid(tmp_path, tokenizer, seconds, frames):
     sf.write(tmp_path / "short.wav", tone(seconds), SR, subtype="PCM_16")
     out = tokenizer.tokenize_file(str(tmp_path / "short.wav"))
     assert int(out["length"]) == frames
-    assert int(out["valid_columns"]) == 1
+    assert columns_of(frames) == 1
     assert np.isfinite(out["tokens"].astype(np.float32)).all()
 
 
@@ -164,7 +180,7 @@ def test_long_clips_are_cut_to_the_first_window(tmp_path, tokenizer):
     sf.write(tmp_path / "long.wav", np.concatenate([first, second]), rate, subtype="PCM_16")
     assert tokenizer.list_parts is None
     out = tokenizer.tokenize_file(str(tmp_path / "long.wav"))
-    assert int(out["length"]) == 1024 and int(out["valid_columns"]) == 101
+    assert int(out["length"]) == 1024 and columns_of(1024) == 101
     channel = loudest_channel(tokenizer, str(tmp_path / "long.wav"))
     sf.write(tmp_path / "first.wav", first, rate, subtype="PCM_16")
     assert channel == loudest_channel(tokenizer, str(tmp_path / "first.wav"))
@@ -200,17 +216,18 @@ def test_tokens_are_ast_overlapping_patches_of_the_normalised_fbank(tmp_path, to
     grid, length = tokenizer.features(tokenizer.load(str(tmp_path / "x.wav")))
     mean, std = make_config("audio").mean, make_config("audio").std
     normalised = ((grid - np.float32(mean)) / np.float32(2 * std)).astype(np.float16)
-    np.testing.assert_array_equal(out["tokens"], patchify_reference(normalised[None, None], 16, 10)[0])
+    np.testing.assert_array_equal(out["tokens"], normalised.T)  # (frame, mel), stored
+    patches = cut_patches(out["tokens"])  # what the projector cuts at embed time
+    np.testing.assert_array_equal(patches, patchify_reference(normalised[None, None], 16, 10)[0])
     # and the fused-normalisation reference (float64 arithmetic): within one float16 step
     fused = patchify_reference(grid[None, None], 16, 10, mean=[mean], std=[2 * std])[0]
-    np.testing.assert_allclose(out["tokens"].astype(np.float32), fused.astype(np.float32),
-                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(patches, fused.astype(np.float32), rtol=1e-3, atol=1e-3)
     positions = tokenizer.static_arrays()["positions"]
     assert positions.shape == (1212, 2) and positions.dtype == np.int32
     assert positions[:, 0].max() == 11 and positions[:, 1].max() == 100
     # token i is rows 10*f..10*f+15, frames 10*c..10*c+15 of the (mel, frame) image
     f, c = positions[777]
-    np.testing.assert_array_equal(out["tokens"][777].reshape(16, 16),
+    np.testing.assert_array_equal(patches[777].reshape(16, 16),
                                   normalised[10 * f:10 * f + 16, 10 * c:10 * c + 16])
 
 
@@ -352,7 +369,7 @@ def test_tokenize_a_folder_of_class_subfolders(tmp_path):
     assert [it["label"] for it in items] == [0, 0, 0, 0, 1, 1, 1, 1]
     assert [it["valid"] for it in items] == [True] * 4 + [False] + [True] * 3
     assert [int(it["length"]) for it in items] == [98, 198, 298, 1024, 0, 98, 198, 298]
-    assert items[0]["tokens"].shape == (1212, 256) and items[0]["tokens"].dtype == np.float16
+    assert items[0]["tokens"].shape == (1024, 128) and items[0]["tokens"].dtype == np.float16
     assert store.static("positions").shape == (1212, 2)
     assert store.config["long_clips"] == "cut" and store.modality == "audio"
     assert mmtok.validate_store(tmp_path / "out.zarr").ok

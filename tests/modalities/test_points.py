@@ -213,3 +213,6 @@ def test_tokenize_modelnet_hdf5(tmp_path, cli):
     assert [store[i]["label"] for i in range(5)] == [3, 1, 0, 2, 1]
     assert store.class_names == ["airplane", "bathtub", "bed", "bench"]
     assert store[0]["tokens"].shape == (64, 32, 3)
+    # the class-names file is no sample (it used to be read as an XYZ cloud and fail)
+    assert len(store) == 5 and json.loads(result.stdout)["num_invalid"] == 0
+    assert store.attrs["source"]["not_samples"] == ["shape_names.txt"]

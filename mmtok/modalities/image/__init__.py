@@ -21,4 +21,6 @@ for _name, _defaults in PRESETS.items():
         projector="mmtok.modalities.image.projector:build", inputs=("tokens",),
         defaults=_defaults, tiny_options={"size": 32, "patch": 16},
         demo=_DEMO if _name == "image" else None, docs="docs/modalities/image.md",
+        statistics=("mean", "std"),
+        like_encoder="mmtok.modalities.image.encoder_config:like_encoder",
     ))

@@ -6,6 +6,7 @@ of its own (it reads the encoder's), so it is not trainable.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -37,12 +38,20 @@ class ImageProjector(nn.Module):
                              f"with --size {vit.patch_embed.grid_size[0] * patch}")
         weight = vit.patch_embed.proj.weight.detach()  # (D, C, p, p)
         channels = config["channels"]
-        if channels != weight.shape[1]:
+        # gray tokens with per-channel statistics (an RGB encoder's own): repeat the gray
+        # channel, as converting the image to RGB would, and use the weights unchanged
+        self.repeat = 1
+        if channels == 1 and len(config["mean"]) == weight.shape[1] > 1:
+            self.repeat, channels = weight.shape[1], weight.shape[1]
+        elif channels != weight.shape[1]:
             if channels != 1:
                 raise UsageError(f"{channels}-channel tokens cannot use a {weight.shape[1]}-"
                                  "channel patch embedding")
             weight = weight.sum(dim=1, keepdim=True)  # gray input: timm's adapt_input_conv
         per_element = patch * patch
+        if len(config["mean"]) not in (1, channels) or len(config["std"]) != len(config["mean"]):
+            raise UsageError(f"statistics mean {tuple(config['mean'])} / std "
+                             f"{tuple(config['std'])} do not fit {channels}-channel tokens")
         mean = torch.tensor(config["mean"], dtype=torch.float32).expand(channels)
         std = torch.tensor(config["std"], dtype=torch.float32).expand(channels)
         self.register_buffer("weight", weight.reshape(weight.shape[0], -1).T.contiguous())
@@ -56,7 +65,10 @@ class ImageProjector(nn.Module):
         self.prefix = vit.num_prefix_tokens
 
     def forward(self, batch: dict[str, torch.Tensor]) -> Projected:
-        pixels = (batch["tokens"].float() * self.scale - self.mean) / self.std
+        tokens = batch["tokens"]
+        if self.repeat > 1:
+            tokens = tokens.repeat(1, 1, self.repeat)  # (channel, row, col): channel blocks
+        pixels = (tokens.float() * self.scale - self.mean) / self.std
         x = torch.addmm(self.bias, pixels.flatten(0, 1), self.weight).view(
             pixels.shape[0], pixels.shape[1], -1)
         x = self.vit.patch_embed.norm(x)
@@ -64,6 +76,20 @@ class ImageProjector(nn.Module):
         return Projected(x, None, self.prefix)
 
 
+class ResizeMismatchWarning(UserWarning):
+    """The token store was cut with other resize settings than the encoder's data config."""
+
+
 def build(token_config: dict, encoder: Any, statics: dict) -> tuple[nn.Module, dict]:
+    from .encoder_config import resize_differences
+
+    data_config = getattr(encoder, "data_config", None)
+    if encoder.vit is not None and data_config and "input_size" in data_config:
+        differences = resize_differences(token_config, data_config)
+        if differences:
+            warnings.warn(
+                f"the tokens were resized differently from {encoder.name}'s own preprocessing "
+                f"({'; '.join(differences)}); re-tokenize with --like-encoder {encoder.name} "
+                "to give it the pixels it was trained on", ResizeMismatchWarning, stacklevel=2)
     return (ImageProjector(encoder.vit, token_config),
             {"kind": "timm-patch-embed", "source": encoder.weights_source})

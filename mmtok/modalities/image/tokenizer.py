@@ -6,7 +6,7 @@ from the header before any pixel is decoded, so a decompression bomb is a record
 ``too_large`` error instead of an out-of-memory kill.
 
 Tokenizer: convert to the preset's channels and bit depth, resize (shorter side + centre
-crop, or a plain resize), then cut into non-overlapping patches stored as integers in
+crop folded into one resampling, timm's two-step ``scale_crop``, or a plain resize), then cut into non-overlapping patches stored as integers in
 (channel, row, column) order: the flattening of a timm ``PatchEmbed`` conv weight, so the
 encoder's patch embedding applies to a token unchanged. Normalisation is not applied here
 (tokens stay compact integers); its statistics are recorded in the config for the embed step.
@@ -14,6 +14,7 @@ encoder's patch embedding applies to a token unchanged. Normalisation is not app
 
 from __future__ import annotations
 
+import math
 import threading
 import warnings
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
     "lanczos": Image.Resampling.LANCZOS,
 }
+RESIZE_MODES = ("shorter", "scale_crop", "plain")
 HIGH_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 ORIENTATION_TAG = 0x0112
 TRANSPOSING_ORIENTATIONS = {5, 6, 7, 8}  # the ones that swap width and height
@@ -48,7 +50,10 @@ class ImageConfig:
     modality: str = "image"
     size: int = 224
     patch: int = 16
-    resize: str = "shorter"  # "shorter": shorter side to size/crop_pct, centre crop; "plain"
+    # "shorter": the centre crop_pct square of the shorter side resampled to size (one step);
+    # "scale_crop": shorter side to floor(size / crop_pct), then a centre crop of size (timm's
+    # and torchvision's eval transform, pixel for pixel); "plain": the whole image to size
+    resize: str = "shorter"
     crop_pct: float = 1.0
     interpolation: str = "bicubic"
     channels: int = 3
@@ -62,8 +67,9 @@ class ImageConfig:
         problems = []
         if self.size <= 0 or self.patch <= 0 or self.size % self.patch:
             problems.append(f"size {self.size} must be a positive multiple of patch {self.patch}")
-        if self.resize not in ("shorter", "plain"):
-            problems.append(f"resize must be 'shorter' or 'plain', not {self.resize!r}")
+        if self.resize not in RESIZE_MODES:
+            problems.append(f"resize must be one of {', '.join(RESIZE_MODES)}, not "
+                            f"{self.resize!r}")
         if not 0 < self.crop_pct <= 1:
             problems.append(f"crop_pct must be in (0, 1], not {self.crop_pct}")
         if self.interpolation not in RESAMPLE:
@@ -186,8 +192,27 @@ def to_target_mode(image: Image.Image, channels: int, bit_depth: int) -> Image.I
     return np.asarray(image.convert("L"), dtype=np.float32) * 257.0
 
 
+def scale_crop_geometry(width: int, height: int,
+                        config: ImageConfig) -> tuple[tuple[int, int], tuple[int, int]]:
+    """``resize="scale_crop"``: the (width, height) the whole image is resized to and the
+    (left, top) of the ``size`` x ``size`` centre crop, computed as timm's eval transform
+    (``transforms_imagenet_eval``, crop mode ``center``) and torchvision compute them:
+    scale = floor(size / crop_pct); ``Resize(scale)`` gives the shorter side ``scale`` and the
+    longer ``int(scale * long / short)``; ``CenterCrop`` starts at ``int(round((side -
+    size) / 2))`` on each axis."""
+    scale = math.floor(config.size / config.crop_pct)
+    if width <= height:
+        new_width, new_height = scale, int(scale * height / width)
+    else:
+        new_width, new_height = int(scale * width / height), scale
+    left = int(round((new_width - config.size) / 2.0))
+    top = int(round((new_height - config.size) / 2.0))
+    return (new_width, new_height), (left, top)
+
+
 def resize_box(width: int, height: int, config: ImageConfig) -> tuple[float, float, float, float]:
-    """Source region that maps onto the output square (centre crop folded into the resize)."""
+    """Source region that maps onto the output square (centre crop folded into the resize);
+    not used by ``scale_crop``, which resizes the whole image before cropping."""
     if config.resize == "plain":
         return (0.0, 0.0, float(width), float(height))
     side = config.crop_pct * min(width, height)
@@ -199,6 +224,8 @@ def resize(image: Image.Image | np.ndarray, config: ImageConfig) -> np.ndarray:
     """(size, size, channels) uint8 or uint16 array."""
     size = (config.size, config.size)
     resample = RESAMPLE[config.interpolation]
+    if config.resize == "scale_crop":
+        return _scale_crop(image, config, resample)
     if isinstance(image, np.ndarray):  # 16-bit path: resize in float, round back
         height, width = image.shape
         box = resize_box(width, height, config)
@@ -207,6 +234,20 @@ def resize(image: Image.Image | np.ndarray, config: ImageConfig) -> np.ndarray:
     box = resize_box(image.width, image.height, config)
     out = np.asarray(image.resize(size, resample, box=box))
     return out[:, :, None] if out.ndim == 2 else out
+
+
+def _scale_crop(image: Image.Image | np.ndarray, config: ImageConfig, resample) -> np.ndarray:
+    """Resize the whole image (shorter side to floor(size / crop_pct)), then crop the centre."""
+    float_input = isinstance(image, np.ndarray)
+    if float_input:
+        image = Image.fromarray(image, "F")
+    scaled, (left, top) = scale_crop_geometry(image.width, image.height, config)
+    if scaled != image.size:  # torchvision's resize leaves an image of the asked size alone
+        image = image.resize(scaled, resample)
+    out = np.asarray(image)[top:top + config.size, left:left + config.size]
+    if float_input:
+        return np.clip(np.rint(out), 0, 65535).astype(np.uint16)[:, :, None]
+    return out[:, :, None] if out.ndim == 2 else np.ascontiguousarray(out)
 
 
 class ImageTokenizer(Tokenizer):
@@ -220,9 +261,10 @@ class ImageTokenizer(Tokenizer):
     def sample_arrays(self) -> dict[str, ArraySpec]:
         c = self.config
         return {
-            "tokens": ArraySpec((self.grid * self.grid, c.channels * c.patch * c.patch), self.dtype),
+            "tokens": ArraySpec((self.grid * self.grid, c.channels * c.patch * c.patch),
+                                self.dtype, ("token", "value")),
             "length": ArraySpec((), "int32"),
-            "orig_size": ArraySpec((2,), "int32"),
+            "orig_size": ArraySpec((2,), "int32", ("height_width",)),
         }
 
     def static_arrays(self) -> dict[str, np.ndarray]:
@@ -234,8 +276,10 @@ class ImageTokenizer(Tokenizer):
         c = self.config
         if c.resize == "plain":
             return ("RGB" if c.channels == 3 else "L"), (c.size, c.size)
-        shorter = c.crop_pct * min(width, height)
-        factor = c.size / shorter
+        if c.resize == "scale_crop":  # the whole image is resized: its shorter side to scale
+            factor = math.floor(c.size / c.crop_pct) / min(width, height)
+        else:
+            factor = c.size / (c.crop_pct * min(width, height))
         need = (int(np.ceil(width * factor)), int(np.ceil(height * factor)))
         return ("RGB" if c.channels == 3 else "L"), need
 

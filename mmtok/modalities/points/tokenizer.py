@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ...errors import SampleError, UsageError
+from ...errors import NotASample, SampleError, UsageError
 from ...kernels.fps import farthest_point_sample
 from ...kernels.knn import knn_group
 from ...store.layout import ArraySpec
@@ -123,9 +123,11 @@ class PointsTokenizer(Tokenizer):
     def sample_arrays(self) -> dict[str, ArraySpec]:
         c = self.config
         return {
-            "tokens": ArraySpec((c.num_groups, c.group_size, self.width), "float16"),
-            "centers": ArraySpec((c.num_groups, 3), "float32"),
-            "group_index": ArraySpec((c.num_groups, c.group_size), self.index_dtype),
+            "tokens": ArraySpec((c.num_groups, c.group_size, self.width), "float16",
+                                ("group", "neighbour", "value")),
+            "centers": ArraySpec((c.num_groups, 3), "float32", ("group", "xyz")),
+            "group_index": ArraySpec((c.num_groups, c.group_size), self.index_dtype,
+                                     ("group", "neighbour")),
             "length": ArraySpec((), "int32"),
             "num_input_points": ArraySpec((), "int64"),
         }
@@ -134,6 +136,10 @@ class PointsTokenizer(Tokenizer):
     def list_parts(path: str) -> list[tuple[str, int | None]] | None:
         if os.path.splitext(path)[1].lower() in HDF5_EXTENSIONS:
             return hdf5_rows(path)
+        if os.path.basename(path) == "shape_names.txt" and any(
+                os.path.splitext(n)[1].lower() in HDF5_EXTENSIONS
+                for n in os.listdir(os.path.dirname(path) or ".")):
+            raise NotASample(path)  # ModelNet's class names (part_class_names), not an XYZ cloud
         return None
 
     @staticmethod
