@@ -40,8 +40,17 @@ class Tokenizer:
         return {}
 
     def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
-        """Arrays for one sample: the whole file, or the ``part`` named by ``list_parts``."""
-        raise NotImplementedError
+        """Arrays for one sample: the whole file, or the ``part`` named by ``list_parts``.
+
+        A tokenizer that implements ``tokenize_parts`` (many samples per file) need not
+        implement this too: by default it is that call with one part."""
+        if type(self).tokenize_parts is Tokenizer.tokenize_parts:
+            raise NotImplementedError(f"{type(self).__name__} implements neither "
+                                      "tokenize_file nor tokenize_parts")
+        outcome = self.tokenize_parts(path, [part])[0]
+        if isinstance(outcome, SampleError):
+            raise outcome
+        return outcome
 
     def tokenize_parts(
         self, path: str, parts: Sequence[str | None]

@@ -120,12 +120,6 @@ class GraphTokenizer(Tokenizer):
             return [graph] * len(parts)
         return tudataset.read_graphs(path, [tudataset.graph_number(p) for p in parts])
 
-    def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
-        outcome = self.tokenize_parts(path, [part])[0]
-        if isinstance(outcome, SampleError):
-            raise outcome
-        return outcome
-
     def tokenize_parts(self, path: str, parts: Sequence[str | None]
                        ) -> list[dict[str, np.ndarray] | SampleError]:
         """A TUDataset's graphs of one run are read with one pass over its files."""

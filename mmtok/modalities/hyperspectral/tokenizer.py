@@ -161,12 +161,6 @@ class HyperspectralTokenizer(Tokenizer):
 
     # --- tokenize --------------------------------------------------------------------------
 
-    def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
-        outcome = self.tokenize_parts(path, [part])[0]
-        if isinstance(outcome, SampleError):
-            raise outcome
-        return outcome
-
     def tokenize_parts(self, path: str, parts: Sequence[str | None]
                        ) -> list[dict[str, np.ndarray] | SampleError]:
         """Every pixel of the run from one open cube, gathered in blocks of rows (one

@@ -240,12 +240,6 @@ class TimeSeriesTokenizer(Tokenizer):
 
     # --- reading --------------------------------------------------------------------------
 
-    def tokenize_file(self, path: str, part: str | None = None) -> dict[str, np.ndarray]:
-        outcome = self.tokenize_parts(path, [part])[0]
-        if isinstance(outcome, SampleError):
-            raise outcome
-        return outcome
-
     def tokenize_parts(self, path: str, parts: Sequence[str | None]
                        ) -> list[dict[str, np.ndarray] | SampleError]:
         """One read of the file for the run: the span of rows its windows cover, or its
