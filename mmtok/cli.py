@@ -3,7 +3,8 @@
 Exit codes: 0 success; 1 validation found problems (``validate``) or an internal error;
 2 bad usage or an unusable store; 3 the store is locked by another writer; 4 the store was
 made with another config or sample list; 5 ``--strict``/``--max-errors`` exceeded;
-6 a worker process died; 7 the store cannot be written (read-only or full file system);
+6 a worker process died (with --engine ray: shards failed after Ray's retries); 7 the store
+cannot be written (read-only or full file system);
 8 the run finished but every sample failed (``tokenize``/``embed``: nothing usable was made,
 e.g. files of another modality; the summary says which files the modality reads);
 130 interrupted (Ctrl-C); 141 stdout was closed early (``mmtok predict ... | head``: the
@@ -67,6 +68,18 @@ class Labels(StrEnum):
     folder = "folder"
     none = "none"
     manifest = "manifest"
+
+
+class EngineName(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+RAY_PANEL = "Engine options"
+EngineOpt = Annotated[EngineName, typer.Option(help="local: this machine (-j processes); ray: a Ray cluster (needs `pip install 'mmtok[ray]'`, see docs/engines.md).", rich_help_panel=RAY_PANEL)]
+RayAddressOpt = Annotated[Optional[str], typer.Option(help="With --engine ray: the cluster to join (default: $RAY_ADDRESS, else a local instance started for the run).", rich_help_panel=RAY_PANEL)]
+RayCpusOpt = Annotated[Optional[float], typer.Option(help="With --engine ray: CPUs each task (tokenize) or actor (embed) asks for (default 1).", rich_help_panel=RAY_PANEL)]
+MaxRetriesOpt = Annotated[int, typer.Option(help="With --engine ray: retries of a shard whose worker died (OOM, SIGKILL, a lost node).", rich_help_panel=RAY_PANEL)]
 
 
 class Resize(StrEnum):
@@ -181,7 +194,8 @@ Exit codes:
   0 complete (invalid samples are recorded, see the summary)
   1 internal error          2 bad usage
   3 store locked            4 store made with another config or sample list
-  5 --strict/--max-errors   6 a worker died
+  5 --strict/--max-errors   6 a worker died (--engine ray: shards failed after
+                              Ray's retries, listed)
   7 store not writable      8 every sample failed (check -m)
   130 interrupted (rerun to resume)
   141 stdout closed early (| head)
@@ -229,6 +243,10 @@ def tokenize(
     settings: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any tokenizer option of the modality, e.g. --set size=256 (repeatable); see `mmtok modalities`.")] = None,
     like_encoder: Annotated[Optional[str], typer.Option("--like-encoder", metavar="NAME", help="Cut tokens as the timm model NAME preprocesses images (size, patch, crop, interpolation, statistics from timm's data config); options given explicitly still win.")] = None,
     jpeg_draft: Annotated[Optional[bool], typer.Option(help="Decode large JPEGs at 1/2-1/8 scale (much faster; pixels differ slightly from a full decode).", rich_help_panel="Image options")] = None,
+    engine: EngineOpt = EngineName.local,
+    ray_address: RayAddressOpt = None,
+    ray_num_cpus: RayCpusOpt = None,
+    max_retries: MaxRetriesOpt = 3,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the source and print the plan (samples, classes, shards, first ids); read no sample, write nothing.")] = False,
 ) -> None:
     """Tokenize raw files into a sharded Zarr v3 token store. Rerun to resume."""
@@ -282,7 +300,8 @@ def tokenize(
             strict=strict,
             max_errors=max_errors, progress=progress, stats_from_data=stats_from_data,
             config_from=config_from, label_map=label_map, like_encoder=like_encoder,
-            **options,
+            engine=engine.value, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
+            max_retries=max_retries, **options,
         )
     _finish_run(summary, json_output)
 
@@ -380,6 +399,11 @@ def embed(
     statistics: Annotated[str, typer.Option(help="Normalisation statistics of modalities normalised at embed time (image): encoder (the encoder's own: timm's data config, CLIP's for Meta-Transformer), store (those recorded at tokenize time), or given by --stat.")] = "encoder",
     stat: Annotated[Optional[list[str]], typer.Option("--stat", metavar="KEY=VALUE", help="Given statistics, e.g. --stat mean=0.5,0.5,0.5 --stat std=0.5,0.5,0.5 (repeatable; every statistic of the modality).")] = None,
     compile_forward: Annotated[bool, typer.Option("--compile/--no-compile", help="Run the projector + encoder forward through torch.compile (the first batch pays for compiling; on CPU it needs a C compiler). Speed only: not recorded in the config, so a store resumes across the flag.")] = False,
+    engine: EngineOpt = EngineName.local,
+    ray_address: RayAddressOpt = None,
+    ray_num_cpus: RayCpusOpt = None,
+    ray_actors: Annotated[Optional[int], typer.Option(help="With --engine ray: N CPU actors instead of one actor per GPU.", rich_help_panel=RAY_PANEL)] = None,
+    max_retries: MaxRetriesOpt = 3,
     projector_option: Annotated[Optional[list[str]], typer.Option("--projector-option", metavar="KEY=VALUE", help="Chooses the modality projector's variant, e.g. kind=patch for time series (repeatable; `mmtok modalities NAME` and the modality's page list them). Recorded in the feature store's projector record.")] = None,
 ) -> None:
     """Token store -> frozen encoder -> feature store. Rerun to resume.
@@ -398,7 +422,10 @@ def embed(
                             overwrite=overwrite, repair=repair, progress=progress,
                             compile=compile_forward,
                             projector_options=_key_values(projector_option or []) or None,
-                            statistics=_statistics_choice(statistics, stat or []))
+                            statistics=_statistics_choice(statistics, stat or []),
+                            engine=engine.value, ray_address=ray_address,
+                            ray_num_cpus=ray_num_cpus, ray_actors=ray_actors,
+                            max_retries=max_retries)
     _finish_run(summary, json_output)
 
 

@@ -2,28 +2,26 @@
 
 ``work_shard`` is a pure function of the sample list, the tokenizer config and the shard
 index, so a shard rewritten after a crash, or by another worker count, has the same bytes.
-Scheduling is the only thing that differs between one worker (in this process) and many (a
-spawn-started process pool: forking after Zarr has started its I/O thread would deadlock).
+Scheduling is the only thing that differs between one worker (in this process), many (a
+process pool) and a Ray cluster: :class:`TokenizeJob` is what every engine (``mmtok.engines``)
+runs, one shard at a time.
 """
 
 from __future__ import annotations
 
 import functools
 from collections import Counter
-import multiprocessing
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-import signal
-import sys
-import tempfile
 import time
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .errors import SampleError, TooManyErrors, UsageError, WorkerDied
+from .engines import EngineOptions, ShardJob, StepRun, WorkerContext, make_engine, run_step
+from .engines.process import WORKER_REPORT_ENV  # noqa: F401  (where it always was)
+from .engines.process import refuse_in_worker_bootstrap as _refuse_in_worker_bootstrap
+from .errors import SampleError, TooManyErrors, UsageError
 from .fitted import (
     ReusedConfig,
     fitted_record,
@@ -41,18 +39,9 @@ from .modalities.base import (
 )
 from .sources import Sample, SampleList, drop_companions, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
-from .store.lock import StoreLock
 from .store.paths import check_output_is_not_input
-from .store.summary import RunSummary, counted, summarise_run
-from .store.writer import (
-    ShardData,
-    ShardWriter,
-    StoreSpec,
-    check_output_kind,
-    prepare_store,
-    read_attrs,
-    writing,
-)
+from .store.summary import RunSummary
+from .store.writer import ShardData, ShardWriter, StoreSpec, check_output_kind, read_attrs
 
 SHARD_TARGET_BYTES = 64 << 20
 
@@ -195,97 +184,22 @@ def _tokenize_run(tokenizer: Tokenizer, run: Sequence[Sample]
     return outcomes if isinstance(outcomes, PartsBatch) else list(outcomes)
 
 
-# --- process pool plumbing: state set once per worker by the initializer -------------------
-_WORKER: dict[str, Any] = {}
+@dataclass(frozen=True)
+class TokenizeJob(ShardJob):
+    """Tokenize's work, sent once to every worker: the tokenizer (its config), the store and
+    ``--strict``. The samples travel with each task instead (``shard_slice``), so a worker
+    holds one shard's slice, never the whole sample list."""
 
+    tokenizer: Tokenizer
+    output: str
+    strict: bool = False
 
-PR_SET_PDEATHSIG = 1
+    def setup(self, context: WorkerContext) -> ShardWriter:
+        return ShardWriter(self.output)
 
-
-def _die_with_parent(parent: int) -> None:
-    """Have the kernel SIGKILL this worker when the parent dies. A worker whose parent was
-    SIGKILLed would otherwise live on: blocked forever on the task queue (holding memory),
-    or still writing its shard after the lock is gone and a new run has started."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the request above took effect
-        os._exit(1)
-
-
-def _init_worker(parent, tokenizer, store_path, strict, counter, started, reports) -> None:
-    """Per-worker state shared by every task; the samples travel with each task instead
-    (``_pool_work``), so a worker holds one shard's slice, not the whole sample list."""
-    with started.get_lock():
-        started.value += 1
-    try:
-        _die_with_parent(parent)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for everyone
-        _WORKER.update(tokenizer=tokenizer, writer=ShardWriter(store_path), strict=strict,
-                       counter=counter)
-    except BaseException as exc:
-        # An initializer's exception only reaches the worker's stderr; hand it to the
-        # parent, so that its error names the exception instead of guessing.
-        reports.put(f"{type(exc).__name__}: {exc}")
-        raise
-
-
-# A file the parent names in the environment (inherited by spawned workers): where a worker
-# that fails before it has any other channel to the parent writes its exception.
-WORKER_REPORT_ENV = "MMTOK_WORKER_REPORT"
-
-
-def _refuse_in_worker_bootstrap() -> None:
-    """A script that calls ``tokenize(..., workers>1)`` without an ``if __name__ ==
-    "__main__":`` guard is re-run by every spawned worker as it starts, and would call
-    tokenize again from there; say what to do instead of failing on the store's lock."""
-    if getattr(multiprocessing.current_process(), "_inheriting", False):
-        error = UsageError(
-            "mmtok.tokenize() was called while a worker process was starting: workers are "
-            "started with spawn and re-import the main script, so a script that calls "
-            "mmtok.tokenize(..., workers=N) must do so under `if __name__ == \"__main__\":`")
-        report = os.environ.get(WORKER_REPORT_ENV)
-        if report:  # the parent reads it when its pool breaks (no other channel exists yet)
-            with open(report, "a", encoding="utf-8") as stream:
-                stream.write(f"{type(error).__name__}: {error}\n")
-        raise error
-
-
-def _death_reason(processes: list, started: int, report: str | None) -> str:
-    """Why the pool broke, from what the workers left behind (never a guess when the
-    exit status says more)."""
-    if report is not None:
-        return f"a worker failed while starting: {report}"
-    deadline = time.monotonic() + 2.0
-    for process in processes:  # the pool terminates the survivors; let them finish dying
-        process.join(max(0.0, deadline - time.monotonic()))
-    codes = [p.exitcode for p in processes if p.exitcode not in (None, -signal.SIGTERM)]
-    if not codes:
-        return "killed by the system, out of memory, or a crashing decoder"
-    code = codes[0]
-    if code < 0:
-        name = signal.Signals(-code).name
-        why = {"SIGKILL": "the system's out-of-memory killer, or kill -9",
-               "SIGSEGV": "a crashing native decoder", "SIGBUS": "a crashing native decoder",
-               "SIGABRT": "a crashing native decoder"}.get(name, "a signal")
-        return f"it was killed by {name}: {why}"
-    if started == 0:
-        return (f"it exited with status {code} while starting, before running any mmtok "
-                "code; its error is above on stderr")
-    return f"it exited with status {code}; its error, if any, is above on stderr"
-
-
-def _count_one() -> None:
-    counter = _WORKER["counter"]
-    with counter.get_lock():
-        counter.value += 1
-
-
-def _pool_work(shard: int, samples: Sequence[Sample]) -> dict:
-    """One task: shard ``shard`` with its own samples (``shard_slice``)."""
-    w = _WORKER
-    return work_shard(shard, samples, w["tokenizer"], w["writer"], w["strict"], _count_one)
+    def work(self, state: ShardWriter, shard: int, payload: Sequence[Sample],
+             on_sample: Callable[..., None] | None = None) -> dict:
+        return work_shard(shard, payload, self.tokenizer, state, self.strict, on_sample)
 
 
 def tokenize(
@@ -308,6 +222,10 @@ def tokenize(
     progress: bool = True,
     stats_from_data: bool = False,
     config_from: str | os.PathLike | None = None,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_num_cpus: float | None = None,
+    max_retries: int = 3,
     label_map: str | os.PathLike | None = None,
     like_encoder: str | None = None,
     **options: Any,
@@ -325,6 +243,11 @@ def tokenize(
     only); ``config_from`` (a token or feature store) instead reuses that store's whole
     tokenizer config, fitted statistics, modality and shard size included, so validation
     and test data are tokenized exactly like the training data (see :mod:`mmtok.fitted`).
+
+    ``engine="ray"`` runs the shards as Ray tasks (``workers`` of them in flight) on the
+    cluster at ``ray_address`` (default ``RAY_ADDRESS``, else a local instance started for
+    the run), each task asking for ``ray_num_cpus`` CPUs and retried ``max_retries`` times
+    when its worker dies; the store is byte-identical to the local engine's (docs/engines.md).
     ``label_map`` labels the elements of a multi-sample file (a hyperspectral cube's pixels,
     for modalities that take one): it decides which samples there are, so it is part of the
     source (recorded in its description), not of the config.
@@ -342,6 +265,9 @@ def tokenize(
     # Every argument is checked before the source is listed or any data is read: a typo
     # must not cost a walk over the source or a statistics pass.
     _check_run_arguments(workers, max_errors, shard_size)
+    runner = make_engine(EngineOptions(engine, workers, ray_address, ray_num_cpus,
+                                       max_retries=max_retries), WorkerContext())
+    output = runner.check_output(os.fspath(output))  # absolute for Ray: every node's path
     reused = _reused_config(config_from, stats_from_data)
     if reused is not None:
         modality, options = reused.modality, reused_options(reused, modality, options)
@@ -389,17 +315,11 @@ def tokenize(
         shard_size=shard_size, class_names=samples.class_names, source=samples.description,
         source_hash=samples.fingerprint(), extra_attrs=provenance_attrs(fitted, reused),
     )
-    output = os.fspath(output)
-    with writing(output), StoreLock(output):
-        resume = prepare_store(output, spec, overwrite, repair)
-        done = set(resume.done)
-        pending = [s for s in range(spec.num_shards) if s not in done]
-        written = _run_shards(pending, samples.samples, tokenizer, output, spec, workers,
-                              strict, max_errors, progress, done, resume.errors_in_done)
-    return _with_hints(summarise_run(output, spec, written, len(done),
-                                     time.perf_counter() - started, resume.repaired,
-                                     checked_checksums=repair), modality)
-
+    job = TokenizeJob(tokenizer, output, strict)
+    run = StepRun("tokenize", spec, overwrite, repair, progress, max_errors)
+    summary = run_step(run, job, runner,
+                       lambda shard: shard_slice(samples.samples, shard, shard_size), started)
+    return _with_hints(summary, modality)
 
 def _with_hints(summary: RunSummary, modality: str) -> RunSummary:
     """A run in which every sample failed most often read files of another modality: say
@@ -506,102 +426,3 @@ def _fit_statistics(tokenizer: Tokenizer, modality: str, options: dict,
     else:
         fitted = tokenizer.statistics_from(paths)
     return create_tokenizer(modality, **{**options, **fitted}), fitted_record(fitted, samples)
-
-
-def _run_shards(pending, samples, tokenizer, output, spec, workers, strict, max_errors,
-                progress, done, error_count: int) -> int:
-    """Run the pending shards; returns how many samples were written."""
-    from .progress import progress_bar
-
-    already = sum(min(spec.shard_size, spec.num_samples - s * spec.shard_size) for s in done)
-    bar = progress_bar(total=spec.num_samples, initial=already, unit="sample", desc="tokenize",
-                       disable=not progress)
-
-    def check_errors(marker: dict) -> None:
-        nonlocal error_count
-        error_count += len(marker["errors"])
-        bar.set_postfix(errors=error_count, refresh=False)
-        if max_errors is not None and error_count > max_errors:
-            raise TooManyErrors(f"{counted(error_count, 'sample')} failed, more than --max-errors "
-                                f"{max_errors}; committed shards are kept, and "
-                                f"`mmtok info {output} --errors` lists the failed samples")
-
-    written = 0
-    try:
-        if workers == 1 or len(pending) <= 1:
-            writer = ShardWriter(output)
-            for shard in pending:
-                marker = work_shard(shard, shard_slice(samples, shard, spec.shard_size),
-                                    tokenizer, writer, strict, lambda: bar.update(1))
-                written += marker["stop"] - marker["start"]
-                check_errors(marker)
-        else:
-            written = _run_pool(pending, samples, tokenizer, output, workers, strict, bar,
-                                check_errors, spec.shard_size)
-    finally:
-        bar.close()
-    return written
-
-
-def _run_pool(pending, samples, tokenizer, output, workers, strict, bar, check_errors,
-              shard_size: int) -> int:
-    context = multiprocessing.get_context("spawn")
-    counter = context.Value("q", 0)
-    started, reports = context.Value("i", 0), context.SimpleQueue()
-    pool = ProcessPoolExecutor(min(workers, len(pending)), mp_context=context,
-                               initializer=_init_worker,
-                               initargs=(os.getpid(), tokenizer, output, strict, counter,
-                                         started, reports))
-    written = shown = 0
-    report_file = tempfile.NamedTemporaryFile("r", prefix="mmtok-worker-", suffix=".txt")
-    try:
-        # each task carries only its shard's samples: a million-row list is not pickled
-        # into every worker, and a worker's memory does not grow with the source
-        with _environment(WORKER_REPORT_ENV, report_file.name):  # workers start on submit
-            futures = {pool.submit(_pool_work, shard, shard_slice(samples, shard, shard_size)):
-                       shard for shard in pending}
-        processes = list(getattr(pool, "_processes", {}).values())  # for their exit codes
-        remaining = set(futures)
-        while remaining:
-            finished, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
-            with counter.get_lock():
-                bar.update(counter.value - shown)
-                shown = counter.value
-            for future in finished:
-                try:
-                    marker = future.result()  # re-raises a worker's exception here
-                except BrokenProcessPool:
-                    report = (reports.get() if not reports.empty()
-                              else report_file.read().strip() or None)
-                    reason = _death_reason(processes, started.value, report)
-                    raise WorkerDied(
-                        f"a worker process died while writing shard {futures[future]} "
-                        f"({reason}); committed shards are kept: rerun to resume, with -j 1 "
-                        "to see which sample fails"
-                    ) from None
-                written += marker["stop"] - marker["start"]
-                check_errors(marker)
-    except BaseException:
-        # Stop now: unfinished shards have no marker, and a rerun redoes them.
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.kill()
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    finally:
-        report_file.close()
-    pool.shutdown(wait=True)
-    return written
-
-
-@contextmanager
-def _environment(name: str, value: str) -> Iterator[None]:
-    """``os.environ[name] = value`` for the duration (restored afterwards)."""
-    before = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before

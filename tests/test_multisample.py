@@ -266,25 +266,29 @@ def test_work_shard_takes_only_its_own_slice_and_refuses_a_short_result():
 def test_pool_workers_get_no_sample_list_and_each_task_its_own_slice(tmp_path, monkeypatch):
     write_modelnet_h5(tmp_path / "rows.h5", np.stack([random_cloud(16, i) for i in range(10)]),
                       [0] * 10)
-    seen: dict[str, list] = {"initargs": [], "tasks": []}
-    real = pipeline.ProcessPoolExecutor
+    from mmtok.engines import process
 
-    class Watched(real):
-        def __init__(self, *args, **kwargs):
-            seen["initargs"] = list(kwargs.get("initargs", ()))
-            super().__init__(*args, **kwargs)
+    seen: dict[str, list] = {"jobs": [], "tasks": []}
+    real_start, real_give = process._Worker.__init__, process._Worker.give
 
-        def submit(self, fn, *args, **kwargs):
-            seen["tasks"].append(args)
-            return super().submit(fn, *args, **kwargs)
+    def start(self, context, job, counter):
+        seen["jobs"].append(job)  # what a worker is started with
+        real_start(self, context, job, counter)
 
-    monkeypatch.setattr(pipeline, "ProcessPoolExecutor", Watched)
+    def give(self, task):
+        if task is not None:
+            seen["tasks"].append(task)
+        real_give(self, task)
+
+    monkeypatch.setattr(process._Worker, "__init__", start)
+    monkeypatch.setattr(process._Worker, "give", give)
     mmtok.tokenize([str(tmp_path / "rows.h5")], tmp_path / "two.zarr", "points", workers=2,
                    shard_size=4, progress=False, **TINY_POINTS)
     mmtok.tokenize([str(tmp_path / "rows.h5")], tmp_path / "one.zarr", "points", workers=1,
                    shard_size=4, progress=False, **TINY_POINTS)
-    assert not any(isinstance(a, (list, tuple)) and a and isinstance(a[0], Sample)
-                   for a in seen["initargs"])
-    assert [(shard, [s.part for s in part]) for shard, part in seen["tasks"]] == [
+    assert len(seen["jobs"]) == 2 and not any(
+        isinstance(value, (list, tuple)) and value and isinstance(value[0], Sample)
+        for job in seen["jobs"] for value in vars(job).values())
+    assert sorted((shard, [s.part for s in part]) for shard, part in seen["tasks"]) == [
         (0, ["0", "1", "2", "3"]), (1, ["4", "5", "6", "7"]), (2, ["8", "9"])]
     assert tree_bytes(tmp_path / "two.zarr") == tree_bytes(tmp_path / "one.zarr")

@@ -15,26 +15,20 @@ import queue
 import sys
 import threading
 import time
-from typing import Any, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
+from ..engines import EngineOptions, ShardJob, StepRun, Task, WorkerContext, make_engine, run_step
 from ..errors import StoreError, UsageError
 from ..store.integrity import checksum_mismatches
 from ..store.layout import FITTED, ArraySpec, shard_bounds
-from ..store.lock import StoreLock
 from ..store.paths import check_output_is_not_input
 from ..store.reader import Store, open_complete_store
-from ..store.summary import RunSummary, summarise_run
-from ..store.writer import (
-    ShardData,
-    ShardWriter,
-    StoreSpec,
-    check_output_kind,
-    prepare_store,
-    writing,
-)
+from ..store.summary import RunSummary
+from ..store.writer import ShardData, ShardWriter, StoreSpec, check_output_kind
 from .encoders import load_encoder
 from .pooling import POOLS, pool
 from .projectors import build_projector, embed_statistics, run_encoder
@@ -71,13 +65,17 @@ def auto_batch_size(device: torch.device, tokens: int, width: int) -> int:
 
 
 def _read_shards(tokens: Store, shards: list[int]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-    size, n = tokens.attrs["shard_size"], len(tokens)
-    names = input_arrays(tokens)
     for shard in shards:
-        start, stop = shard_bounds(shard, n, size)
-        rows = {name: tokens.group[name][start:stop] for name in (*names, "label", "valid", "id")}
-        _verify_token_shard(tokens, shard, rows, tokens.markers[shard])
-        yield shard, rows
+        yield shard, _read_shard(tokens, shard)
+
+
+def _read_shard(tokens: Store, shard: int) -> dict[str, np.ndarray]:
+    """One token shard's model inputs, labels, valid flags and ids, checked."""
+    start, stop = shard_bounds(shard, len(tokens), tokens.attrs["shard_size"])
+    names = input_arrays(tokens)
+    rows = {name: tokens.group[name][start:stop] for name in (*names, "label", "valid", "id")}
+    _verify_token_shard(tokens, shard, rows, tokens.markers[shard])
+    return rows
 
 
 def _verify_token_shard(tokens: Store, shard: int, rows: dict[str, np.ndarray],
@@ -113,10 +111,6 @@ def _prefetch(iterator: Iterator, depth: int = 1) -> Iterator:
         if isinstance(item, BaseException):
             raise item
         yield item
-
-
-def _token_errors(tokens: Store) -> dict[int, dict]:
-    return {e["index"]: e for m in tokens.markers if m for e in m["errors"]}
 
 
 class Embedder:
@@ -202,6 +196,11 @@ def embed(
     repair: bool = False,
     progress: bool = True,
     compile: bool = False,
+    engine: str = "local",
+    ray_address: str | None = None,
+    ray_num_cpus: float | None = None,
+    ray_actors: int | None = None,
+    max_retries: int = 3,
     projector_options: dict | None = None,
     statistics: str | dict = "encoder",
 ) -> RunSummary:
@@ -221,6 +220,10 @@ def embed(
     the store's config: it changes speed, not results (features agree to float rounding), so
     a store started with it resumes without it and vice versa.
 
+    ``engine="ray"`` embeds on a Ray cluster (``ray_address``, default ``RAY_ADDRESS``, else
+    a local instance): one actor per GPU, or ``ray_actors`` CPU actors of ``ray_num_cpus``
+    threads each; the store is byte-identical to the local engine's on the same device
+    (docs/engines.md).
     ``statistics``: the normalisation of modalities normalised at embed time (image):
     ``"encoder"`` (the encoder's own, the default), ``"store"`` (the token store's), or a
     dict of given values; recorded in the feature store's config (see
@@ -235,42 +238,38 @@ def embed(
         raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}")
     if batch_size is not None and batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    runner = make_engine(EngineOptions(engine, 1, ray_address, ray_num_cpus, ray_actors,
+                                       max_retries))
+    output = runner.check_output(os.fspath(output))  # absolute for Ray: every node's path
+    tokens = runner.check_output(os.fspath(tokens))
+    weights, projector = (runner.check_output(os.fspath(p)) if p is not None else None
+                          for p in (weights, projector))
     token_store = open_complete_store(tokens, "tokens", "embed")
-    torch_device = resolve_device(device)
-    frozen = load_encoder(encoder, weights=weights, pretrained=pretrained, seed=seed,
-                          device=torch_device, model_kwargs=encoder_options)
-    warnings = _encoder_warnings(frozen)
-    statics = {name: token_store.static(name) for name in token_store.attrs["static_arrays"]}
-    projector_config, statistics_record = embed_statistics(
-        token_store.modality, token_store.config, frozen, statistics)
-    projector_module, projector_record = build_projector(
-        token_store.modality, projector_config, frozen, seed, projector, statics,
-        projector_options)
-    projector_module.to(torch_device)
-    if batch_size is None:
-        # tokens per sample, about: the longest axis 1 of the projector's inputs (a
-        # modality's input need not be called "tokens": tabular reads its columns)
-        lengths = [token_store.group[name].shape[1] for name in input_arrays(token_store)
-                   if len(token_store.group[name].shape) > 1]
-        batch_size = auto_batch_size(torch_device, max(lengths, default=1), frozen.width)
-    embedder = Embedder(projector_module, frozen, pool_how, torch_device, precision, batch_size,
-                        compile=compile)
-    spec = _feature_spec(token_store, frozen, projector_record, pool_how, precision, seed,
-                         _feature_shape(embedder, token_store), encoder_options or {},
-                         projector, statistics_record)
-    output = os.fspath(output)
-    with writing(output), StoreLock(output):
-        resume = prepare_store(output, spec, overwrite, repair)
-        done = set(resume.done)
-        pending = [s for s in range(spec.num_shards) if s not in done]
-        written = _run(token_store, embedder, output, pending, spec, progress, str(torch_device))
-    summary = summarise_run(output, spec, written, len(done), time.perf_counter() - started,
-                            resume.repaired, checked_checksums=repair)
+    job = EmbedJob(tokens, output, encoder, weights, pretrained, projector,
+                   pool_how, batch_size, device, precision, seed, encoder_options or {}, compile,
+                   projector_options, statistics)
+    # The driver's own embedder gives the feature shape and the spec; the local engine then
+    # uses it, while Ray actors each load their own (docs/engines.md).
+    built = job.build(token_store, _driver_device(device, engine))
+    job.keep(built.embedder)
+    warnings = _encoder_warnings(built.encoder)
+    spec = _feature_spec(token_store, built.encoder, built.projector_record, pool_how,
+                         precision, seed, _feature_shape(built.embedder, token_store),
+                         encoder_options or {}, projector, built.statistics_record)
+    run = StepRun(f"embed ({'ray' if engine == 'ray' else built.embedder.device})", spec,
+                  overwrite, repair, progress)
+    summary = run_step(run, job, runner, lambda shard: None, started)
     summary.warnings += warnings
     if summary.nothing_valid:
         summary.warnings.append(f"{tokens} holds no valid sample, so no feature was computed; "
                                 "`mmtok info TOKENS --errors` shows why each one failed")
     return summary
+
+
+def _driver_device(device: str, engine: str) -> str:
+    """Where the driver loads its embedder: ``device``, or the CPU for a Ray driver (it only
+    needs the feature shape and the weights' hash; the GPUs belong to the actors)."""
+    return "cpu" if engine == "ray" else device
 
 
 def _encoder_warnings(encoder: Any) -> list[str]:
@@ -293,6 +292,131 @@ def _encoder_warnings(encoder: Any) -> list[str]:
     for warning in warnings:
         print(f"mmtok: warning: {warning}", file=sys.stderr)
     return warnings
+
+
+@dataclass(frozen=True)
+class BuiltEmbedder:
+    """What :meth:`EmbedJob.build` makes: the embedder, its frozen encoder, and the records
+    of the projector and of the statistics it normalises with (for the feature spec)."""
+
+    embedder: "Embedder"
+    encoder: Any
+    projector_record: dict
+    statistics_record: dict | None
+
+
+@dataclass(frozen=True)
+class EmbedJob(ShardJob):
+    """Embed's work, sent once to every worker: what it takes to build the embedder and
+    which stores to read and write. A worker loads the model once (``setup``)."""
+
+    tokens: str
+    output: str
+    encoder: str
+    weights: str | os.PathLike | None
+    pretrained: bool
+    projector: str | os.PathLike | None
+    pool_how: str
+    batch_size: int | None
+    device: str
+    precision: str
+    seed: int
+    encoder_options: dict
+    compile: bool
+    projector_options: dict | None = None
+    statistics: str | dict = "encoder"
+    stateful = True
+    _local: Any = field(default=None, compare=False, repr=False)
+
+    def keep(self, embedder: "Embedder") -> None:
+        """The driver's embedder, used in this process instead of loading another."""
+        object.__setattr__(self, "_local", embedder)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}  # a model stays here
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _local=None)
+
+    def build(self, token_store: Store, device: str) -> BuiltEmbedder:
+        torch_device = resolve_device(device)
+        frozen = load_encoder(self.encoder, weights=self.weights, pretrained=self.pretrained,
+                              seed=self.seed, device=torch_device,
+                              model_kwargs=self.encoder_options)
+        statics = {name: token_store.static(name) for name in token_store.attrs["static_arrays"]}
+        projector_config, statistics_record = embed_statistics(
+            token_store.modality, token_store.config, frozen, self.statistics)
+        module, record = build_projector(token_store.modality, projector_config, frozen,
+                                         self.seed, self.projector, statics,
+                                         self.projector_options)
+        module.to(torch_device)
+        batch_size = self.batch_size or auto_batch_size(
+            torch_device, _tokens_per_sample(token_store), frozen.width)
+        embedder = Embedder(module, frozen, self.pool_how, torch_device, self.precision,
+                            batch_size, compile=self.compile)
+        return BuiltEmbedder(embedder, frozen, record, statistics_record)
+
+    def setup(self, context: WorkerContext) -> "_EmbedWorker":
+        token_store = open_complete_store(self.tokens, "tokens", "embed")
+        if context.threads:
+            torch.set_num_threads(context.threads)
+        if self._local is not None and context.device is None:
+            embedder = self._local
+        else:
+            embedder = self.build(token_store, context.device or self.device).embedder
+        return _EmbedWorker(embedder, token_store, ShardWriter(self.output))
+
+    def work(self, state: "_EmbedWorker", shard: int, payload: None = None,
+             on_sample: Callable[[int], None] | None = None) -> dict:
+        return state.write(shard, _read_shard(state.tokens, shard), on_sample)
+
+    def work_in_order(self, state: "_EmbedWorker", tasks: Iterable[Task],
+                      on_sample: Callable[[int], None] | None = None) -> Iterator[dict]:
+        # one process: read the next token shard on a thread while the encoder runs
+        shards = [shard for shard, _ in tasks]
+        for shard, rows in _prefetch(_read_shards(state.tokens, shards)):
+            yield state.write(shard, rows, on_sample)
+
+
+@dataclass
+class _EmbedWorker:
+    embedder: "Embedder"
+    tokens: Store
+    writer: ShardWriter
+
+    def write(self, shard: int, rows: dict[str, np.ndarray],
+              on_samples: Callable[[int], None] | None = None) -> dict:
+        """Embed one token shard's rows and write its feature shard, marker last;
+        ``on_samples(n)`` after every batch of ``n`` samples (progress moves per batch)."""
+        shape = _features_shape(self.writer)
+        start = shard * self.writer.attrs["shard_size"]
+        valid = rows["valid"].astype(bool)
+        features = np.zeros((len(valid), *shape), np.float32)
+        inputs = {k: v[valid] for k, v in rows.items() if k in input_arrays(self.tokens)}
+        if valid.any():
+            features[valid] = self.embedder(inputs, on_batch=on_samples)
+        errors = {e["index"]: e for e in self.tokens.markers[shard]["errors"]}
+        shard_errors = [_invalid_record(start + int(i), str(rows["id"][i]), errors)
+                        for i in np.flatnonzero(~valid)]
+        marker = self.writer.write(shard, ShardData({"features": features}, rows["label"],
+                                                    valid, [str(i) for i in rows["id"]],
+                                                    shard_errors))
+        invalid = int((~valid).sum())
+        if on_samples is not None and invalid:  # the valid ones moved it batch by batch
+            on_samples(invalid)
+        return marker
+
+
+def _tokens_per_sample(token_store: Store) -> int:
+    """Tokens per sample, about: the longest axis 1 of the projector's inputs (a modality's
+    input need not be called "tokens": tabular reads its columns)."""
+    lengths = [token_store.group[name].shape[1] for name in input_arrays(token_store)
+               if len(token_store.group[name].shape) > 1]
+    return max(lengths, default=1)
+
+
+def _features_shape(writer: ShardWriter) -> tuple[int, ...]:
+    return tuple(writer.group["features"].shape[1:])
 
 
 def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:
@@ -359,38 +483,6 @@ def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precis
         extra_attrs={"files": _file_paths(encoder, projector_file),
                      **({FITTED: attrs[FITTED]} if FITTED in attrs else {})},
     )
-
-
-def _run(tokens: Store, embedder: Embedder, output: str, pending: list[int], spec: StoreSpec,
-         progress: bool, device: str) -> int:
-    from ..progress import progress_bar
-
-    writer = ShardWriter(output)
-    errors = _token_errors(tokens)
-    inputs_of = input_arrays(tokens)
-    shape = spec.arrays["features"].shape
-    bounds = [shard_bounds(s, spec.num_samples, spec.shard_size) for s in pending]
-    already = spec.num_samples - sum(stop - start for start, stop in bounds)
-    bar = progress_bar(total=spec.num_samples, initial=already, unit="sample",
-                       desc=f"embed ({device})", disable=not progress)
-    written = 0
-    try:
-        for shard, rows in _prefetch(_read_shards(tokens, pending)):
-            start = shard * spec.shard_size
-            valid = rows["valid"].astype(bool)
-            features = np.zeros((len(valid), *shape), np.float32)
-            inputs = {k: v[valid] for k, v in rows.items() if k in inputs_of}
-            if valid.any():
-                features[valid] = embedder(inputs, on_batch=bar.update)
-            shard_errors = [_invalid_record(start + int(i), str(rows["id"][i]), errors)
-                            for i in np.flatnonzero(~valid)]
-            writer.write(shard, ShardData({"features": features}, rows["label"], valid,
-                                          [str(i) for i in rows["id"]], shard_errors))
-            written += len(valid)
-            bar.update(int((~valid).sum()))  # the valid ones moved the bar batch by batch
-    finally:
-        bar.close()
-    return written
 
 
 def _invalid_record(index: int, sample_id: str, token_errors: dict[int, dict]) -> dict:

@@ -1,0 +1,28 @@
+"""The in-process engine: every shard in this process, in order (``-j 1``, and embed)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .base import Report, ShardJob, Task, WorkerContext
+
+
+class LocalEngine:
+    name = "local"
+
+    def __init__(self, context: WorkerContext | None = None) -> None:
+        self.context = context or WorkerContext()
+
+    def check_output(self, output: str) -> str:
+        return output
+
+    def prepare(self, job: ShardJob) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def run(self, job: ShardJob, tasks: Sequence[Task], report: Report) -> None:
+        state = job.setup(self.context)
+        for marker in job.work_in_order(state, tasks, lambda samples=1: report.samples(samples)):
+            report.marker(marker)
