@@ -1,6 +1,6 @@
 """Run an mmtok command in a child process under an address-space limit and a time limit,
-reporting the child's own peak resident memory (``VmHWM``), as the hostile-input suite
-(tests/reliability/test_hostile_inputs.py) does; ``wait4``'s ``ru_maxrss`` would also count
+reporting the child's own peak resident memory (``VmHWM``); the conformance suite and the
+hostile-input suite (tests/reliability/test_hostile_inputs.py) share it. ``wait4``'s ``ru_maxrss`` would also count
 what the pytest process held between fork and exec."""
 
 from __future__ import annotations
