@@ -281,24 +281,10 @@ def tokenize(
     if stats_from_data and not fits_statistics(tokenizer):
         raise UsageError(f"modality {modality!r} cannot compute its normalisation statistics "
                          "from the data; pass them with --set instead")
-    samples = build_sample_list(
-        source, get_modality(modality).extensions, manifest=manifest, root=root, labels=labels,
-        path_column=path_column, label_column=label_column,
-        follow_external_symlinks=follow_external_symlinks,
-    )
-    if label_map is not None:
-        samples = SampleList(samples.samples, samples.class_names,
-                             {**samples.description, "label_map": tokenizer.label_map})
-    if tokenizer.is_companion is not None:
-        samples = drop_companions(samples, tokenizer.is_companion)
-    if tokenizer.list_parts is not None:
-        list_parts = tokenizer.list_parts
-        if tokenizer.list_parts_label_column:  # rows of a table: --label-column picks labels
-            list_parts = functools.partial(list_parts, label_column=label_column)
-        samples = expand_parts(samples, list_parts, tokenizer.part_class_names)
-    if len(samples) == 0:
-        raise UsageError(f"no {modality} files found in the source "
-                         f"(extensions: {' '.join(get_modality(modality).extensions)})")
+    samples = list_samples(tokenizer, source, manifest=manifest, root=root, labels=labels,
+                           path_column=path_column, label_column=label_column,
+                           follow_external_symlinks=follow_external_symlinks,
+                           label_map=label_map)
     fitted = reused.fitted if reused is not None else None
     if stats_from_data:
         tokenizer, fitted = _fit_statistics(tokenizer, modality, options, samples, label_column)
@@ -357,21 +343,14 @@ def plan(
         "source folder": source if isinstance(source, (str, os.PathLike)) else None,
         "manifest": manifest, "root folder": root})
     tokenizer = create_tokenizer(modality, **options)
-    samples = build_sample_list(
-        source, get_modality(modality).extensions, manifest=manifest, root=root, labels=labels,
-        path_column=path_column, label_column=label_column,
-        follow_external_symlinks=follow_external_symlinks,
-    )
-    if tokenizer.list_parts is not None:
-        samples = expand_parts(samples, tokenizer.list_parts, tokenizer.part_class_names)
+    samples = list_samples(tokenizer, source, manifest=manifest, root=root, labels=labels,
+                           path_column=path_column, label_column=label_column,
+                           follow_external_symlinks=follow_external_symlinks)
     specs = tokenizer.sample_arrays()
     if shard_size is None:
         shard_size = default_shard_size(sum(s.sample_bytes for s in specs.values()),
                                         tokenizer.max_shard_samples)
     count = len(samples)
-    if count == 0:  # as tokenize says it
-        raise UsageError(f"no {modality} files found in the source "
-                         f"(extensions: {' '.join(get_modality(modality).extensions)})")
     problems = [s for s in samples.samples if s.problem is not None]
     existing = read_attrs(output)
     return {
@@ -384,6 +363,43 @@ def plan(
         "output": "resume" if existing is not None else "create",
         "config": config_to_dict(tokenizer.config),
     }
+
+
+def list_samples(
+    tokenizer: Tokenizer,
+    source: str | os.PathLike | Sequence[str] | SampleList | None,
+    *,
+    manifest: str | os.PathLike | None = None,
+    root: str | None = None,
+    labels: str = "folder",
+    path_column: str = "path",
+    label_column: str | None = "label",
+    follow_external_symlinks: bool = False,
+    label_map: str | os.PathLike | None = None,
+) -> SampleList:
+    """Every sample ``tokenize`` (and ``--dry-run``) would write: the source's files, side
+    files dropped, multi-sample files expanded into their parts (metadata only)."""
+    modality = tokenizer.config.modality
+    extensions = get_modality(modality).extensions
+    samples = build_sample_list(
+        source, extensions, manifest=manifest, root=root, labels=labels,
+        path_column=path_column, label_column=label_column,
+        follow_external_symlinks=follow_external_symlinks,
+    )
+    if label_map is not None:
+        samples = SampleList(samples.samples, samples.class_names,
+                             {**samples.description, "label_map": tokenizer.label_map})
+    if tokenizer.is_companion is not None:
+        samples = drop_companions(samples, tokenizer.is_companion)
+    if tokenizer.list_parts is not None:
+        list_parts = tokenizer.list_parts
+        if tokenizer.list_parts_label_column:  # rows of a table: --label-column picks labels
+            list_parts = functools.partial(list_parts, label_column=label_column)
+        samples = expand_parts(samples, list_parts, tokenizer.part_class_names)
+    if len(samples) == 0:
+        raise UsageError(f"no {modality} files found in the source "
+                         f"(extensions: {' '.join(extensions)})")
+    return samples
 
 
 def _with_label_map(tokenizer: Tokenizer, label_map: str | os.PathLike | None) -> Tokenizer:
