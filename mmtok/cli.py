@@ -172,6 +172,16 @@ def _plain_warnings() -> None:
     warnings.showwarning = show
 
 
+def _device_help() -> str:
+    from .devices import DEVICE_CHOICES
+    from .modalities import batched_modality_names
+
+    return (f"{DEVICE_CHOICES} (default cpu): where the compute-heavy steps run. On CUDA, "
+            f"{', '.join(batched_modality_names())} batch a shard's decoded samples through "
+            "the Triton kernels (same bytes as on the CPU); the others, and every reader, "
+            "stay on the CPU workers.")
+
+
 def _modality_help() -> str:
     from .modalities import modality_names
 
@@ -248,6 +258,7 @@ def tokenize(
     ray_num_cpus: RayCpusOpt = None,
     max_retries: MaxRetriesOpt = 3,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the source and print the plan (samples, classes, shards, first ids); read no sample, write nothing.")] = False,
+    device: Annotated[str, typer.Option(help=_device_help())] = "cpu",
 ) -> None:
     """Tokenize raw files into a sharded Zarr v3 token store. Rerun to resume."""
     from .modalities import parse_options
@@ -301,7 +312,7 @@ def tokenize(
             max_errors=max_errors, progress=progress, stats_from_data=stats_from_data,
             config_from=config_from, label_map=label_map, like_encoder=like_encoder,
             engine=engine.value, ray_address=ray_address, ray_num_cpus=ray_num_cpus,
-            max_retries=max_retries, **options,
+            max_retries=max_retries, device=device, **options,
         )
     _finish_run(summary, json_output)
 

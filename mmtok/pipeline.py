@@ -14,13 +14,14 @@ from collections import Counter
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
 from .engines import EngineOptions, ShardJob, StepRun, WorkerContext, make_engine, run_step
 from .engines.process import WORKER_REPORT_ENV  # noqa: F401  (where it always was)
 from .engines.process import refuse_in_worker_bootstrap as _refuse_in_worker_bootstrap
+from .devices import CPU, ComputeDevice, resolve_tokenize_device
 from .errors import SampleError, TooManyErrors, UsageError
 from .fitted import (
     ReusedConfig,
@@ -92,12 +93,15 @@ def work_shard(
     writer: ShardWriter,
     strict: bool = False,
     on_sample: Callable[[], None] | None = None,
+    device: ComputeDevice = CPU,
 ) -> dict:
     """Tokenize and write one whole shard; returns its commit marker.
 
     ``samples`` are this shard's samples only (``shard_slice``), so a worker is handed its
     own slice, never the whole list. Consecutive samples of one file go to the tokenizer in
     one ``tokenize_parts`` call; every sample's result or error still lands in its own row.
+    On a batching ``device`` a tokenizer with a batched path decodes each run of samples on
+    this worker and computes them a batch at a time there (:func:`_batched_runs`).
     """
     attrs = writer.attrs
     start, stop = shard_bounds(shard, attrs["num_samples"], attrs["shard_size"])
@@ -108,8 +112,12 @@ def work_shard(
     valid = np.zeros(stop - start, dtype=bool)
     errors = []
     run_counts: Counter = Counter()  # PartsBatch.counts of this shard's runs
-    for first, last in file_runs(samples):
-        outcomes = _tokenize_run(tokenizer, samples[first:last])
+    if device.batched and tokenizer.has_batched_path():
+        runs = _batched_runs(tokenizer, samples, device)
+    else:
+        runs = ((first, last, _tokenize_run(tokenizer, samples[first:last]))
+                for first, last in file_runs(samples))
+    for first, last, outcomes in runs:
         batch = isinstance(outcomes, PartsBatch)
         if batch:  # the run's arrays in one copy each; failed rows are zeroed below
             for name, values in outcomes.arrays.items():
@@ -184,6 +192,49 @@ def _tokenize_run(tokenizer: Tokenizer, run: Sequence[Sample]
     return outcomes if isinstance(outcomes, PartsBatch) else list(outcomes)
 
 
+def _batched_runs(tokenizer: Tokenizer, samples: Sequence[Sample], device: ComputeDevice
+                  ) -> Iterator[tuple[int, int, list[dict[str, np.ndarray] | SampleError]]]:
+    """``(first, stop, outcomes)`` like the CPU path's runs, one row at a time: every run is
+    decoded by ``read_parts`` and its samples computed ``device_batch_size`` at a time by
+    ``tokenize_batch``, so at most one batch of decoded samples is held."""
+    pending: list[tuple[int, Any]] = []
+
+    def compute() -> Iterator[tuple[int, int, list]]:
+        results = tokenizer.tokenize_batch([item for _, item in pending], device)
+        if len(results) != len(pending):
+            raise RuntimeError(f"{type(tokenizer).__name__}.tokenize_batch returned "
+                               f"{len(results)} results for {len(pending)} samples")
+        for (row, _), result in zip(pending, results):
+            yield row, row + 1, [result]
+        pending.clear()
+
+    for first, last in file_runs(samples):
+        for row, item in enumerate(_read_run(tokenizer, samples[first:last]), first):
+            if isinstance(item, SampleError):
+                yield row, row + 1, [item]
+                continue
+            pending.append((row, item))
+            if len(pending) >= tokenizer.device_batch_size:
+                yield from compute()
+    if pending:
+        yield from compute()
+
+
+def _read_run(tokenizer: Tokenizer, run: Sequence[Sample]) -> list[Any]:
+    """``read_parts`` for a run of samples of one file, as ``_tokenize_run`` treats
+    ``tokenize_parts``: a listing problem or an error raised by the call is every sample's."""
+    if run[0].problem is not None:
+        return [SampleError(*run[0].problem, stage="source")]
+    try:
+        decoded = tokenizer.read_parts(run[0].path, [s.part for s in run])
+    except SampleError as exc:
+        return [exc] * len(run)
+    if len(decoded) != len(run):
+        raise RuntimeError(f"{type(tokenizer).__name__}.read_parts returned {len(decoded)} "
+                           f"samples for {len(run)} parts of {run[0].path}")
+    return list(decoded)
+
+
 @dataclass(frozen=True)
 class TokenizeJob(ShardJob):
     """Tokenize's work, sent once to every worker: the tokenizer (its config), the store and
@@ -193,13 +244,25 @@ class TokenizeJob(ShardJob):
     tokenizer: Tokenizer
     output: str
     strict: bool = False
+    compute: ComputeDevice = CPU
+
+    @property
+    def device(self) -> str:
+        """The torch device name the engines place workers by (Ray: one GPU per actor)."""
+        return self.compute.torch
+
+    @property
+    def stateful(self) -> bool:  # type: ignore[override]
+        # on a GPU, Ray runs the shards on actors holding one GPU each, as embed does
+        return self.compute.torch != "cpu"
 
     def setup(self, context: WorkerContext) -> ShardWriter:
         return ShardWriter(self.output)
 
     def work(self, state: ShardWriter, shard: int, payload: Sequence[Sample],
              on_sample: Callable[..., None] | None = None) -> dict:
-        return work_shard(shard, payload, self.tokenizer, state, self.strict, on_sample)
+        return work_shard(shard, payload, self.tokenizer, state, self.strict, on_sample,
+                          self.compute)
 
 
 def tokenize(
@@ -228,6 +291,7 @@ def tokenize(
     max_retries: int = 3,
     label_map: str | os.PathLike | None = None,
     like_encoder: str | None = None,
+    device: str = "cpu",
     **options: Any,
 ) -> RunSummary:
     """Tokenize raw files into a Zarr token store; resumes an existing store by default.
@@ -255,6 +319,11 @@ def tokenize(
     ``like_encoder`` (a timm model name) sets the options that cut tokens as that model's
     own preprocessing would (image: size, patch, crop, interpolation, statistics, from
     timm's data config); options given explicitly still win.
+
+    ``device`` ("cpu", "cuda", "cuda:N" or "auto") is where the compute-heavy steps of
+    tokenizers with a batched path run (points: FPS + KNN; the image family: patchify);
+    readers always decode on the CPU workers, and the store is byte-identical to the CPU
+    path's (:mod:`mmtok.devices`).
     """
     started = time.perf_counter()
     _refuse_in_worker_bootstrap()
@@ -265,6 +334,7 @@ def tokenize(
     # Every argument is checked before the source is listed or any data is read: a typo
     # must not cost a walk over the source or a statistics pass.
     _check_run_arguments(workers, max_errors, shard_size)
+    compute = resolve_tokenize_device(device)
     runner = make_engine(EngineOptions(engine, workers, ray_address, ray_num_cpus,
                                        max_retries=max_retries), WorkerContext())
     output = runner.check_output(os.fspath(output))  # absolute for Ray: every node's path
@@ -301,7 +371,7 @@ def tokenize(
         shard_size=shard_size, class_names=samples.class_names, source=samples.description,
         source_hash=samples.fingerprint(), extra_attrs=provenance_attrs(fitted, reused),
     )
-    job = TokenizeJob(tokenizer, output, strict)
+    job = TokenizeJob(tokenizer, output, strict, compute)
     run = StepRun("tokenize", spec, overwrite, repair, progress, max_errors)
     summary = run_step(run, job, runner,
                        lambda shard: shard_slice(samples.samples, shard, shard_size), started)

@@ -14,6 +14,7 @@ from .base import (
     DemoSpec,
     ModalitySpec,
     Tokenizer,
+    batched_modality_names,
     create_tokenizer,
     get_modality,
     make_config,
@@ -23,6 +24,6 @@ from .base import (
     registered_modalities,
 )
 
-__all__ = ["DemoSpec", "ModalitySpec", "Tokenizer", "create_tokenizer", "get_modality",
+__all__ = ["DemoSpec", "ModalitySpec", "Tokenizer", "batched_modality_names", "create_tokenizer", "get_modality",
            "make_config", "modality_names", "parse_options", "register_modality",
            "registered_modalities"]

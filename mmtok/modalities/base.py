@@ -108,6 +108,30 @@ class Tokenizer:
                 results.append(exc)
         return results
 
+    # ---- the batched device path (``tokenize --device cuda``, see mmtok.devices) ----
+    # A tokenizer with compute-heavy steps that batch well (points: FPS + KNN; images:
+    # patchify) splits its work in two: ``read_parts`` decodes on the CPU worker, then
+    # ``tokenize_batch`` gets up to ``device_batch_size`` decoded samples of a shard (from
+    # any files) and runs the heavy steps on the device. Together they must give exactly
+    # ``tokenize_parts``'s arrays, byte for byte, errors included.
+    device_batch_size: ClassVar[int] = 64
+
+    @classmethod
+    def has_batched_path(cls) -> bool:
+        return cls.tokenize_batch is not Tokenizer.tokenize_batch
+
+    def read_parts(self, path: str, parts: Sequence[str | None]) -> list[Any]:
+        """The decoded samples of ``path`` (one per part, or its SampleError) that
+        ``tokenize_batch`` takes; a SampleError raised here is every part's error."""
+        raise NotImplementedError(f"{type(self).__name__} has no batched device path")
+
+    def tokenize_batch(self, decoded: Sequence[Any], device: Any
+                       ) -> list[dict[str, np.ndarray] | SampleError]:
+        """Arrays for each of ``read_parts``' decoded samples, computed on ``device`` (a
+        :class:`mmtok.devices.ComputeDevice`); numpy arrays on the host, as
+        ``tokenize_parts`` returns them."""
+        raise NotImplementedError(f"{type(self).__name__} has no batched device path")
+
     # Files that hold several samples (ModelNet HDF5 rows, long audio split into windows)
     # override this; it runs once per file while the sample list is built, so it must be
     # cheap (read headers, not data).
@@ -260,6 +284,12 @@ def modality_names() -> list[str]:
 
 def registered_modalities() -> list[ModalitySpec]:
     return [_REGISTRY[name] for name in modality_names()]
+
+
+def batched_modality_names() -> list[str]:
+    """Modalities whose tokenizer has a batched device path (``tokenize --device cuda``)."""
+    return [spec.name for spec in registered_modalities()
+            if isinstance(spec.tokenizer, type) and spec.tokenizer.has_batched_path()]
 
 
 def get_modality(name: str) -> ModalitySpec:

@@ -50,6 +50,7 @@ from killing import (
 )
 
 import mmtok
+from pyrun import subprocess_env
 
 from .bounded import PEAK_RSS_LIMIT, outcomes, run_bounded
 
@@ -220,6 +221,24 @@ class TokenizerConformance:
         self.tokenize(data[0], tmp_path / "two.zarr", workers=2)
         assert_same_store(tmp_path / "two.zarr", reference)
         assert store_files(tmp_path / "two.zarr") == store_files(reference)
+
+    def test_the_batched_device_path_gives_byte_identical_stores(self, data, reference,
+                                                                 tmp_path):
+        """``--device cuda``: a tokenizer with a batched path computes a shard's decoded
+        samples a batch at a time through the Triton kernels; the store must be the CPU
+        path's, byte for byte, bad samples included. Without a GPU the kernels run in
+        Triton's interpreter (what ``--device cuda`` does under TRITON_INTERPRET=1)."""
+        from mmtok.modalities import get_modality
+
+        if not get_modality(self.modality).tokenizer.has_batched_path():
+            pytest.skip(f"{self.modality} has no batched device path")
+        store = tmp_path / "device.zarr"
+        process = subprocess.run([*self.command(data[0], store), "--device", "cuda"],
+                                 env=subprocess_env(TRITON_INTERPRET="1"),
+                                 capture_output=True, text=True, timeout=300)
+        assert process.returncode == 0, process.stderr[-4000:]
+        assert_same_store(store, reference)
+        assert store_files(store) == store_files(reference)
 
     # --- SIGKILL and resume ---------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -294,8 +294,36 @@ class ImageTokenizer(Tokenizer):
         pixels, original = self.load(path)
         channel_first = pixels[None].transpose(0, 3, 1, 2)
         tokens = patchify(channel_first, self.config.patch)[0]
+        return self._arrays(tokens, original)
+
+    @staticmethod
+    def _arrays(tokens: np.ndarray, original: tuple[int, int]) -> dict[str, np.ndarray]:
         return {
             "tokens": tokens,
             "length": np.int32(len(tokens)),
             "orig_size": np.array(original, dtype=np.int32),
         }
+
+    # ---- the batched device path (mmtok.devices): decode and resize here, patchify there
+    def read_parts(self, path: str, parts: Sequence[str | None]
+                   ) -> list[tuple[np.ndarray, tuple[int, int]] | SampleError]:
+        """Each part's resized (H, W, C) pixels and original (height, width)."""
+        results: list[tuple[np.ndarray, tuple[int, int]] | SampleError] = []
+        for _ in parts:
+            try:
+                results.append(self.load(path))
+            except SampleError as exc:
+                results.append(exc)
+        return results
+
+    def tokenize_batch(self, decoded: Sequence[tuple[np.ndarray, tuple[int, int]]],
+                       device: Any) -> list[dict[str, np.ndarray] | SampleError]:
+        """Patchify on the device: the resized batch goes over once, the patches come back
+        (resizing stays on the CPU, with Pillow, so the pixels stay Pillow's)."""
+        import torch
+
+        pixels = torch.from_numpy(np.stack([p for p, _ in decoded])).to(device.torch)
+        impl = "triton" if device.kernels == "triton" else "auto"
+        tokens = patchify(pixels.permute(0, 3, 1, 2), self.config.patch, impl=impl)
+        tokens = tokens.cpu().numpy()
+        return [self._arrays(tokens[b], original) for b, (_, original) in enumerate(decoded)]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -153,6 +153,14 @@ class PointsTokenizer(Tokenizer):
 
     def prepare(self, cloud: Cloud) -> Cloud:
         """Checked, thinned, normalised cloud of exactly num_points points."""
+        cloud = self.thin(cloud)
+        if self.needs_fps_reduction(cloud):
+            return cloud.take(farthest_point_sample(cloud.xyz, self.config.num_points))
+        return self.fit_count(cloud)
+
+    def thin(self, cloud: Cloud) -> Cloud:
+        """Checked, thinned and normalised, before it is brought to num_points points (the
+        CPU worker's share of the batched device path)."""
         c = self.config
         check_cloud(cloud, c)
         limit = c.prereduce * c.num_points
@@ -160,18 +168,23 @@ class PointsTokenizer(Tokenizer):
             cloud = cloud.take(seeded_subset(len(cloud), limit, c.seed))
         if c.normalize:
             cloud = Cloud(normalize_unit_sphere(cloud.xyz), cloud.normals, cloud.colors)
+        if len(cloud) < c.num_points and c.pad == "error":
+            raise SampleError("too_few_points", f"{len(cloud)} points, fewer than num_points "
+                              f"{c.num_points}; use --set pad=repeat to pad")
+        return cloud
+
+    def needs_fps_reduction(self, cloud: Cloud) -> bool:
+        return len(cloud) > self.config.num_points and self.config.reduce == "fps"
+
+    def fit_count(self, cloud: Cloud) -> Cloud:
+        """A thinned cloud not reduced by FPS, brought to num_points points: a seeded random
+        subset of a bigger one, a smaller one repeated in index order."""
+        c = self.config
         count = len(cloud)
         if count > c.num_points:
-            if c.reduce == "fps":
-                index = farthest_point_sample(cloud.xyz, c.num_points)
-            else:
-                index = seeded_subset(count, c.num_points, c.seed)
-            cloud = cloud.take(index)
-        elif count < c.num_points:
-            if c.pad == "error":
-                raise SampleError("too_few_points", f"{count} points, fewer than num_points "
-                                  f"{c.num_points}; use --set pad=repeat to pad")
-            cloud = cloud.take(np.arange(c.num_points) % count)
+            return cloud.take(seeded_subset(count, c.num_points, c.seed))
+        if count < c.num_points:
+            return cloud.take(np.arange(c.num_points) % count)
         return cloud
 
     def group(self, cloud: Cloud) -> dict[str, np.ndarray]:
@@ -195,6 +208,36 @@ class PointsTokenizer(Tokenizer):
         arrays = self.group(self.prepare(cloud))
         arrays["num_input_points"] = np.int64(len(cloud))
         return arrays
+
+    # ---- the batched device path (mmtok.devices): read and thin here, FPS + KNN there ----
+    def read_parts(self, path: str, parts: Sequence[str | None]
+                   ) -> list[tuple[Cloud, int] | SampleError]:
+        """Each part's thinned cloud and its number of input points."""
+        c = self.config
+        if os.path.splitext(path)[1].lower() in HDF5_EXTENSIONS and None not in parts:
+            results: dict[int, tuple[Cloud, int] | SampleError] = {}
+            for row, cloud in iter_hdf5_rows(path, [int(p) for p in parts], c.max_points):
+                results[row] = cloud if isinstance(cloud, SampleError) else self._thinned(cloud)
+            return [results[int(p)] for p in parts]
+        return [self._thinned(lambda part=part: read_cloud(path, part, c.mesh_points, c.seed,
+                                                           c.max_points))
+                for part in parts]
+
+    def _thinned(self, cloud: Cloud | Callable[[], Cloud]) -> tuple[Cloud, int] | SampleError:
+        """(thinned cloud, input points) of a cloud, or of the one ``cloud()`` reads; the
+        SampleError either step raises."""
+        try:
+            cloud = cloud() if callable(cloud) else cloud
+            return self.thin(cloud), len(cloud)
+        except SampleError as exc:
+            return exc
+
+    def tokenize_batch(self, decoded: Sequence[tuple[Cloud, int]], device: Any
+                       ) -> list[dict[str, np.ndarray] | SampleError]:
+        from .batched import group_batch
+
+        return group_batch(self, [cloud for cloud, _ in decoded],
+                           [count for _, count in decoded], device)
 
     def tokenize_parts(self, path: str, parts: Sequence[str | None]
                        ) -> list[dict[str, np.ndarray] | SampleError]:
