@@ -38,7 +38,7 @@ from .modalities.base import (
     fits_statistics,
     like_encoder_options,
 )
-from .sources import Sample, SampleList, drop_companions, expand_parts, from_file_list, from_folder, from_manifest
+from .sources import ExpandedSamples, Sample, SampleList, drop_companions, expand_parts, from_file_list, from_folder, from_manifest
 from .store.layout import shard_bounds
 from .store.paths import check_output_is_not_input
 from .store.summary import RunSummary
@@ -421,14 +421,16 @@ def plan(
         shard_size = default_shard_size(sum(s.sample_bytes for s in specs.values()),
                                         tokenizer.max_shard_samples)
     count = len(samples)
-    problems = [s for s in samples.samples if s.problem is not None]
+    listed = samples.samples
+    problems = (listed.problem_count() if isinstance(listed, ExpandedSamples)
+                else sum(1 for s in listed if s.problem is not None))
     existing = read_attrs(output)
     return {
         "store": os.fspath(output), "modality": modality, "num_samples": count,
         "class_names": list(samples.class_names), "shard_size": shard_size,
         "num_shards": -(-count // shard_size),
         "bytes_per_sample": sum(s.sample_bytes for s in specs.values()),
-        "known_problems": len(problems),
+        "known_problems": problems,
         "first_ids": [s.id for s in samples.samples[:show]],
         "output": "resume" if existing is not None else "create",
         "config": config_to_dict(tokenizer.config),

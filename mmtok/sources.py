@@ -382,6 +382,11 @@ class ExpandedSamples(Sequence):
                 for name, label in zip(names, item.labels.tolist()):
                     yield f"{item.base.id}#{name}\0{label}\n"
 
+    def problem_count(self) -> int:
+        """Samples with a listing problem, without building the samples (a run's parts were
+        listed, so they have none)."""
+        return sum(1 for e in self._entries if not isinstance(e, _Run) and e.problem is not None)
+
     def paths(self) -> list[str]:
         """The files read, each once, in order (listing problems left out)."""
         return list(dict.fromkeys(
