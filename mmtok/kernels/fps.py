@@ -395,18 +395,25 @@ def _fps_numba(
     out = np.empty((nb, m), dtype=np.int64)
     if m == 0:
         return out
-    lens = np.full(nb, n, dtype=np.int64) if lengths is None else lengths.astype(np.int64)
-    methods, targets = _pick_methods(lens, m)
-    if method is not None:
-        methods[:] = method
     if nb == 1:
-        cloud = arr[0, : lens[0]]
-        if methods[0] == 0:
+        cloud = arr[0] if lengths is None else arr[0, : lengths[0]]
+        auto_method, target = _pick_method(len(cloud), m)
+        if (auto_method if method is None else method) == 0:
             _numba.fps_vanilla(cloud, m, start, out[0])
         else:
-            _numba.fps_grid(cloud, m, start, out[0], int(targets[0]))
+            _numba.fps_grid(cloud, m, start, out[0], target)
+        return out
+    if lengths is None:  # one plan for every cloud
+        auto_method, target = _pick_method(n, m)
+        lens = np.full(nb, n, dtype=np.int64)
+        methods = np.full(nb, auto_method, dtype=np.int64)
+        targets = np.full(nb, target, dtype=np.int64)
     else:
-        _numba.run_parallel(_numba.fps_batch, arr, lens, m, start, out, methods, targets)
+        lens = lengths.astype(np.int64)
+        methods, targets = _pick_methods(lens, m)
+    if method is not None:
+        methods[:] = method
+    _numba.run_parallel(_numba.fps_batch, arr, lens, m, start, out, methods, targets)
     return out
 
 

@@ -286,16 +286,16 @@ def _knn_numba(arr: np.ndarray, ctr: np.ndarray, k: int, method: int = 1, length
     nbh = np.empty((nb, g, k, 3), dtype=np.float32)
     if g == 0:
         return idx, nbh
-    lens = np.full(nb, n, dtype=np.int64) if lengths is None else lengths.astype(np.int64)
-    targets = np.maximum(1, lens // _BUCKET_POINTS)
     if nb == 1:
-        cloud = arr[0, : lens[0]]
+        cloud = arr[0] if lengths is None else arr[0, : lengths[0]]
         if method == 0:
             _numba.knn_brute(cloud, ctr[0], k, idx[0], nbh[0])
         else:
-            _numba.knn_grid(cloud, ctr[0], k, idx[0], nbh[0], int(targets[0]))
-    else:
-        _numba.run_parallel(_numba.knn_batch, arr, lens, ctr, k, idx, nbh, method, targets)
+            _numba.knn_grid(cloud, ctr[0], k, idx[0], nbh[0], max(1, len(cloud) // _BUCKET_POINTS))
+        return idx, nbh
+    lens = np.full(nb, n, dtype=np.int64) if lengths is None else lengths.astype(np.int64)
+    targets = np.maximum(1, lens // _BUCKET_POINTS)
+    _numba.run_parallel(_numba.knn_batch, arr, lens, ctr, k, idx, nbh, method, targets)
     return idx, nbh
 
 
