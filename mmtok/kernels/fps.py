@@ -340,7 +340,7 @@ def farthest_point_sample(
     lens_dev = None if lens is None else _lengths_on(lens, tensor.device)
     if check_finite:
         _check_finite_tensor(tensor, "points", lens_dev)
-    out = _fps_triton(tensor.reshape(nb, n, 3), m, s, lens_dev, None if lens is None else int(lens.max()))
+    out = _fps_triton(tensor.reshape(nb, n, 3), m, s, lens_dev, _longest(lens))
     out = out if batched else out[0]
     return out if is_tensor else out.cpu().numpy()
 
@@ -369,6 +369,11 @@ def farthest_point_sample_reference(points, num_samples: int, *, start: int = 0,
             np.minimum(min_dist, d, out=min_dist)
             cur = int(np.argmax(min_dist))  # first occurrence: lowest index on ties
     return out if batched else out[0]
+
+
+def _longest(lengths: np.ndarray | None) -> int | None:
+    """The longest cloud of a padded batch (None without lengths or for B = 0)."""
+    return int(lengths.max()) if lengths is not None and lengths.size else None
 
 
 def _lengths_on(lengths: np.ndarray, device: Any):

@@ -51,13 +51,13 @@ from ._tensors import is_torch
 from ._triton import next_power_of_2, triton_available
 from .fps import (
     _as_numpy_f32,
-    _check_finite_array,
     _check_finite_tensor,
     _check_impl,
     _check_lengths,
     _check_lengths_cover,
     _float_dtype_ok,
     _lengths_on,
+    _longest,
     _points_shape,
     _triton_input,
 )
@@ -235,7 +235,7 @@ def knn_group(points, centers, k: int, *, lengths=None, impl: str = "auto", chec
         ctr = c.to(torch.float32).reshape(nb, g, 3)
         if check_finite:
             _check_finite_tensor(ctr, "centers")
-    idx, nbh = _knn_triton(tensor, ctr.contiguous(), k, lens_dev, None if lens is None else int(lens.max()))
+    idx, nbh = _knn_triton(tensor, ctr.contiguous(), k, lens_dev, _longest(lens))
     if not batched:
         idx, nbh = idx[0], nbh[0]
     if is_tensor:

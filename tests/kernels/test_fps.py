@@ -288,7 +288,8 @@ def test_lengths_errors(fn):
         fn(batch, 2, lengths=lengths[:2])
     with pytest.raises(ValueError, match=r"lengths must have shape \(B,\) = \(3,\).*got shape \(3, 1\)"):
         fn(batch, 2, lengths=lengths[:, None])
-    with pytest.raises(ValueError, match=r"lengths\[1\]=0 is out of range: every cloud needs 1 <= lengths\[b\] <= N=10"):
+    needs = r"lengths\[1\]=0 is out of range: every cloud needs 1 <= lengths\[b\] <= N=10"
+    with pytest.raises(ValueError, match=needs):
         fn(batch, 2, lengths=[5, 0, 8])
     with pytest.raises(ValueError, match=r"lengths\[2\]=11 is out of range"):
         fn(batch, 2, lengths=np.array([5, 10, 11]))
@@ -518,7 +519,8 @@ def test_triton_cuda_lengths_match_each_cloud_alone():
     out = farthest_point_sample(x, 512, lengths=torch.from_numpy(lengths).cuda())
     assert out.is_cuda and out.dtype == torch.int64
     for b, cloud in enumerate(clouds):
-        np.testing.assert_array_equal(out[b].cpu().numpy(), farthest_point_sample_reference(cloud, 512), err_msg=f"cloud {b}")
+        ref = farthest_point_sample_reference(cloud, 512)
+        np.testing.assert_array_equal(out[b].cpu().numpy(), ref, err_msg=f"cloud {b}")
     # the chunked kernel (longest cloud above the register block), padding never read
     big = uneven_clouds([5000, 9000, 20000], seed=5)
     batch, lengths = pad_clouds(big, 20000)

@@ -191,7 +191,8 @@ def test_lengths_errors(fn):
         fn(batch, centres, 2, lengths=[5, 12, 8])
     with pytest.raises(ValueError, match=r"k=6 is larger than cloud 0's length lengths\[0\]=5"):
         fn(batch, centres, 6, lengths=lengths)
-    with pytest.raises(ValueError, match=r"center indices of cloud 2 must be in \[0, lengths\[2\]=8\), got values in \[1, 8\]"):
+    beyond = r"center indices of cloud 2 must be in \[0, lengths\[2\]=8\), got values in \[1, 8\]"
+    with pytest.raises(ValueError, match=beyond):
         fn(batch, np.array([[0, 4], [0, 9], [1, 8]]), 2, lengths=lengths)
     with pytest.raises(ValueError, match=r"only for batched"):
         fn(batch[0], centres[0], 2, lengths=[5])
