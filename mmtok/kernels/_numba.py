@@ -351,12 +351,13 @@ def _fps_one(xyz, m, start, out, method, target):
 
 
 @nb.njit(parallel=True, nogil=True, cache=True, fastmath=False, boundscheck=False)
-def fps_batch(xyz, m, start, out, method, target):
-    """FPS of every cloud of a (B, N, 3) float32 batch into out (B, m), clouds in parallel
-    (numba ``prange`` over B, one thread per cloud). method 0 = vanilla, 1 = grid buckets
-    (``target`` non-empty buckets)."""
+def fps_batch(xyz, lengths, m, start, out, methods, targets):
+    """FPS of every cloud of a padded (B, N, 3) float32 batch into out (B, m), clouds in
+    parallel (numba ``prange`` over B, one thread per cloud). Cloud b is
+    ``xyz[b, :lengths[b]]`` (the padding rows are never read); per cloud, methods[b] 0 =
+    vanilla, 1 = grid buckets (``targets[b]`` non-empty buckets)."""
     for b in nb.prange(xyz.shape[0]):
-        _fps_one(xyz[b], m, start, out[b], method, target)
+        _fps_one(xyz[b, : lengths[b]], m, start, out[b], methods[b], targets[b])
 
 
 # --------------------------------------------------------------------------------------
@@ -543,11 +544,12 @@ def _knn_one(xyz, centres, k, out_idx, out_nb, method, target):
 
 
 @nb.njit(parallel=True, nogil=True, cache=True, fastmath=False, boundscheck=False)
-def knn_batch(xyz, centres, k, out_idx, out_nb, method, target):
-    """k-NN of every cloud of a batch, clouds in parallel (numba ``prange`` over B).
-    method 0 = brute force, 1 = grid buckets (``target`` non-empty buckets)."""
+def knn_batch(xyz, lengths, centres, k, out_idx, out_nb, method, targets):
+    """k-NN of every cloud of a padded batch, clouds in parallel (numba ``prange`` over
+    B). Cloud b is ``xyz[b, :lengths[b]]`` (the padding rows are never read). method 0 =
+    brute force, 1 = grid buckets (``targets[b]`` non-empty buckets for cloud b)."""
     for b in nb.prange(xyz.shape[0]):
-        _knn_one(xyz[b], centres[b], k, out_idx[b], out_nb[b], method, target)
+        _knn_one(xyz[b, : lengths[b]], centres[b], k, out_idx[b], out_nb[b], method, targets[b])
 
 
 def run_parallel(kernel, *args):

@@ -18,6 +18,16 @@ Semantics (every implementation, bit for bit):
 * Input (N, 3) or batched (B, N, 3), numpy array or torch tensor, converted to float32;
   output int64 indices (M,) or (B, M) in the same container (and device). Non-finite
   coordinates, ``num_samples > N`` and a bad ``start`` raise ValueError.
+* Padded batches of uneven clouds (as pytorch3d's ``sample_farthest_points(points,
+  lengths=...)``): ``lengths`` is an optional (B,) integer numpy array, torch tensor or
+  sequence of ints for batched (B, N, 3) input. Cloud b is ``points[b, :lengths[b]]``; the
+  rows beyond are padding and are never read (they may hold anything, even NaN: the finite
+  check looks at the valid rows only). Each cloud's picks are index-identical to sampling
+  ``points[b, :lengths[b]]`` on its own. Every cloud must satisfy
+  ``1 <= lengths[b] <= N``, ``num_samples <= lengths[b]`` and ``start < lengths[b]``, else
+  ValueError naming the cloud (unlike pytorch3d, which pads short clouds' output with -1,
+  every row of the output is a full set of M real picks). ``lengths`` with unbatched
+  (N, 3) input is a ValueError. ``lengths=None``: every cloud has all N points.
 
 Implementations:
 
@@ -27,11 +37,14 @@ Implementations:
   a new centre only touches buckets whose box can be closer than that max (a float32
   lower bound that provably never exceeds a point's float32 distance), and the argmax over
   buckets keeps the global lowest-index tie rule. Index-identical to the vanilla loop on
-  every input. Batches run cloud by cloud in parallel threads (numba ``prange``).
+  every input. Batches run cloud by cloud in parallel threads (numba ``prange``); with
+  ``lengths`` the vanilla/buckets choice is made per cloud from its own length.
 * ``triton`` (CUDA tensors): ``_fps_kernel``, one program per cloud running the whole
   M-step loop in one launch; the cloud lives in registers for N <= 8192, above that it is
   walked in chunks with ``min_dist`` in a global scratch buffer. Compiled with
-  ``enable_fp_fusion=False`` so that distances round exactly like the CPU paths.
+  ``enable_fp_fusion=False`` so that distances round exactly like the CPU paths. With
+  ``lengths`` each program reads its own cloud's length from a device tensor; the register
+  block / chunk choice follows the longest cloud.
 * :func:`farthest_point_sample_reference`: the plain numpy vanilla loop that defines the
   result (O(N*M), slow).
 
@@ -93,21 +106,101 @@ def _float_dtype_ok(points: Any, name: str) -> None:
         raise TypeError(f"{name} must hold real numbers, got dtype {points.dtype}")
 
 
-def _as_numpy_f32(points: Any, name: str = "points") -> np.ndarray:
+def _as_numpy_f32(points: Any, name: str = "points", lengths: np.ndarray | None = None) -> np.ndarray:
     """C-contiguous float32 numpy copy/view of a numpy array or CPU/GPU tensor; checks
-    that every coordinate is finite."""
+    that every coordinate is finite (only the valid rows of a padded batch with
+    ``lengths``)."""
     _float_dtype_ok(points, name)
     if is_torch(points):
         points = points.detach().to("cpu").numpy()
     arr = np.ascontiguousarray(points, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinite coordinates")
+    _check_finite_array(arr, name, lengths)
     return arr
 
 
-def _check_finite_tensor(t: Any, name: str) -> None:
-    if not bool(t.isfinite().all()):
-        raise ValueError(f"{name} contains NaN or infinite coordinates")
+def _first_bad_cloud_message(name: str, cloud: int, length: int) -> str:
+    return (
+        f"{name} contains NaN or infinite coordinates in cloud {cloud} "
+        f"(among its valid rows {name}[{cloud}, :{length}])"
+    )
+
+
+def _check_finite_array(arr: np.ndarray, name: str, lengths: np.ndarray | None = None) -> None:
+    """ValueError on NaN/inf; with ``lengths`` ((B,) for a (B, N, 3) array) the padding
+    rows ``arr[b, lengths[b]:]`` are not looked at."""
+    if lengths is None:
+        if not np.isfinite(arr).all():
+            raise ValueError(f"{name} contains NaN or infinite coordinates")
+        return
+    bad_rows = ~np.isfinite(arr).all(axis=-1) & _valid_rows(lengths, arr.shape[1])
+    bad_clouds = np.flatnonzero(bad_rows.any(axis=1))
+    if bad_clouds.size:
+        b = int(bad_clouds[0])
+        raise ValueError(_first_bad_cloud_message(name, b, int(lengths[b])))
+
+
+def _check_finite_tensor(t: Any, name: str, lengths: Any = None) -> None:
+    """Like :func:`_check_finite_array` for a tensor, on its device; ``lengths`` is a numpy
+    array or a tensor (moved to the tensor's device)."""
+    if lengths is None:
+        if not bool(t.isfinite().all()):
+            raise ValueError(f"{name} contains NaN or infinite coordinates")
+        return
+    torch = torch_module()
+    lens = torch.as_tensor(lengths, device=t.device)
+    valid = torch.arange(t.shape[1], device=t.device)[None, :] < lens[:, None]
+    bad_clouds = (~t.isfinite().all(dim=-1) & valid).any(dim=1)
+    if bool(bad_clouds.any()):
+        b = int(bad_clouds.to(torch.int8).argmax())
+        raise ValueError(_first_bad_cloud_message(name, b, int(lens[b])))
+
+
+def _valid_rows(lengths: np.ndarray, n: int) -> np.ndarray:
+    """(B, N) bool: True for the rows of a padded batch that belong to their cloud."""
+    return np.arange(n)[None, :] < lengths[:, None]
+
+
+def _check_lengths(lengths: Any, batched: bool, nb: int, n: int) -> np.ndarray | None:
+    """Validates ``lengths`` for (B, N, 3) points; returns it as a (B,) int64 numpy array
+    (None stays None)."""
+    if lengths is None:
+        return None
+    if not batched:
+        raise ValueError(
+            "lengths is only for batched (B, N, 3) points; for a single (N, 3) cloud pass "
+            "points[:length] instead"
+        )
+    if is_torch(lengths):
+        torch = torch_module()
+        if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
+            raise TypeError(f"lengths must hold integers (one point count per cloud), got dtype {lengths.dtype}")
+        arr = lengths.detach().to("cpu").numpy()
+    else:
+        arr = np.asarray(lengths)
+        if arr.dtype.kind not in "iu":
+            raise TypeError(f"lengths must hold integers (one point count per cloud), got dtype {arr.dtype}")
+    if arr.shape != (nb,):
+        raise ValueError(f"lengths must have shape (B,) = ({nb},), one point count per cloud; got shape {arr.shape}")
+    arr = arr.astype(np.int64)
+    out_of_range = np.flatnonzero((arr < 1) | (arr > n))
+    if out_of_range.size:
+        b = int(out_of_range[0])
+        raise ValueError(
+            f"lengths[{b}]={int(arr[b])} is out of range: every cloud needs 1 <= lengths[b] <= N={n} "
+            "(N, the padded size, is points.shape[1])"
+        )
+    return arr
+
+
+def _check_lengths_cover(lengths: np.ndarray, need: int, what: str, op: str) -> None:
+    """ValueError naming the first cloud shorter than ``need`` points."""
+    short = np.flatnonzero(lengths < need)
+    if short.size:
+        b = int(short[0])
+        raise ValueError(
+            f"{what} is larger than cloud {b}'s length lengths[{b}]={int(lengths[b])}; "
+            f"{op} needs it <= lengths[b] for every cloud"
+        )
 
 
 def _triton_input(points: Any, is_tensor: bool):
@@ -145,6 +238,15 @@ def _check_counts(num_samples: Any, n: int, start: Any) -> tuple[int, int]:
     return m, s
 
 
+def _check_counts_lengths(m: int, start: int, lengths: np.ndarray) -> None:
+    """Per-cloud checks of a padded batch: M picks and the start index in every cloud."""
+    _check_lengths_cover(lengths, m, f"num_samples={m}", "farthest_point_sample")
+    short = np.flatnonzero(lengths <= start)
+    if short.size:
+        b = int(short[0])
+        raise ValueError(f"start={start} is out of range for cloud {b} of lengths[{b}]={int(lengths[b])} points")
+
+
 def _pick_method(n: int, m: int) -> tuple[int, int]:
     """(method, target buckets) for the numba kernels: 0 = vanilla, 1 = grid buckets."""
     if n * m <= _VANILLA_MAX_WORK:
@@ -153,6 +255,13 @@ def _pick_method(n: int, m: int) -> tuple[int, int]:
     if n >= 8192:
         leaf = max(leaf, 32)
     return 1, max(1, n // leaf)
+
+
+def _pick_methods(lengths: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_pick_method` per cloud, as (B,) int64 arrays (methods, targets)."""
+    distinct, which = np.unique(lengths, return_inverse=True)
+    plans = np.array([_pick_method(int(n), m) for n in distinct], dtype=np.int64).reshape(-1, 2)
+    return np.ascontiguousarray(plans[which, 0]), np.ascontiguousarray(plans[which, 1])
 
 
 # --------------------------------------------------------------------------------------
@@ -165,6 +274,7 @@ def farthest_point_sample(
     num_samples: int,
     *,
     start: int = 0,
+    lengths=None,
     impl: str = "auto",
     check_finite: bool = True,
 ):
@@ -173,24 +283,33 @@ def farthest_point_sample(
     Args:
         points: (N, 3) or batched (B, N, 3) numpy array or torch tensor (converted to
             float32; any real dtype is accepted).
-        num_samples: M, how many points to pick (0 <= M <= N).
+        num_samples: M, how many points to pick (0 <= M <= N, and M <= lengths[b]).
         start: index of the first pick (default 0, as the pointnet2 CUDA kernel), the same
             for every cloud of a batch.
+        lengths: optional (B,) integers (numpy array, torch tensor on any device, or a
+            sequence of ints) for a padded batch of uneven clouds: cloud b is
+            ``points[b, :lengths[b]]`` and its padding rows are never read. Needs batched
+            input and ``1 <= lengths[b] <= N``; M and ``start`` must fit every cloud
+            (ValueError naming the first cloud that is too short). None: all N points.
         impl: "auto" (Triton for CUDA tensors when triton imports, numba otherwise),
             "numba" or "triton".
-        check_finite: raise ValueError on NaN/inf coordinates (default). On CUDA the check
-            costs one reduction and a host sync; turn it off for pre-validated batches
-            (the result on non-finite input is then unspecified).
+        check_finite: raise ValueError on NaN/inf coordinates of the valid rows (default).
+            On CUDA the check costs one reduction and a host sync; turn it off for
+            pre-validated batches (the result on non-finite input is then unspecified).
 
     Returns:
         int64 indices, (M,) or (B, M), numpy array for numpy input, else a tensor on the
         input's device. Picks follow the module docstring: largest min-distance to the
         picked set, ties towards the lowest index; index-identical to
-        :func:`farthest_point_sample_reference`.
+        :func:`farthest_point_sample_reference` (per cloud, to the reference on
+        ``points[b, :lengths[b]]``).
     """
     _check_impl(impl)
     batched, nb, n = _points_shape(points)
     m, s = _check_counts(num_samples, n, start)
+    lens = _check_lengths(lengths, batched, nb, n)
+    if lens is not None:
+        _check_counts_lengths(m, s, lens)
     is_tensor = is_torch(points)
     if impl == "auto":
         on_cuda = is_tensor and points.device.type == "cuda"
@@ -201,14 +320,14 @@ def farthest_point_sample(
             _float_dtype_ok(points, "points")
             host = points.detach().to("cpu")
             if check_finite:
-                _check_finite_tensor(host, "points")
+                _check_finite_tensor(host, "points", lens)
             arr = np.ascontiguousarray(host.numpy(), dtype=np.float32)
         else:
             _float_dtype_ok(points, "points")
             arr = np.ascontiguousarray(points, dtype=np.float32)
-            if check_finite and not np.isfinite(arr).all():
-                raise ValueError("points contains NaN or infinite coordinates")
-        out = _fps_numba(arr.reshape(nb, n, 3), m, s)
+            if check_finite:
+                _check_finite_array(arr, "points", lens)
+        out = _fps_numba(arr.reshape(nb, n, 3), m, s, lengths=lens)
         out = out if batched else out[0]
         if is_tensor:
             import torch
@@ -218,25 +337,30 @@ def farthest_point_sample(
 
     # impl == "triton"
     tensor = _triton_input(points, is_tensor)
+    lens_dev = None if lens is None else _lengths_on(lens, tensor.device)
     if check_finite:
-        _check_finite_tensor(tensor, "points")
-    out = _fps_triton(tensor.reshape(nb, n, 3), m, s)
+        _check_finite_tensor(tensor, "points", lens_dev)
+    out = _fps_triton(tensor.reshape(nb, n, 3), m, s, lens_dev, _longest(lens))
     out = out if batched else out[0]
     return out if is_tensor else out.cpu().numpy()
 
 
-def farthest_point_sample_reference(points, num_samples: int, *, start: int = 0) -> np.ndarray:
+def farthest_point_sample_reference(points, num_samples: int, *, start: int = 0, lengths=None) -> np.ndarray:
     """The vanilla FPS loop in plain numpy, O(N*M): the definition the fast paths match.
 
     Same arguments and validation as :func:`farthest_point_sample`; always returns numpy.
+    With ``lengths``, cloud b is sampled from ``points[b, :lengths[b]]`` alone.
     """
     batched, nb, n = _points_shape(points)
     m, s = _check_counts(num_samples, n, start)
-    arr = _as_numpy_f32(points).reshape(nb, n, 3)
+    lens = _check_lengths(lengths, batched, nb, n)
+    if lens is not None:
+        _check_counts_lengths(m, s, lens)
+    arr = _as_numpy_f32(points, lengths=lens).reshape(nb, n, 3)
     out = np.empty((nb, m), dtype=np.int64)
     for b in range(nb):
-        pts = arr[b]
-        min_dist = np.full(n, np.inf, dtype=np.float32)
+        pts = arr[b] if lens is None else arr[b, : lens[b]]
+        min_dist = np.full(len(pts), np.inf, dtype=np.float32)
         cur = s
         for j in range(m):
             out[b, j] = cur
@@ -247,30 +371,54 @@ def farthest_point_sample_reference(points, num_samples: int, *, start: int = 0)
     return out if batched else out[0]
 
 
+def _longest(lengths: np.ndarray | None) -> int | None:
+    """The longest cloud of a padded batch (None without lengths or for B = 0)."""
+    return int(lengths.max()) if lengths is not None and lengths.size else None
+
+
+def _lengths_on(lengths: np.ndarray, device: Any):
+    """The validated (B,) lengths as an int32 tensor on ``device`` (for the Triton kernels)."""
+    import torch
+
+    return torch.from_numpy(lengths.astype(np.int32)).to(device)
+
+
 # --------------------------------------------------------------------------------------
 # numba path
 # --------------------------------------------------------------------------------------
 
 
-def _fps_numba(arr: np.ndarray, m: int, start: int, method: int | None = None) -> np.ndarray:
+def _fps_numba(
+    arr: np.ndarray, m: int, start: int, method: int | None = None, lengths: np.ndarray | None = None
+) -> np.ndarray:
     """(B, N, 3) float32 C-contiguous -> (B, M) int64. ``method`` forces 0 (vanilla) or
-    1 (grid buckets) for the tests; by default it is chosen from N and M."""
+    1 (grid buckets) for the tests; by default it is chosen per cloud from its length and
+    M. ``lengths``: (B,) int64 valid points per cloud (None: all N)."""
     from . import _numba
 
     nb, n, _ = arr.shape
     out = np.empty((nb, m), dtype=np.int64)
     if m == 0:
         return out
-    auto_method, target = _pick_method(n, m)
-    if method is None:
-        method = auto_method
     if nb == 1:
-        if method == 0:
-            _numba.fps_vanilla(arr[0], m, start, out[0])
+        cloud = arr[0] if lengths is None else arr[0, : lengths[0]]
+        auto_method, target = _pick_method(len(cloud), m)
+        if (auto_method if method is None else method) == 0:
+            _numba.fps_vanilla(cloud, m, start, out[0])
         else:
-            _numba.fps_grid(arr[0], m, start, out[0], target)
+            _numba.fps_grid(cloud, m, start, out[0], target)
+        return out
+    if lengths is None:  # one plan for every cloud
+        auto_method, target = _pick_method(n, m)
+        lens = np.full(nb, n, dtype=np.int64)
+        methods = np.full(nb, auto_method, dtype=np.int64)
+        targets = np.full(nb, target, dtype=np.int64)
     else:
-        _numba.run_parallel(_numba.fps_batch, arr, m, start, out, method, target)
+        lens = lengths.astype(np.int64)
+        methods, targets = _pick_methods(lens, m)
+    if method is not None:
+        methods[:] = method
+    _numba.run_parallel(_numba.fps_batch, arr, lens, m, start, out, methods, targets)
     return out
 
 
@@ -296,6 +444,7 @@ def _build_kernel():
         pts_ptr,  # (B, N, 3) float32, element strides below
         out_ptr,  # (B, M) int64, contiguous
         dist_ptr,  # (B, N) float32 scratch, used only when not SINGLE
+        len_ptr,  # (B,) int32 points per cloud, read only when HAS_LENGTHS
         N,
         M,
         start,
@@ -303,16 +452,21 @@ def _build_kernel():
         stride_n,
         stride_c,
         BLOCK: tl.constexpr,
-        SINGLE: tl.constexpr,  # the whole cloud in one block (BLOCK >= N)
+        SINGLE: tl.constexpr,  # the whole cloud in one block (BLOCK >= every length)
+        HAS_LENGTHS: tl.constexpr,  # a padded batch: cloud b is its first len_ptr[b] rows
     ):
         b = tl.program_id(0)
+        if HAS_LENGTHS:
+            n_b = tl.load(len_ptr + b)
+        else:
+            n_b = N
         base = pts_ptr + b.to(tl.int64) * stride_b
         out_base = out_ptr + b.to(tl.int64) * M
         offs = tl.arange(0, BLOCK)
         cur = start
         tl.store(out_base, cur.to(tl.int64))
         if SINGLE:
-            mask = offs < N
+            mask = offs < n_b
             x = tl.load(base + offs * stride_n, mask=mask, other=0.0)
             y = tl.load(base + offs * stride_n + stride_c, mask=mask, other=0.0)
             z = tl.load(base + offs * stride_n + 2 * stride_c, mask=mask, other=0.0)
@@ -334,9 +488,9 @@ def _build_kernel():
                 tl.store(out_base + j, cur.to(tl.int64))
         else:
             dist_base = dist_ptr + b.to(tl.int64) * N
-            for c0 in range(0, N, BLOCK):
+            for c0 in range(0, n_b, BLOCK):
                 o = c0 + offs
-                tl.store(dist_base + o, tl.full((BLOCK,), float("inf"), tl.float32), mask=o < N)
+                tl.store(dist_base + o, tl.full((BLOCK,), float("inf"), tl.float32), mask=o < n_b)
             for j in range(1, M):
                 cptr = base + cur.to(tl.int64) * stride_n
                 cx = tl.load(cptr)
@@ -344,9 +498,9 @@ def _build_kernel():
                 cz = tl.load(cptr + 2 * stride_c)
                 best = -1.0
                 besti = cur
-                for c0 in range(0, N, BLOCK):
+                for c0 in range(0, n_b, BLOCK):
                     o = c0 + offs
-                    mask = o < N
+                    mask = o < n_b
                     x = tl.load(base + o * stride_n, mask=mask, other=0.0)
                     y = tl.load(base + o * stride_n + stride_c, mask=mask, other=0.0)
                     z = tl.load(base + o * stride_n + 2 * stride_c, mask=mask, other=0.0)
@@ -358,7 +512,7 @@ def _build_kernel():
                     dist = tl.where(mask, tl.minimum(old, d), -1.0)
                     tl.store(dist_base + o, dist, mask=mask)
                     cmax = tl.max(dist, axis=0)
-                    carg = tl.min(tl.where(dist == cmax, o, N), axis=0)
+                    carg = tl.min(tl.where(dist == cmax, o, n_b), axis=0)
                     # chunks come in index order: a later chunk wins only if strictly larger
                     take = cmax > best
                     best = tl.where(take, cmax, best)
@@ -369,8 +523,10 @@ def _build_kernel():
     return _fps_kernel
 
 
-def _fps_triton(x, m: int, start: int):
-    """(B, N, 3) float32 tensor (CUDA, or CPU under the interpreter) -> (B, M) int64."""
+def _fps_triton(x, m: int, start: int, lengths=None, max_length: int | None = None):
+    """(B, N, 3) float32 tensor (CUDA, or CPU under the interpreter) -> (B, M) int64.
+    ``lengths``: optional (B,) int32 tensor on x's device, ``max_length`` its maximum (the
+    register block is sized for the longest cloud, not the padded N)."""
     import torch
 
     kernel = _build_kernel()
@@ -378,8 +534,9 @@ def _fps_triton(x, m: int, start: int):
     out = torch.empty((nb, m), dtype=torch.int64, device=x.device)
     if nb == 0 or m == 0:
         return out
-    single = n <= _TRITON_MAX_BLOCK
-    block = next_power_of_2(n) if single else _TRITON_CHUNK
+    longest = n if lengths is None else int(max_length)
+    single = longest <= _TRITON_MAX_BLOCK
+    block = next_power_of_2(longest) if single else _TRITON_CHUNK
     dist = out if single else torch.empty((nb, n), dtype=torch.float32, device=x.device)
     num_warps = 16 if block >= 4096 else 8 if block >= 1024 else 4
     sB, sN, sC = x.stride()
@@ -389,6 +546,7 @@ def _fps_triton(x, m: int, start: int):
             x,
             out,
             dist,
+            out if lengths is None else lengths,  # any pointer when unused
             n,
             m,
             start,
@@ -397,6 +555,7 @@ def _fps_triton(x, m: int, start: int):
             sC,
             BLOCK=block,
             SINGLE=single,
+            HAS_LENGTHS=lengths is not None,
             num_warps=num_warps,
             enable_fp_fusion=False,  # a*b + c must round twice, like numpy
         )

@@ -13,6 +13,16 @@ argsort of the distances -- and their neighbourhoods ``points[idx] - centre``.
   neighbourhood row is (0, 0, 0)).
 * Returns ``(indices, neighborhoods)``: int64 (G, k) / (B, G, k) and float32
   (G, k, 3) / (B, G, k, 3), numpy for numpy input, else tensors on the input's device.
+* Padded batches of uneven clouds: ``lengths`` is an optional (B,) integer numpy array,
+  torch tensor or sequence of ints for batched (B, N, 3) points. Cloud b is
+  ``points[b, :lengths[b]]``; the rows beyond are padding, never read and never returned
+  as neighbours (they may hold anything, even NaN: the finite check looks at the valid
+  rows only). ``lengths`` refers to the points only: every cloud still has G centres,
+  (B, G) indices or (B, G, 3) coordinates. Each cloud's result is identical to calling
+  the function on ``points[b, :lengths[b]]`` and ``centers[b]`` alone. Every cloud needs
+  ``1 <= lengths[b] <= N`` and ``k <= lengths[b]``, and centre indices of cloud b must be
+  ``< lengths[b]`` (ValueError naming the cloud otherwise); centre coordinates may lie
+  anywhere. ``lengths`` with unbatched (N, 3) points is a ValueError.
 
 Implementations:
 
@@ -24,7 +34,8 @@ Implementations:
 * ``triton`` (CUDA tensors): ``_knn_kernel``, one program per (cloud, block of centres),
   walking the cloud in chunks and keeping a (BLOCK_G, k) top-k in registers; writes the
   indices and the centred neighbourhoods directly. Compiled with
-  ``enable_fp_fusion=False``.
+  ``enable_fp_fusion=False``. With ``lengths`` each program reads its cloud's length from
+  a device tensor and walks only that many points.
 * :func:`knn_group_reference`: brute force numpy with ``np.argsort(kind="stable")``.
 """
 
@@ -42,7 +53,11 @@ from .fps import (
     _as_numpy_f32,
     _check_finite_tensor,
     _check_impl,
+    _check_lengths,
+    _check_lengths_cover,
     _float_dtype_ok,
+    _lengths_on,
+    _longest,
     _points_shape,
     _triton_input,
 )
@@ -104,16 +119,45 @@ def _centres_kind(centers: Any, batched: int, nb: int) -> tuple[bool, int]:
     return False, shape[-2]
 
 
-def _centre_coords_numpy(arr: np.ndarray, centers: Any, as_idx: bool, nb: int, g: int) -> np.ndarray:
+def _check_centre_indices(idx: np.ndarray, n: int, lengths: np.ndarray | None) -> None:
+    """ValueError unless every centre index of cloud b is in [0, lengths[b]) ([0, N))."""
+    if not idx.size:
+        return
+    if lengths is None:
+        if idx.min() < 0 or idx.max() >= n:
+            raise ValueError(f"center indices must be in [0, {n}), got values in [{idx.min()}, {idx.max()}]")
+        return
+    bad = np.flatnonzero(((idx < 0) | (idx >= lengths[:, None])).any(axis=1))
+    if bad.size:
+        b = int(bad[0])
+        raise ValueError(
+            f"center indices of cloud {b} must be in [0, lengths[{b}]={int(lengths[b])}), "
+            f"got values in [{idx[b].min()}, {idx[b].max()}]"
+        )
+
+
+def _centre_coords_numpy(
+    arr: np.ndarray, centers: Any, as_idx: bool, nb: int, g: int, lengths: np.ndarray | None = None
+) -> np.ndarray:
     """(B, G, 3) float32 centre coordinates from indices or coordinates."""
     n = arr.shape[1]
     if as_idx:
         idx = centers.detach().to("cpu").numpy() if is_torch(centers) else np.asarray(centers)
         idx = idx.astype(np.int64, copy=False).reshape(nb, g)
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            raise ValueError(f"center indices must be in [0, {n}), got values in [{idx.min()}, {idx.max()}]")
+        _check_centre_indices(idx, n, lengths)
         return np.ascontiguousarray(np.take_along_axis(arr, idx[:, :, None], axis=1))
     return _as_numpy_f32(centers, "centers").reshape(nb, g, 3)
+
+
+def _check_arguments(points: Any, centers: Any, k: Any, lengths: Any):
+    """Shared validation of the public functions: (batched, B, N, k, lengths, as_idx, G)."""
+    batched, nb, n = _points_shape(points)
+    k = _check_k(k, n)
+    lens = _check_lengths(lengths, batched, nb, n)
+    if lens is not None:
+        _check_lengths_cover(lens, k, f"k={k}", "knn_group")
+    as_idx, g = _centres_kind(centers, batched, nb)
+    return batched, nb, n, k, lens, as_idx, g
 
 
 # --------------------------------------------------------------------------------------
@@ -121,7 +165,7 @@ def _centre_coords_numpy(arr: np.ndarray, centers: Any, as_idx: bool, nb: int, g
 # --------------------------------------------------------------------------------------
 
 
-def knn_group(points, centers, k: int, *, impl: str = "auto", check_finite: bool = True):
+def knn_group(points, centers, k: int, *, lengths=None, impl: str = "auto", check_finite: bool = True):
     """k nearest points of each centre and the centred neighbourhoods.
 
     Args:
@@ -129,11 +173,17 @@ def knn_group(points, centers, k: int, *, impl: str = "auto", check_finite: bool
         centers: centre point indices, integer (G,) / (B, G) (e.g. the output of
             :func:`~mmtok.kernels.fps.farthest_point_sample`), or centre coordinates,
             float (G, 3) / (B, G, 3).
-        k: neighbours per centre, 1 <= k <= N.
+        k: neighbours per centre, 1 <= k <= N (and k <= lengths[b]).
+        lengths: optional (B,) integers (numpy array, torch tensor on any device, or a
+            sequence of ints) for a padded batch of uneven clouds: cloud b is
+            ``points[b, :lengths[b]]``, its padding rows are never read nor returned. Needs
+            batched points, ``1 <= lengths[b] <= N``, ``k <= lengths[b]`` and centre
+            indices of cloud b below ``lengths[b]`` (ValueError naming the cloud). Every
+            cloud keeps all G centres. None: all N points.
         impl: "auto" (Triton for CUDA tensors when triton imports, numba otherwise),
             "numba" or "triton".
-        check_finite: raise ValueError on NaN/inf coordinates (default; on CUDA it costs
-            a reduction and a host sync).
+        check_finite: raise ValueError on NaN/inf coordinates of the valid rows and of
+            coordinate centres (default; on CUDA it costs a reduction and a host sync).
 
     Returns:
         ``(indices, neighborhoods)``: int64 (G, k) / (B, G, k), distance ascending and ties
@@ -141,9 +191,7 @@ def knn_group(points, centers, k: int, *, impl: str = "auto", check_finite: bool
         numpy for numpy points, else tensors on the points' device.
     """
     _check_impl(impl)
-    batched, nb, n = _points_shape(points)
-    k = _check_k(k, n)
-    as_idx, g = _centres_kind(centers, batched, nb)
+    batched, nb, n, k, lens, as_idx, g = _check_arguments(points, centers, k, lengths)
     is_tensor = is_torch(points)
     if impl == "auto":
         on_cuda = is_tensor and points.device.type == "cuda"
@@ -152,13 +200,13 @@ def knn_group(points, centers, k: int, *, impl: str = "auto", check_finite: bool
     if impl == "numba":
         _float_dtype_ok(points, "points")
         if check_finite:
-            arr = _as_numpy_f32(points)
+            arr = _as_numpy_f32(points, lengths=lens)
         else:
             host = points.detach().to("cpu").numpy() if is_tensor else points
             arr = np.ascontiguousarray(host, dtype=np.float32)
         arr = arr.reshape(nb, n, 3)
-        ctr = _centre_coords_numpy(arr, centers, as_idx, nb, g)
-        idx, nbh = _knn_numba(arr, ctr, k)
+        ctr = _centre_coords_numpy(arr, centers, as_idx, nb, g, lens)
+        idx, nbh = _knn_numba(arr, ctr, k, lengths=lens)
         if not batched:
             idx, nbh = idx[0], nbh[0]
         if is_tensor:
@@ -172,20 +220,22 @@ def knn_group(points, centers, k: int, *, impl: str = "auto", check_finite: bool
     import torch
 
     tensor = _triton_input(points, is_tensor).reshape(nb, n, 3)
+    lens_dev = None if lens is None else _lengths_on(lens, tensor.device)
     if check_finite:
-        _check_finite_tensor(tensor, "points")
+        _check_finite_tensor(tensor, "points", lens_dev)
     c = centers if is_torch(centers) else torch.from_numpy(np.ascontiguousarray(centers))
     c = c.to(tensor.device)
     if as_idx:
         c = c.to(torch.int64).reshape(nb, g)
-        if c.numel() and bool((c.min() < 0) | (c.max() >= n)):
-            raise ValueError(f"center indices must be in [0, {n})")
+        limit = n if lens_dev is None else lens_dev[:, None]
+        if c.numel() and bool(((c < 0) | (c >= limit)).any()):
+            _check_centre_indices(c.cpu().numpy(), n, lens)  # raises, naming the range
         ctr = torch.gather(tensor, 1, c[:, :, None].expand(nb, g, 3))
     else:
         ctr = c.to(torch.float32).reshape(nb, g, 3)
         if check_finite:
             _check_finite_tensor(ctr, "centers")
-    idx, nbh = _knn_triton(tensor, ctr.contiguous(), k)
+    idx, nbh = _knn_triton(tensor, ctr.contiguous(), k, lens_dev, _longest(lens))
     if not batched:
         idx, nbh = idx[0], nbh[0]
     if is_tensor:
@@ -193,20 +243,19 @@ def knn_group(points, centers, k: int, *, impl: str = "auto", check_finite: bool
     return idx.cpu().numpy(), nbh.cpu().numpy()
 
 
-def knn_group_reference(points, centers, k: int) -> tuple[np.ndarray, np.ndarray]:
+def knn_group_reference(points, centers, k: int, *, lengths=None) -> tuple[np.ndarray, np.ndarray]:
     """Brute force numpy reference: all distances, ``np.argsort(kind="stable")``, first k.
 
-    Same arguments and validation as :func:`knn_group`; always returns numpy arrays.
+    Same arguments and validation as :func:`knn_group`; always returns numpy arrays. With
+    ``lengths``, cloud b's neighbours come from ``points[b, :lengths[b]]`` alone.
     """
-    batched, nb, n = _points_shape(points)
-    k = _check_k(k, n)
-    as_idx, g = _centres_kind(centers, batched, nb)
-    arr = _as_numpy_f32(points).reshape(nb, n, 3)
-    ctr = _centre_coords_numpy(arr, centers, as_idx, nb, g)
+    batched, nb, n, k, lens, as_idx, g = _check_arguments(points, centers, k, lengths)
+    arr = _as_numpy_f32(points, lengths=lens).reshape(nb, n, 3)
+    ctr = _centre_coords_numpy(arr, centers, as_idx, nb, g, lens)
     idx = np.empty((nb, g, k), dtype=np.int64)
     nbh = np.empty((nb, g, k, 3), dtype=np.float32)
     for b in range(nb):
-        pts = arr[b]
+        pts = arr[b] if lens is None else arr[b, : lens[b]]
         for j in range(g):
             c = ctr[b, j]
             diff = pts - c  # float32
@@ -224,9 +273,11 @@ def knn_group_reference(points, centers, k: int) -> tuple[np.ndarray, np.ndarray
 # --------------------------------------------------------------------------------------
 
 
-def _knn_numba(arr: np.ndarray, ctr: np.ndarray, k: int, method: int = 1):
+def _knn_numba(arr: np.ndarray, ctr: np.ndarray, k: int, method: int = 1, lengths: np.ndarray | None = None):
     """(B, N, 3), (B, G, 3) float32 -> (B, G, k) int64, (B, G, k, 3) float32.
-    ``method`` 1 = grid buckets (default), 0 = brute force (for the tests)."""
+    ``method`` 1 = grid buckets (default), 0 = brute force (for the tests). ``lengths``:
+    (B,) int64 valid points per cloud (None: all N); the bucket count follows each cloud's
+    own length."""
     from . import _numba
 
     nb, n, _ = arr.shape
@@ -235,14 +286,16 @@ def _knn_numba(arr: np.ndarray, ctr: np.ndarray, k: int, method: int = 1):
     nbh = np.empty((nb, g, k, 3), dtype=np.float32)
     if g == 0:
         return idx, nbh
-    target = max(1, n // _BUCKET_POINTS)
     if nb == 1:
+        cloud = arr[0] if lengths is None else arr[0, : lengths[0]]
         if method == 0:
-            _numba.knn_brute(arr[0], ctr[0], k, idx[0], nbh[0])
+            _numba.knn_brute(cloud, ctr[0], k, idx[0], nbh[0])
         else:
-            _numba.knn_grid(arr[0], ctr[0], k, idx[0], nbh[0], target)
-    else:
-        _numba.run_parallel(_numba.knn_batch, arr, ctr, k, idx, nbh, method, target)
+            _numba.knn_grid(cloud, ctr[0], k, idx[0], nbh[0], max(1, len(cloud) // _BUCKET_POINTS))
+        return idx, nbh
+    lens = np.full(nb, n, dtype=np.int64) if lengths is None else lengths.astype(np.int64)
+    targets = np.maximum(1, lens // _BUCKET_POINTS)
+    _numba.run_parallel(_numba.knn_batch, arr, lens, ctr, k, idx, nbh, method, targets)
     return idx, nbh
 
 
@@ -279,6 +332,7 @@ def _build_kernel():
         ctr_ptr,  # (B, G, 3) float32, contiguous
         idx_ptr,  # (B, G, K) int64 out
         nb_ptr,  # (B, G, K, 3) float32 out
+        len_ptr,  # (B,) int32 points per cloud, read only when HAS_LENGTHS
         N,
         G,
         K,
@@ -289,10 +343,15 @@ def _build_kernel():
         BLOCK_G: tl.constexpr,
         BLOCK_N: tl.constexpr,
         BLOCK_K: tl.constexpr,
+        HAS_LENGTHS: tl.constexpr,  # a padded batch: cloud b is its first len_ptr[b] rows
     ):
         pid = tl.program_id(0)
         b = pid // n_gblocks
         gblk = pid % n_gblocks
+        if HAS_LENGTHS:
+            n_b = tl.load(len_ptr + b)
+        else:
+            n_b = N
         base = pts_ptr + b.to(tl.int64) * stride_b
         offs_g = gblk * BLOCK_G + tl.arange(0, BLOCK_G)
         mask_g = offs_g < G
@@ -308,9 +367,9 @@ def _build_kernel():
         topi = tl.where(active[None, :], N + offs_k[None, :], -1) + tl.zeros((BLOCK_G, BLOCK_K), tl.int32)
         wd, wi, wslot = _worst(topd, topi, offs_k)
 
-        for n0 in range(0, N, BLOCK_N):
+        for n0 in range(0, n_b, BLOCK_N):
             offs_n = n0 + tl.arange(0, BLOCK_N)
-            mask_n = offs_n < N
+            mask_n = offs_n < n_b
             px = tl.load(base + offs_n * stride_n, mask=mask_n, other=0.0)
             py = tl.load(base + offs_n * stride_n + stride_c, mask=mask_n, other=0.0)
             pz = tl.load(base + offs_n * stride_n + 2 * stride_c, mask=mask_n, other=0.0)
@@ -359,8 +418,10 @@ def _build_kernel():
     return _knn_kernel
 
 
-def _knn_triton(x, ctr, k: int):
-    """(B, N, 3) float32 points, (B, G, 3) contiguous float32 centres -> indices, neighbourhoods."""
+def _knn_triton(x, ctr, k: int, lengths=None, max_length: int | None = None):
+    """(B, N, 3) float32 points, (B, G, 3) contiguous float32 centres -> indices,
+    neighbourhoods. ``lengths``: optional (B,) int32 tensor on x's device, ``max_length``
+    its maximum (the point chunk is sized for the longest cloud)."""
     import torch
 
     kernel = _build_kernel()
@@ -370,8 +431,9 @@ def _knn_triton(x, ctr, k: int):
     nbh = torch.empty((nb, g, k, 3), dtype=torch.float32, device=x.device)
     if nb == 0 or g == 0:
         return idx, nbh
+    longest = n if lengths is None else int(max_length)
     block_g = min(_TRITON_BLOCK_G, next_power_of_2(g))
-    block_n = min(_TRITON_BLOCK_N, next_power_of_2(n))
+    block_n = min(_TRITON_BLOCK_N, next_power_of_2(longest))
     block_k = next_power_of_2(k)
     n_gblocks = (g + block_g - 1) // block_g
     sB, sN, sC = x.stride()
@@ -382,6 +444,7 @@ def _knn_triton(x, ctr, k: int):
             ctr,
             idx,
             nbh,
+            idx if lengths is None else lengths,  # any pointer when unused
             n,
             g,
             k,
@@ -392,6 +455,7 @@ def _knn_triton(x, ctr, k: int):
             BLOCK_G=block_g,
             BLOCK_N=block_n,
             BLOCK_K=block_k,
+            HAS_LENGTHS=lengths is not None,
             num_warps=4,
             enable_fp_fusion=False,  # a*b + c must round twice, like numpy
         )

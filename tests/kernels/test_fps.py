@@ -9,6 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from paddedclouds import pad_clouds
 from pyrun import ADVERSARIAL_CLOUDS, run_interpreted, subprocess_env
 import torch
 
@@ -218,6 +219,102 @@ def test_torch_cpu_tensor_and_dtypes():
 
 
 # --------------------------------------------------------------------------------------
+# padded batches of uneven clouds (lengths)
+# --------------------------------------------------------------------------------------
+
+
+def uneven_clouds(sizes, seed: int = 21) -> list[np.ndarray]:
+    """Clouds of the given sizes, of different kinds: random, rounded (ties), uniform,
+    few distinct positions (duplicates), cycling."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, n in enumerate(sizes):
+        kind = i % 4
+        if kind == 0:
+            cloud = rng.standard_normal((n, 3))
+        elif kind == 1:
+            cloud = np.round(rng.standard_normal((n, 3)) * 2)
+        elif kind == 2:
+            cloud = rng.random((n, 3))
+        else:
+            cloud = rng.integers(-2, 3, size=(6, 3))[rng.integers(0, 6, n)]
+        out.append(cloud.astype(np.float32))
+    return out
+
+
+@pytest.mark.parametrize("m", [64, 256])  # 64: vanilla for the short clouds, buckets for 3000
+def test_lengths_match_each_cloud_alone(m):
+    clouds = uneven_clouds([700, 1024, 3000])
+    batch, lengths = pad_clouds(clouds, 3000)
+    alone = [farthest_point_sample_reference(c, m) for c in clouds]
+    got = farthest_point_sample(batch, m, lengths=lengths)
+    assert got.shape == (3, m) and got.dtype == np.int64
+    for b, ref in enumerate(alone):
+        np.testing.assert_array_equal(got[b], ref, err_msg=f"cloud {b}")
+        assert got[b].max() < lengths[b]
+    np.testing.assert_array_equal(farthest_point_sample_reference(batch, m, lengths=lengths), np.stack(alone))
+    for method in (0, 1):  # forced vanilla / buckets for every cloud
+        np.testing.assert_array_equal(_fps_numba(batch, m, 0, method=method, lengths=lengths), np.stack(alone))
+    # the padding really is garbage: without lengths the batch is refused
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        farthest_point_sample(batch, m)
+
+
+def test_lengths_containers_start_and_single_cloud():
+    clouds = uneven_clouds([50, 120, 7, 90])
+    batch, lengths = pad_clouds(clouds, 128)
+    ref = np.stack([farthest_point_sample_reference(c, 7, start=3) for c in clouds])
+    for lens in (lengths, lengths.astype(np.int32), lengths.tolist(), torch.from_numpy(lengths),
+                 torch.from_numpy(lengths).to(torch.int32)):
+        np.testing.assert_array_equal(farthest_point_sample(batch, 7, start=3, lengths=lens), ref)
+    out = farthest_point_sample(torch.from_numpy(batch), 7, start=3, lengths=torch.from_numpy(lengths))
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.int64
+    np.testing.assert_array_equal(out.numpy(), ref)
+    # B = 1 takes the single-cloud path; full lengths equal lengths=None
+    one, one_len = pad_clouds(clouds[:1], 128)
+    np.testing.assert_array_equal(farthest_point_sample(one, 7, lengths=one_len)[0],
+                                  farthest_point_sample_reference(clouds[0], 7))
+    full = np.stack([c[:7] for c in clouds])
+    np.testing.assert_array_equal(farthest_point_sample(full, 7, lengths=[7] * 4), farthest_point_sample(full, 7))
+    # M = 0 and check_finite=False still skip the padding
+    assert farthest_point_sample(batch, 0, lengths=lengths).shape == (4, 0)
+    np.testing.assert_array_equal(farthest_point_sample(batch, 7, start=3, lengths=lengths, check_finite=False), ref)
+
+
+@pytest.mark.parametrize("fn", [farthest_point_sample, farthest_point_sample_reference])
+def test_lengths_errors(fn):
+    batch, lengths = pad_clouds(uneven_clouds([5, 10, 8]), 10)
+    with pytest.raises(ValueError, match=r"lengths must have shape \(B,\) = \(3,\).*got shape \(2,\)"):
+        fn(batch, 2, lengths=lengths[:2])
+    with pytest.raises(ValueError, match=r"lengths must have shape \(B,\) = \(3,\).*got shape \(3, 1\)"):
+        fn(batch, 2, lengths=lengths[:, None])
+    needs = r"lengths\[1\]=0 is out of range: every cloud needs 1 <= lengths\[b\] <= N=10"
+    with pytest.raises(ValueError, match=needs):
+        fn(batch, 2, lengths=[5, 0, 8])
+    with pytest.raises(ValueError, match=r"lengths\[2\]=11 is out of range"):
+        fn(batch, 2, lengths=np.array([5, 10, 11]))
+    with pytest.raises(ValueError, match=r"num_samples=6 is larger than cloud 0's length lengths\[0\]=5"):
+        fn(batch, 6, lengths=lengths)
+    with pytest.raises(ValueError, match=r"start=5 is out of range for cloud 0 of lengths\[0\]=5 points"):
+        fn(batch, 2, start=5, lengths=lengths)
+    with pytest.raises(ValueError, match=r"only for batched \(B, N, 3\) points.*points\[:length\]"):
+        fn(batch[1], 2, lengths=[10])
+    with pytest.raises(TypeError, match="lengths must hold integers"):
+        fn(batch, 2, lengths=[5.0, 10.0, 8.0])
+    with pytest.raises(TypeError, match="lengths must hold integers"):
+        fn(batch, 2, lengths=torch.tensor([5.0, 10.0, 8.0]))
+    with pytest.raises(TypeError, match="lengths must hold integers"):
+        fn(batch, 2, lengths=np.array([True, True, True]))
+    bad = batch.copy()
+    bad[2, 7] = np.nan  # a valid row of cloud 2
+    with pytest.raises(ValueError, match=r"NaN or infinite coordinates in cloud 2 .*points\[2, :8\]"):
+        fn(bad, 2, lengths=lengths)
+    if fn is farthest_point_sample:
+        with pytest.raises(ValueError, match=r"NaN or infinite coordinates in cloud 2"):
+            fn(torch.from_numpy(bad), 2, lengths=torch.from_numpy(lengths))
+
+
+# --------------------------------------------------------------------------------------
 # errors
 # --------------------------------------------------------------------------------------
 
@@ -344,6 +441,45 @@ def test_triton_interpreter_fps_chunked():
     )
 
 
+@pytest.mark.interpret
+def test_triton_interpreter_fps_lengths():
+    # Padded batches of uneven clouds (sizes scaled down from 700/1024/3000), the garbage
+    # padding never read: the register path (block sized by the longest cloud: 256 < the
+    # padded 300 in the second batch), then the chunked path.
+    _run_interpreted(
+        """
+        from paddedclouds import pad_clouds
+
+        def check_lengths(sizes, n_pad, m, start=0):
+            for i, (name, pts) in enumerate(clouds(max(sizes))):
+                alone = [pts[b % 2, :n] for b, n in enumerate(sizes)]
+                batch, lengths = pad_clouds(alone, n_pad)
+                lens = torch.from_numpy(lengths) if i % 2 else lengths  # both containers
+                out = farthest_point_sample(torch.from_numpy(batch), m, start=start, lengths=lens, impl="triton")
+                for b, cloud in enumerate(alone):
+                    ref = farthest_point_sample_reference(cloud, m, start=start)
+                    np.testing.assert_array_equal(out[b].numpy(), ref, err_msg=f"{name} cloud {b}")
+
+        check_lengths([70, 128, 300], 300, 24)
+        check_lengths([70, 128, 200], 300, 16, start=69)
+        # numpy in -> numpy out, and NaN in a valid row is still caught
+        batch, lengths = pad_clouds([np.zeros((4, 3), np.float32), np.ones((9, 3), np.float32)], 9)
+        assert isinstance(farthest_point_sample(batch, 3, lengths=lengths, impl="triton"), np.ndarray)
+        batch[1, 3] = np.nan
+        try:
+            farthest_point_sample(batch, 3, lengths=lengths, impl="triton")
+        except ValueError as e:
+            assert "cloud 1" in str(e), e
+        else:
+            raise AssertionError("NaN in a valid row was not reported")
+        F._TRITON_MAX_BLOCK = 32
+        F._TRITON_CHUNK = 32
+        check_lengths([70, 128, 300], 300, 12)
+        check_lengths([33, 31, 100], 128, 9, start=30)
+        """
+    )
+
+
 # --------------------------------------------------------------------------------------
 # Triton on a real GPU
 # --------------------------------------------------------------------------------------
@@ -370,3 +506,23 @@ def test_triton_cuda_matches_reference():
     np.testing.assert_array_equal(
         farthest_point_sample(big.cuda(), 256).cpu().numpy(), farthest_point_sample(big.numpy(), 256)
     )
+
+
+@pytest.mark.gpu
+def test_triton_cuda_lengths_match_each_cloud_alone():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pytest.importorskip("triton")
+    clouds = uneven_clouds([700, 1024, 3000, 2000])
+    batch, lengths = pad_clouds(clouds, 3000)
+    x = torch.from_numpy(batch).cuda()
+    out = farthest_point_sample(x, 512, lengths=torch.from_numpy(lengths).cuda())
+    assert out.is_cuda and out.dtype == torch.int64
+    for b, cloud in enumerate(clouds):
+        ref = farthest_point_sample_reference(cloud, 512)
+        np.testing.assert_array_equal(out[b].cpu().numpy(), ref, err_msg=f"cloud {b}")
+    # the chunked kernel (longest cloud above the register block), padding never read
+    big = uneven_clouds([5000, 9000, 20000], seed=5)
+    batch, lengths = pad_clouds(big, 20000)
+    out = farthest_point_sample(torch.from_numpy(batch).cuda(), 256, lengths=lengths)
+    np.testing.assert_array_equal(out.cpu().numpy(), farthest_point_sample(batch, 256, lengths=lengths))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from paddedclouds import pad_clouds
 from pyrun import ADVERSARIAL_CLOUDS, run_interpreted
 import torch
 from scipy.spatial import cKDTree
@@ -14,7 +15,7 @@ from mmtok.kernels import _numba
 from mmtok.kernels.fps import farthest_point_sample
 from mmtok.kernels.knn import _knn_numba, knn_group, knn_group_reference
 
-from test_fps import CLOUD_IDS, CLOUDS  # tests/kernels is on sys.path (rootdir-less test modules)
+from test_fps import CLOUD_IDS, CLOUDS, uneven_clouds  # tests/kernels is on sys.path (rootdir-less test modules)
 
 
 def _assert_same(got, ref, msg=""):
@@ -129,6 +130,80 @@ def test_torch_cpu_tensors():
     _assert_same(knn_group(cloud.astype(np.float64), centres.astype(np.int32), 8), ref)
 
 
+# --------------------------------------------------------------------------------------
+# padded batches of uneven clouds (lengths)
+# --------------------------------------------------------------------------------------
+
+
+def _each_alone(clouds, centres, k):
+    """Per-cloud reference results stacked: (B, G, k), (B, G, k, 3)."""
+    refs = [knn_group_reference(c, centres[b], k) for b, c in enumerate(clouds)]
+    return np.stack([r[0] for r in refs]), np.stack([r[1] for r in refs])
+
+
+def test_lengths_match_each_cloud_alone():
+    clouds = uneven_clouds([700, 1024, 3000])
+    batch, lengths = pad_clouds(clouds, 3000)
+    centres = farthest_point_sample(batch, 64, lengths=lengths)  # (B, G), each < lengths[b]
+    ref = _each_alone(clouds, centres, 32)
+    got = knn_group(batch, centres, 32, lengths=lengths)
+    _assert_same(got, ref, "indices as centres")
+    assert all(got[0][b].max() < lengths[b] for b in range(3))
+    _assert_same(knn_group_reference(batch, centres, 32, lengths=lengths), ref, "reference")
+    ctr = np.ascontiguousarray(np.take_along_axis(batch, centres[:, :, None], axis=1))
+    _assert_same(_knn_numba(batch, ctr, 32, method=0, lengths=lengths), ref, "brute force")
+    _assert_same(knn_group(batch, ctr, 32, lengths=lengths), ref, "coordinates as centres")
+    # coordinates anywhere (also beyond the short clouds' extent); k = the shortest length
+    rng = np.random.default_rng(3)
+    coords = (rng.standard_normal((3, 10, 3)) * 3).astype(np.float32)
+    _assert_same(knn_group(batch, coords, 700, lengths=lengths), _each_alone(clouds, coords, 700), "k=700")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        knn_group(batch, centres, 32)  # the padding really is garbage
+
+
+def test_lengths_containers_and_single_cloud():
+    clouds = uneven_clouds([50, 120, 9, 90])
+    batch, lengths = pad_clouds(clouds, 128)
+    centres = farthest_point_sample(batch, 9, lengths=lengths)
+    ref = _each_alone(clouds, centres, 9)
+    for lens in (lengths, lengths.astype(np.uint16), lengths.tolist(), torch.from_numpy(lengths)):
+        _assert_same(knn_group(batch, centres, 9, lengths=lens), ref, f"{type(lens).__name__}")
+    idx, nbh = knn_group(torch.from_numpy(batch), torch.from_numpy(centres), 9, lengths=torch.from_numpy(lengths))
+    assert isinstance(idx, torch.Tensor) and isinstance(nbh, torch.Tensor)
+    _assert_same((idx.numpy(), nbh.numpy()), ref)
+    _assert_same(knn_group(batch, centres, 9, lengths=lengths, check_finite=False), ref, "unchecked")
+    one, one_len = pad_clouds(clouds[1:2], 128)  # B = 1: the single-cloud path
+    for method in (0, 1):
+        ctr = np.ascontiguousarray(clouds[1][centres[1:2]])
+        got = _knn_numba(one, ctr, 9, method=method, lengths=one_len)
+        _assert_same((got[0][0], got[1][0]), knn_group_reference(clouds[1], centres[1], 9), f"B=1 method={method}")
+
+
+@pytest.mark.parametrize("fn", [knn_group, knn_group_reference])
+def test_lengths_errors(fn):
+    batch, lengths = pad_clouds(uneven_clouds([5, 10, 8]), 10)
+    centres = np.array([[0, 4], [0, 9], [1, 7]])
+    with pytest.raises(ValueError, match=r"lengths must have shape \(B,\) = \(3,\)"):
+        fn(batch, centres, 2, lengths=lengths[1:])
+    with pytest.raises(ValueError, match=r"lengths\[0\]=0 is out of range"):
+        fn(batch, centres, 2, lengths=[0, 10, 8])
+    with pytest.raises(ValueError, match=r"lengths\[1\]=12 is out of range.*N=10"):
+        fn(batch, centres, 2, lengths=[5, 12, 8])
+    with pytest.raises(ValueError, match=r"k=6 is larger than cloud 0's length lengths\[0\]=5"):
+        fn(batch, centres, 6, lengths=lengths)
+    beyond = r"center indices of cloud 2 must be in \[0, lengths\[2\]=8\), got values in \[1, 8\]"
+    with pytest.raises(ValueError, match=beyond):
+        fn(batch, np.array([[0, 4], [0, 9], [1, 8]]), 2, lengths=lengths)
+    with pytest.raises(ValueError, match=r"only for batched"):
+        fn(batch[0], centres[0], 2, lengths=[5])
+    with pytest.raises(TypeError, match="lengths must hold integers"):
+        fn(batch, centres, 2, lengths=torch.tensor([5.0, 10.0, 8.0]))
+    bad = batch.copy()
+    bad[0, 4, 2] = np.inf  # the last valid row of cloud 0
+    with pytest.raises(ValueError, match=r"NaN or infinite coordinates in cloud 0"):
+        fn(bad, centres, 2, lengths=lengths)
+
+
 @pytest.mark.parametrize("fn", [knn_group, knn_group_reference])
 def test_errors(fn):
     cloud = np.zeros((10, 3), np.float32)
@@ -224,6 +299,42 @@ def test_triton_interpreter_knn():
     )
 
 
+@pytest.mark.interpret
+def test_triton_interpreter_knn_lengths():
+    # Padded batches of uneven clouds (sizes scaled down from 700/1024/3000), the garbage
+    # padding never read nor returned; then small tiles (several chunks and centre blocks).
+    _run_interpreted(
+        """
+        from paddedclouds import pad_clouds
+
+        def check_lengths(sizes, n_pad, g, k):
+            for i, (name, pts) in enumerate(clouds(max(sizes))):
+                alone = [pts[b % 2, :n] for b, n in enumerate(sizes)]
+                batch, lengths = pad_clouds(alone, n_pad)
+                if i % 2 == 0:  # centre indices (FPS picks), torch lengths
+                    ctr, lens = farthest_point_sample(batch, g, lengths=lengths), torch.from_numpy(lengths)
+                else:  # centre coordinates, numpy lengths
+                    ctr, lens = (rng.standard_normal((len(sizes), 3, 3)) * 2).astype(np.float32), lengths
+                idx, nbh = knn_group(torch.from_numpy(batch), torch.from_numpy(ctr), k, lengths=lens, impl="triton")
+                for b, cloud in enumerate(alone):
+                    ref = knn_group_reference(cloud, ctr[b], k)
+                    np.testing.assert_array_equal(idx[b].numpy(), ref[0], err_msg=f"{name} cloud {b}")
+                    np.testing.assert_array_equal(nbh[b].numpy(), ref[1], err_msg=f"{name} cloud {b}")
+
+        check_lengths([70, 128, 300], 300, 8, 8)
+        try:
+            knn_group(torch.zeros(2, 9, 3), torch.tensor([[0], [8]]), 2, lengths=[9, 8], impl="triton")
+        except ValueError as e:
+            assert "center indices of cloud 1" in str(e), e
+        else:
+            raise AssertionError("a centre index beyond its cloud was not reported")
+        KN._TRITON_BLOCK_N = 16
+        KN._TRITON_BLOCK_G = 4
+        check_lengths([33, 7, 60], 64, 6, 6)
+        """
+    )
+
+
 # --------------------------------------------------------------------------------------
 # Triton on a real GPU
 # --------------------------------------------------------------------------------------
@@ -246,3 +357,20 @@ def test_triton_cuda_matches_reference():
     assert idx.is_cuda and nbh.is_cuda
     np.testing.assert_array_equal(idx.cpu().numpy(), cpu[0])
     np.testing.assert_array_equal(nbh.cpu().numpy(), cpu[1])
+
+
+@pytest.mark.gpu
+def test_triton_cuda_lengths_match_each_cloud_alone():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pytest.importorskip("triton")
+    clouds = uneven_clouds([700, 1024, 3000, 2000])
+    batch, lengths = pad_clouds(clouds, 3000)
+    lens = torch.from_numpy(lengths).cuda()
+    x = torch.from_numpy(batch).cuda()
+    centres = farthest_point_sample(x, 256, lengths=lens)
+    idx, nbh = knn_group(x, centres, 32, lengths=lens)
+    assert idx.is_cuda and nbh.is_cuda
+    ref = _each_alone(clouds, centres.cpu().numpy(), 32)
+    np.testing.assert_array_equal(idx.cpu().numpy(), ref[0])
+    np.testing.assert_array_equal(nbh.cpu().numpy(), ref[1])
