@@ -21,6 +21,11 @@ Normalisation: when ``mean``/``std`` are given (or ``scale != 1``) each element 
 output dtype defaults to float16. Without them the op is a pure gather and keeps the input
 dtype. ``out_dtype`` overrides the output dtype in both cases.
 
+:func:`normalize_patches` applies the same normalisation to patches that are already cut (the
+projectors' stored tokens): it views the (B, L, C*e) tokens as a (B, C, L, e) image of
+1 x e patches -- a view, never a copy -- so on CUDA the Triton kernel's fused path reads the
+stored integers once and writes the normalised floats once.
+
 Neither torch nor triton is imported by this module: torch tensors are recognised through
 ``sys.modules`` (if torch was never imported, the input cannot be a tensor), and triton is
 imported only when the Triton path runs.
@@ -38,9 +43,10 @@ import numpy as np
 from ._tensors import is_torch, torch_module
 from ._triton import interpreter_enabled, next_power_of_2, triton_available
 
-__all__ = ["patch_grid", "patchify", "patchify_reference"]
+__all__ = ["normalize_patches", "patch_grid", "patchify", "patchify_reference"]
 
 IMPLS = ("auto", "numpy", "torch", "triton")
+NORMALIZE_IMPLS = ("auto", "torch", "triton")
 _INPUT_DTYPES = ("uint8", "uint16", "float16", "float32")
 _OUTPUT_DTYPES = ("uint8", "uint16", "float16", "float32", "bfloat16")
 _FLOAT_OUTPUT_DTYPES = ("float16", "float32", "bfloat16")
@@ -155,7 +161,12 @@ def _norm_params(
     def per_channel(values, default: float, name: str) -> tuple[float, ...]:
         if values is None:
             return (default,) * channels
-        vals = tuple(float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1))
+        if isinstance(values, (list, tuple)) and all(isinstance(v, (int, float)) for v in values):
+            # plain numbers skip numpy: torch.compile traces this (normalize_patches in a
+            # projector's forward) and would split its graph at a numpy round trip
+            vals = tuple(float(v) for v in values)
+        else:
+            vals = tuple(float(v) for v in np.asarray(values, dtype=np.float64).reshape(-1))
         if len(vals) == 1:
             vals = vals * channels
         if len(vals) != channels:
@@ -314,6 +325,131 @@ def patchify_reference(
             # row-major flattening of (C, ph, pw) == (channel, row, col) order
             out[b, i] = cell.reshape(-1).astype(out_dt)
     return out
+
+
+def normalize_patches(
+    tokens,
+    per_channel: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    channels: int | None = None,
+    scale: float = 1.0,
+    divide_by: float | None = None,
+    out_dtype=None,
+    impl: str = "auto",
+):
+    """Normalises already-cut patches: (B, L, S*e) tokens -> (B, L, C*e) floats.
+
+    Each element becomes ``(x * scale - mean[c]) / std[c]`` (or ``(x / divide_by - ...)``),
+    computed in float32, where ``c`` is the channel block the element sits in.
+
+    Args:
+        tokens: torch tensor (B, L, S*e), dtype uint8, uint16, float16 or float32, each
+            patch vector in (channel, ...) order: S blocks of ``per_channel`` elements
+            (e.g. (channel, row, col) image patches, e = p*p; (channel, t, row, col)
+            tubelets, e = t*p*p).
+        per_channel: e, the elements of one channel block.
+        mean, std: 1 or C values (per output channel).
+        channels: C, the channels of the output; defaults to S. With S == 1 and C > 1 the
+            one (gray) block is repeated C times, as converting the image to RGB would --
+            through a stride-0 view, so the repeat is never materialised.
+        scale: multiplier applied first (e.g. ``1/255``).
+        divide_by: instead of ``scale``, divide by this first (the video projector's
+            arithmetic). The torch path divides, bit for bit as before; the Triton path
+            multiplies by its float32 reciprocal, which is what torch's CUDA division by a
+            Python number computes too.
+        out_dtype: float32 (default), bfloat16 or float16; the values are computed in
+            float32 and rounded (to nearest even) once, when stored.
+        impl: "auto" (the Triton kernel for CUDA tensors when triton imports, except while
+            ``torch.compile`` traces -- inductor fuses the torch ops into one kernel of its
+            own, where a Python-launched kernel would split the graph -- else torch),
+            or force "torch" or "triton" (CUDA, or CPU under TRITON_INTERPRET=1).
+
+    Returns:
+        A C-contiguous (B, L, C*e) tensor on the tokens' device. The torch path's numbers
+        are those of ``(tokens.float() * scale - mean_per_element) / std_per_element``
+        exactly; the Triton path's are within a float32 rounding of them (it may fuse the
+        multiply and subtract into one FMA).
+    """
+    import torch
+
+    if impl not in NORMALIZE_IMPLS:
+        raise ValueError(f"unknown impl {impl!r}; valid choices are: {', '.join(NORMALIZE_IMPLS)}")
+    image = _tokens_as_image(tokens, int(per_channel), channels)  # (B, C, L, e), a view
+    batch, count, length, width = (int(s) for s in image.shape)
+    if mean is None or std is None:
+        raise TypeError("normalize_patches needs both mean and std (1 or C values each)")
+    norm = _norm_params(mean, std, 1.0, count)
+    if divide_by is not None:
+        if scale != 1.0:
+            raise ValueError("give scale or divide_by, not both")
+        if float(divide_by) == 0.0:
+            raise ValueError("divide_by must be non-zero")
+    out_name = _out_dtype_name("float32", torch.float32 if out_dtype is None else out_dtype, True)
+
+    if impl == "auto":
+        use_triton = (not torch.compiler.is_compiling() and tokens.device.type == "cuda"
+                      and triton_available())
+        impl = "triton" if use_triton else "torch"
+    if impl == "torch":
+        return _normalize_torch(image, norm, float(scale), divide_by, out_name)
+
+    if not triton_available():
+        raise RuntimeError("impl='triton' was requested but triton cannot be imported; "
+                           "install triton or use impl='torch'")
+    if tokens.device.type == "cpu" and not interpreter_enabled():
+        raise RuntimeError(
+            "impl='triton' on a CPU tensor needs the Triton interpreter: set "
+            "TRITON_INTERPRET=1 before triton is first imported, or move the input to CUDA")
+    if batch == 0 or length == 0:
+        return torch.empty((batch, length, count * width), dtype=_torch_dtype(out_name),
+                           device=tokens.device)
+    # One 1 x e "patch" per image row l: patch l of image b is tokens[b, l] in (channel, e)
+    # order, exactly the (B, L, C*e) output layout.
+    multiplier = float(scale) if divide_by is None else 1.0 / float(divide_by)
+    return _patchify_triton(image, (1, width), (1, width), (length, 1), norm, multiplier,
+                            out_name)
+
+
+def _tokens_as_image(tokens, per_channel: int, channels: int | None):
+    """(B, L, S*e) tokens as a (B, C, L, e) image view (channel block c of patch l is image
+    row l of channel c); a gray block broadcast to C channels has channel stride 0."""
+    if not is_torch(tokens):
+        raise TypeError(f"tokens must be a torch tensor, got {type(tokens).__name__}")
+    if tokens.ndim != 3:
+        raise ValueError(f"tokens must have shape (B, L, channels * per_channel), got shape "
+                         f"{tuple(tokens.shape)}")
+    name = str(tokens.dtype).removeprefix("torch.")
+    if name not in _INPUT_DTYPES:
+        raise TypeError(f"tokens dtype must be one of {', '.join(_INPUT_DTYPES)}, got {name}")
+    if per_channel < 1 or tokens.shape[2] % per_channel:
+        raise ValueError(f"a patch of {tokens.shape[2]} elements is not a whole number of "
+                         f"channel blocks of {per_channel}")
+    stored = tokens.shape[2] // per_channel
+    channels = stored if channels is None else int(channels)
+    if channels != stored and stored != 1:
+        raise ValueError(f"tokens of {stored} channels cannot be normalised as {channels} "
+                         "channels (only one gray channel is repeated)")
+    blocks = tokens.unflatten(2, (stored, per_channel))  # (B, L, S, e): splitting is a view
+    if channels != stored:
+        blocks = blocks.expand(-1, -1, channels, -1)
+    return blocks.permute(0, 2, 1, 3)
+
+
+def _normalize_torch(image, norm, scale: float, divide_by: float | None, out_name: str):
+    """The projectors' torch ops, element for element: float32 values, then scale (or
+    divide), subtract the channel's mean, divide by its std."""
+    import torch
+
+    blocks = image.permute(0, 2, 1, 3)  # back to (B, L, C, e)
+    # fresh (C, 1) tensors, not _norm_tensors' cache: torch.compile traces this path
+    mean = torch.tensor(norm[0], dtype=torch.float32, device=image.device)[:, None]
+    std = torch.tensor(norm[1], dtype=torch.float32, device=image.device)[:, None]
+    values = blocks.float()
+    values = values * scale if divide_by is None else values / divide_by
+    pixels = ((values - mean) / std).flatten(2).contiguous()  # a no-op for stored tokens
+    return pixels if out_name == "float32" else pixels.to(_torch_dtype(out_name))
 
 
 # --------------------------------------------------------------------------------------

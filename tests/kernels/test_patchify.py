@@ -11,7 +11,7 @@ import pytest
 from pyrun import run_interpreted, subprocess_env
 import torch
 
-from mmtok.kernels.patchify import patch_grid, patchify, patchify_reference
+from mmtok.kernels.patchify import normalize_patches, patch_grid, patchify, patchify_reference
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -193,6 +193,89 @@ def test_normalised_uint8_float16_table_matches_arithmetic():
     s = np.float32(IMAGENET_STD).reshape(3, 1, 1)
     expected = ((xf * np.float32(1 / 255) - m) / s).astype(np.float16).reshape(1, 1, -1)
     np.testing.assert_array_equal(out, expected)
+
+
+# --------------------------------------------------------------------------------------
+# normalize_patches: already-cut patches (the projectors' stored tokens)
+# --------------------------------------------------------------------------------------
+
+
+def _stored_tokens(shape, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    top = np.iinfo(dtype).max if np.dtype(dtype).kind == "u" else 255
+    return torch.from_numpy(rng.integers(0, top, size=shape, endpoint=True).astype(dtype))
+
+
+def _per_element(values, channels, per_channel):
+    return torch.tensor(values, dtype=torch.float32).expand(channels).repeat_interleave(per_channel)
+
+
+def test_normalize_patches_torch_path_is_the_projectors_old_arithmetic_bit_for_bit():
+    m3, s3 = _per_element(IMAGENET_MEAN, 3, 16), _per_element(IMAGENET_STD, 3, 16)
+    rgb = _stored_tokens((2, 5, 48), "uint8")
+    old = (rgb.float() * (1 / 255) - m3) / s3  # the image projector, 8-bit RGB
+    new = normalize_patches(rgb, 16, IMAGENET_MEAN, IMAGENET_STD, scale=1 / 255)
+    assert new.dtype == torch.float32 and new.is_contiguous() and torch.equal(new, old)
+    old = (rgb.float() / 255.0 - m3) / s3  # the video projector divides
+    assert torch.equal(normalize_patches(rgb, 16, IMAGENET_MEAN, IMAGENET_STD, divide_by=255.0),
+                       old)
+    assert not torch.equal(old, (rgb.float() * (1 / 255) - m3) / s3)  # the two differ
+    gray = _stored_tokens((2, 5, 16), "uint16")
+    old = (gray.repeat(1, 1, 3).float() * (1 / 65535) - m3) / s3  # gray repeated to RGB
+    new = normalize_patches(gray, 16, IMAGENET_MEAN, IMAGENET_STD, channels=3, scale=1 / 65535)
+    assert new.shape == (2, 5, 48) and torch.equal(new, old)
+    one = _per_element([0.5], 1, 16)
+    old = (gray.float() * (1 / 65535) - one) / one  # gray with gray statistics
+    assert torch.equal(normalize_patches(gray, 16, [0.5], [0.5], scale=1 / 65535), old)
+    as_bf16 = normalize_patches(rgb, 16, IMAGENET_MEAN, IMAGENET_STD, scale=1 / 255,
+                                out_dtype=torch.bfloat16)
+    ref = normalize_patches(rgb, 16, IMAGENET_MEAN, IMAGENET_STD, scale=1 / 255)
+    assert as_bf16.dtype == torch.bfloat16 and torch.equal(as_bf16, ref.to(torch.bfloat16))
+
+
+def test_normalize_patches_views_the_tokens_as_an_image_without_copying():
+    from mmtok.kernels.patchify import _tokens_as_image
+
+    tokens = _stored_tokens((2, 5, 3 * 8), "uint8")
+    image = _tokens_as_image(tokens, 8, None)
+    assert image.shape == (2, 3, 5, 8) and image.data_ptr() == tokens.data_ptr()
+    assert torch.equal(image[1, 2, 4], tokens[1, 4, 16:24])  # channel 2 of patch 4
+    gray = _stored_tokens((2, 5, 8), "uint8")
+    image = _tokens_as_image(gray, 8, 3)
+    assert image.shape == (2, 3, 5, 8) and image.stride(1) == 0
+    assert image.data_ptr() == gray.data_ptr()
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    (dict(per_channel=5), ValueError, "whole number of channel blocks"),
+    (dict(channels=2), ValueError, "only one gray channel"),
+    (dict(mean=[0.1, 0.2]), ValueError, "mean must have 1 or C=3"),
+    (dict(std=[0.0]), ValueError, "non-zero"),
+    (dict(scale=0.5, divide_by=2.0), ValueError, "not both"),
+    (dict(divide_by=0.0), ValueError, "divide_by must be non-zero"),
+    (dict(out_dtype=torch.uint8), TypeError, "out_dtype"),
+    (dict(impl="numpy"), ValueError, "unknown impl"),
+])
+def test_normalize_patches_bad_arguments_raise(kwargs, exc, match):
+    args = dict(per_channel=8, mean=[0.5], std=[0.5]) | kwargs
+    with pytest.raises(exc, match=match):
+        normalize_patches(_stored_tokens((1, 2, 24), "uint8"), **args)
+
+
+def test_normalize_patches_bad_tokens_raise():
+    with pytest.raises(TypeError, match="torch tensor"):
+        normalize_patches(np.zeros((1, 2, 8), np.uint8), 8, [0.5], [0.5])
+    with pytest.raises(ValueError, match="shape"):
+        normalize_patches(torch.zeros(2, 8, dtype=torch.uint8), 8, [0.5], [0.5])
+    with pytest.raises(TypeError, match="dtype"):
+        normalize_patches(torch.zeros(1, 2, 8, dtype=torch.int64), 8, [0.5], [0.5])
+
+
+def test_normalize_patches_triton_on_cpu_without_interpreter_raises(monkeypatch):
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    pytest.importorskip("triton")
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
+        normalize_patches(_stored_tokens((1, 2, 8), "uint8"), 8, [0.5], [0.5], impl="triton")
 
 
 # --------------------------------------------------------------------------------------
@@ -421,6 +504,52 @@ def test_triton_interpreter_fused_normalisation():
     )
 
 
+@pytest.mark.interpret
+def test_triton_interpreter_normalize_patches_equals_the_torch_path():
+    _run_interpreted(
+        """
+        from mmtok.kernels.patchify import normalize_patches
+        rng = np.random.default_rng(1)
+        mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+        def tokens(shape, dtype):
+            top = np.iinfo(dtype).max
+            return torch.from_numpy(rng.integers(0, top, size=shape, endpoint=True).astype(dtype))
+
+        def same(x, per_channel, exact=True, **kw):
+            kernel = normalize_patches(x, per_channel, mean, std, impl="triton", **kw)
+            ops = normalize_patches(x, per_channel, mean, std, impl="torch", **kw)
+            assert kernel.shape == ops.shape and kernel.dtype == ops.dtype == torch.float32
+            assert kernel.is_contiguous()
+            if exact:  # the interpreter does not fuse the multiply-subtract: same bits
+                assert torch.equal(kernel, ops)
+            else:
+                torch.testing.assert_close(kernel, ops, rtol=1e-6, atol=1e-6)
+            return kernel
+
+        same(tokens((2, 5, 3 * 16), np.uint8), 16, scale=1 / 255)          # L=5: masked rows
+        same(tokens((2, 3, 3 * 256), np.uint8), 256, scale=1 / 255)        # K=768: loops over K
+        same(tokens((3, 4, 16), np.uint16), 16, channels=3, scale=1 / 65535)  # gray repeated
+        same(tokens((1, 7, 3 * 2 * 16), np.uint8), 2 * 16, exact=False, divide_by=255.0)
+        wide = tokens((2, 10, 3 * 16), np.uint8)
+        same(wide[:, ::2], 16, scale=1 / 255)                               # a strided view
+        gray = normalize_patches(tokens((1, 2, 16), np.uint16), 16, [0.5], [0.25], impl="triton",
+                                 scale=1 / 65535)
+        assert gray.shape == (1, 2, 16)
+        for dtype in (torch.bfloat16, torch.float16):
+            x = tokens((2, 5, 3 * 16), np.uint8)
+            low = normalize_patches(x, 16, mean, std, scale=1 / 255, out_dtype=dtype,
+                                    impl="triton")
+            ops = normalize_patches(x, 16, mean, std, scale=1 / 255)
+            assert low.dtype == dtype
+            # (the interpreter truncates to bfloat16; CUDA rounds to nearest even)
+            torch.testing.assert_close(low.float(), ops, rtol=1e-2, atol=1e-3)
+        empty = normalize_patches(tokens((0, 5, 48), np.uint8), 16, mean, std, impl="triton")
+        assert empty.shape == (0, 5, 48)
+        """
+    )
+
+
 # --------------------------------------------------------------------------------------
 # Triton on a real GPU
 # --------------------------------------------------------------------------------------
@@ -451,3 +580,29 @@ def test_triton_cuda_matches_reference():
     spec = torch.randn(2, 1, 128, 1024, device="cuda")
     out = patchify(spec, 16, 10, impl="triton")
     np.testing.assert_array_equal(out.cpu().numpy(), patchify_reference(spec, 16, 10))
+
+
+@pytest.mark.gpu
+def test_normalize_patches_cuda_matches_the_torch_path():
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    pytest.importorskip("triton")
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    cases = [  # (tokens, per_channel, keyword arguments): the projectors' real shapes
+        (_stored_tokens((64, 196, 768), "uint8"), 256, dict(scale=1 / 255)),
+        (_stored_tokens((16, 196, 256), "uint16"), 256, dict(channels=3, scale=1 / 65535)),
+        (_stored_tokens((8, 1568, 1536), "uint8"), 512, dict(divide_by=255.0)),
+    ]
+    for cpu_tokens, per_channel, kw in cases:
+        tokens = cpu_tokens.cuda()
+        kernel = normalize_patches(tokens, per_channel, mean, std, impl="triton", **kw)
+        assert kernel.is_cuda and kernel.dtype == torch.float32
+        assert torch.equal(normalize_patches(tokens, per_channel, mean, std, **kw), kernel)  # auto
+        on_cpu = normalize_patches(cpu_tokens, per_channel, mean, std, **kw)
+        torch.testing.assert_close(kernel.cpu(), on_cpu, rtol=1e-6, atol=1e-6)
+        for dtype in (torch.bfloat16, torch.float16):
+            low = normalize_patches(tokens, per_channel, mean, std, impl="triton",
+                                    out_dtype=dtype, **kw)
+            assert low.dtype == dtype
+            # rounded once, to nearest even: the float32 result cast, bar an FMA's last bit
+            torch.testing.assert_close(low.cpu(), on_cpu.to(dtype))

@@ -1,7 +1,10 @@
 """The image family's projector: the timm ViT's own patch embedding (as a matmul over the
 stored (channel, row, column) patches), cls token, position embedding and pre-norm, so a
-feature equals timm's ``forward_features`` on the same normalised image. It has no weights
-of its own (it reads the encoder's), so it is not trainable.
+feature equals timm's ``forward_features`` on the same normalised image. The normalisation
+(uint8/uint16 -> float, minus mean, over std) is
+:func:`mmtok.kernels.patchify.normalize_patches`: on CUDA, one pass of the patchify Triton
+kernel's fused path. It has no weights of its own (it reads the encoder's), so it is not
+trainable.
 """
 
 from __future__ import annotations
@@ -14,6 +17,18 @@ from torch import nn
 
 from ..projected import Projected
 from ...errors import MmtokWarning, UsageError
+from ...kernels.patchify import normalize_patches
+
+
+def pixel_dtype(tokens: torch.Tensor) -> torch.dtype:
+    """The dtype the normalised pixels are written in: float32, or on CUDA under autocast the
+    autocast dtype. The patch-embedding matmul that follows would round its float32 input to
+    that dtype anyway (to nearest even, as the kernel's store rounds), so writing it directly
+    gives the matmul the same values for half the memory traffic. On the CPU the pixels stay
+    float32 whatever the autocast: today's ops, bit for bit."""
+    if tokens.device.type == "cuda" and torch.is_autocast_enabled("cuda"):
+        return torch.get_autocast_dtype("cuda")
+    return torch.float32
 
 
 class ImageProjector(nn.Module):
@@ -21,6 +36,9 @@ class ImageProjector(nn.Module):
 
     trainable = False
     frozen_because = "the encoder's own patch embedding, which stays frozen with the encoder"
+    # normalize_patches' implementation: "auto" (the Triton kernel on CUDA, torch ops on the
+    # CPU); tests force "triton" to run the kernel under the interpreter
+    kernel_impl = "auto"
 
     def __init__(self, vit: nn.Module, config: dict) -> None:
         super().__init__()
@@ -40,35 +58,33 @@ class ImageProjector(nn.Module):
         channels = config["channels"]
         # gray tokens with per-channel statistics (an RGB encoder's own): repeat the gray
         # channel, as converting the image to RGB would, and use the weights unchanged
-        self.repeat = 1
         if channels == 1 and len(config["mean"]) == weight.shape[1] > 1:
-            self.repeat, channels = weight.shape[1], weight.shape[1]
+            channels = weight.shape[1]
         elif channels != weight.shape[1]:
             if channels != 1:
                 raise UsageError(f"{channels}-channel tokens cannot use a {weight.shape[1]}-"
                                  "channel patch embedding")
             weight = weight.sum(dim=1, keepdim=True)  # gray input: timm's adapt_input_conv
-        per_element = patch * patch
         if len(config["mean"]) not in (1, channels) or len(config["std"]) != len(config["mean"]):
             raise UsageError(f"statistics mean {tuple(config['mean'])} / std "
                              f"{tuple(config['std'])} do not fit {channels}-channel tokens")
-        mean = torch.tensor(config["mean"], dtype=torch.float32).expand(channels)
-        std = torch.tensor(config["std"], dtype=torch.float32).expand(channels)
+        self.channels, self.per_channel = channels, patch * patch
+        self.mean = tuple(float(v) for v in config["mean"])  # 1 or `channels` values
+        self.std = tuple(float(v) for v in config["std"])
         self.register_buffer("weight", weight.reshape(weight.shape[0], -1).T.contiguous())
         bias = vit.patch_embed.proj.bias
         self.register_buffer("bias", bias.detach() if bias is not None else
                              torch.zeros(weight.shape[0]))
-        self.register_buffer("mean", mean.repeat_interleave(per_element))
-        self.register_buffer("std", std.repeat_interleave(per_element))
         self.scale = 1.0 / (255.0 if config["bit_depth"] == 8 else 65535.0)
         self.vit = vit
         self.prefix = vit.num_prefix_tokens
 
     def forward(self, batch: dict[str, torch.Tensor]) -> Projected:
         tokens = batch["tokens"]
-        if self.repeat > 1:
-            tokens = tokens.repeat(1, 1, self.repeat)  # (channel, row, col): channel blocks
-        pixels = (tokens.float() * self.scale - self.mean) / self.std
+        # (channel, row, col) patches; a repeated gray channel is a stride-0 view, not a copy
+        pixels = normalize_patches(tokens, self.per_channel, self.mean, self.std,
+                                   channels=self.channels, scale=self.scale,
+                                   out_dtype=pixel_dtype(tokens), impl=self.kernel_impl)
         x = torch.addmm(self.bias, pixels.flatten(0, 1), self.weight).view(
             pixels.shape[0], pixels.shape[1], -1)
         x = self.vit.patch_embed.norm(x)

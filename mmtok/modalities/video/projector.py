@@ -8,7 +8,9 @@ once per tubelet time step: each tubelet sums ``W / 2`` over two equal frames, w
 over the image. The projector holds its own copies of these weights, so ``train-head --tune
 tokenizer`` trains them while the encoder stays frozen. Encoders without a patch embedding
 (``metatransformer:...`` blocks) get a randomly initialised one with a fixed 2-D sine-cosine
-spatial embedding.
+spatial embedding. The tubelets' normalisation is
+:func:`mmtok.kernels.patchify.normalize_patches` (on CUDA, the patchify Triton kernel's fused
+path), as for images.
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ from torch import nn
 
 from ..projected import Projected
 from ...errors import UsageError
+from ...kernels.patchify import normalize_patches
 from ..audio.projector import sincos_2d
+from ..image.projector import pixel_dtype
 
 
 class VideoProjector(nn.Module):
     """Stored uint8 tubelets (channel, t, row, col) -> encoder tokens with a cls token."""
 
     trainable = True
+    kernel_impl = "auto"  # normalize_patches' implementation (tests force "triton")
 
     def __init__(self, config: dict, encoder: Any, positions: torch.Tensor) -> None:
         super().__init__()
@@ -77,16 +82,18 @@ class VideoProjector(nn.Module):
         self.register_buffer("spatial", spatial[positions[:, 1] * grid + positions[:, 2]].clone(),
                              persistent=False)
         self.register_buffer("step", positions[:, 0].clone(), persistent=False)
-        per_channel = tubelet * patch * patch
-        mean = torch.tensor(config["mean"], dtype=torch.float32).expand(3)
-        std = torch.tensor(config["std"], dtype=torch.float32).expand(3)
-        self.register_buffer("mean", mean.repeat_interleave(per_channel), persistent=False)
-        self.register_buffer("std", std.repeat_interleave(per_channel), persistent=False)
+        self.per_channel = tubelet * patch * patch
+        self.mean = tuple(float(v) for v in config["mean"])  # 1 or 3 values
+        self.std = tuple(float(v) for v in config["std"])
         self.prefix = 1
         self.source = source
 
     def forward(self, batch: dict[str, torch.Tensor]) -> Projected:
-        pixels = (batch["tokens"].float() / 255.0 - self.mean) / self.std
+        tokens = batch["tokens"]
+        # x / 255 (not x * (1/255)): the CPU numbers stay the bits they always were
+        pixels = normalize_patches(tokens, self.per_channel, self.mean, self.std, channels=3,
+                                   divide_by=255.0, out_dtype=pixel_dtype(tokens),
+                                   impl=self.kernel_impl)
         x = pixels @ self.weight + self.bias
         norm, norm_pre = self._frozen
         x = norm(x) + self.spatial + self.temporal[self.step]
