@@ -246,7 +246,10 @@ def patchify(
     is_tensor = is_torch(images)
     if impl == "auto":
         if is_tensor:
-            use_triton = images.device.type == "cuda" and triton_available()
+            # inside torch.compile the torch ops trace into the graph; a kernel launch from
+            # Python would split it
+            use_triton = (images.device.type == "cuda" and triton_available()
+                          and not torch_module().compiler.is_compiling())
             impl = "triton" if use_triton else "torch"
         else:
             impl = "numpy"
