@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import queue
-import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -29,7 +29,7 @@ from ..store.paths import check_output_is_not_input
 from ..store.reader import Store, open_complete_store
 from ..store.summary import RunSummary
 from ..store.writer import ShardData, ShardWriter, StoreSpec, check_output_kind
-from .encoders import load_encoder
+from .encoders import AdaptedCheckpointWarning, RandomWeightsWarning, load_encoder
 from .pooling import POOLS, pool
 from .projectors import build_projector, embed_statistics, run_encoder
 
@@ -252,14 +252,13 @@ def embed(
     # uses it, while Ray actors each load their own (docs/engines.md).
     built = job.build(token_store, _driver_device(device, engine))
     job.keep(built.embedder)
-    warnings = _encoder_warnings(built.encoder)
+    _warn_about_encoder(built.encoder)
     spec = _feature_spec(token_store, built.encoder, built.projector_record, pool_how,
                          precision, seed, _feature_shape(built.embedder, token_store),
                          encoder_options or {}, projector, built.statistics_record)
     run = StepRun(f"embed ({'ray' if engine == 'ray' else built.embedder.device})", spec,
                   overwrite, repair, progress)
     summary = run_step(run, job, runner, lambda shard: None, started)
-    summary.warnings += warnings
     if summary.nothing_valid:
         summary.warnings.append(f"{tokens} holds no valid sample, so no feature was computed; "
                                 "`mmtok info TOKENS --errors` shows why each one failed")
@@ -272,26 +271,25 @@ def _driver_device(device: str, engine: str) -> str:
     return "cpu" if engine == "ray" else device
 
 
-def _encoder_warnings(encoder: Any) -> list[str]:
-    """What a user must know about the encoder, said before the run (on stderr) and in the
-    summary: features of random weights mean nothing, and adapted weights differ from the
-    checkpoint's own model."""
-    warnings = []
+def _warn_about_encoder(encoder: Any) -> None:
+    """What a user must know about the encoder, said once before the run as an
+    :class:`~mmtok.errors.MmtokWarning` (the CLI prints it as one ``mmtok: warning:`` line):
+    features of random weights mean nothing, and adapted weights differ from the
+    checkpoint's own model. Not repeated in the summary, which would show it twice."""
     if encoder.weights_sha256 is None and encoder.weights_source.startswith("random"):
-        warnings.append(
+        warnings.warn(
             f"the encoder {encoder.name} has random weights ({encoder.weights_source}): no "
             "--weights FILE or --pretrained was given, so these features come from an "
-            "untrained model (fine for a test; pass --weights or --pretrained for real use)")
+            "untrained model (fine for a test; pass --weights or --pretrained for real use)",
+            RandomWeightsWarning, stacklevel=3)
     if encoder.adapted:
         shapes = "; ".join(f"{key} {list(old)} -> {list(new)}"
                            for key, (old, new) in encoder.adapted_shapes.items())
-        warnings.append(
+        warnings.warn(
             f"the checkpoint's tensors were resized to fit {encoder.name} by timm's checkpoint "
             f"filter ({shapes}); the features are not exactly those of the checkpoint's own "
-            "model (choose an --encoder / --encoder-option img_size=... that matches it)")
-    for warning in warnings:
-        print(f"mmtok: warning: {warning}", file=sys.stderr)
-    return warnings
+            "model (choose an --encoder / --encoder-option img_size=... that matches it)",
+            AdaptedCheckpointWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)

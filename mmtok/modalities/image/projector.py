@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..projected import Projected
-from ...errors import MmtokWarning, UsageError
+from ...errors import PreprocessingMismatchWarning, UsageError
 
 
 class ImageProjector(nn.Module):
@@ -76,7 +76,7 @@ class ImageProjector(nn.Module):
         return Projected(x, None, self.prefix)
 
 
-class ResizeMismatchWarning(MmtokWarning):
+class ResizeMismatchWarning(PreprocessingMismatchWarning):
     """The token store was cut with other resize settings than the encoder's data config."""
 
 
