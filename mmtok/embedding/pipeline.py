@@ -24,13 +24,13 @@ import torch
 from ..engines import EngineOptions, ShardJob, StepRun, Task, WorkerContext, make_engine, run_step
 from ..errors import StoreError, UsageError
 from ..store.integrity import checksum_mismatches
-from ..store.layout import FITTED, ArraySpec, shard_bounds
+from ..store.layout import FITTED, TOKEN_MASK, ArraySpec, shard_bounds
 from ..store.paths import check_output_is_not_input
 from ..store.reader import Store, open_complete_store
 from ..store.summary import RunSummary
 from ..store.writer import ShardData, ShardWriter, StoreSpec, check_output_kind
 from .encoders import AdaptedCheckpointWarning, RandomWeightsWarning, load_encoder
-from .pooling import POOLS, pool
+from .pooling import POOLS, pool, token_mask
 from .projectors import build_projector, embed_statistics, run_encoder
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -114,7 +114,9 @@ def _prefetch(iterator: Iterator, depth: int = 1) -> Iterator:
 
 
 class Embedder:
-    """Projector + frozen encoder + pooling on one device; ``__call__`` takes numpy rows.
+    """Projector + frozen encoder + pooling on one device; ``__call__`` takes numpy rows and
+    gives the feature store's arrays: ``features``, and for per-token features (pool
+    ``none``) ``token_mask``.
 
     With ``compile`` the whole per-batch forward (projector, blocks, pool, under autocast)
     goes through ``torch.compile``. Every batch is then padded to ``batch_size`` rows so that
@@ -136,39 +138,55 @@ class Embedder:
             tensor = tensor.pin_memory()
         return tensor.to(self.device, non_blocking=True)
 
-    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return pooled_features(self.projector, self.encoder, batch, self.how, self.autocast)
+    def _forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return encoded(self.projector, self.encoder, batch, self.how, self.autocast)
 
     @torch.inference_mode()
     def __call__(self, rows: dict[str, np.ndarray], *, eager: bool = False,
-                 on_batch: Callable[[int], object] | None = None) -> np.ndarray:
-        """Pooled features of ``rows``; ``eager`` skips the compiled graph (one-off calls
-        such as the shape probe would otherwise compile a graph of their own);
-        ``on_batch(rows)`` is called after every batch (progress)."""
+                 on_batch: Callable[[int], object] | None = None) -> dict[str, np.ndarray]:
+        """The arrays of ``rows`` (see :func:`encoded`); ``eager`` skips the compiled graph
+        (one-off calls such as the shape probe would otherwise compile a graph of their
+        own); ``on_batch(rows)`` is called after every batch (progress)."""
         forward = self._forward if eager or self.compiled is None else self.compiled
-        outputs = []
+        outputs: dict[str, list[np.ndarray]] = {}
         count = len(next(iter(rows.values())))  # every input array has one row per sample
         for begin in range(0, count, self.batch_size):
             chunk = {name: values[begin:begin + self.batch_size] for name, values in rows.items()}
             real = len(next(iter(chunk.values())))
             if forward is self.compiled and real < self.batch_size:
                 chunk = {name: _pad_rows(values, self.batch_size) for name, values in chunk.items()}
-            pooled = forward({name: self._to_device(values) for name, values in chunk.items()})
-            outputs.append(pooled[:real].float().cpu().numpy())
+            arrays = forward({name: self._to_device(values) for name, values in chunk.items()})
+            for name, values in arrays.items():
+                values = values[:real]
+                outputs.setdefault(name, []).append(
+                    (values if values.dtype == torch.bool else values.float()).cpu().numpy())
             if on_batch is not None:
                 on_batch(real)
-        return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+        if not outputs:
+            return {"features": np.zeros((0,), np.float32)}
+        return {name: np.concatenate(parts) for name, parts in outputs.items()}
 
 
-def pooled_features(projector: torch.nn.Module, encoder: Any, batch: dict[str, torch.Tensor],
-                    how: str, autocast: torch.dtype | None = None) -> torch.Tensor:
+def encoded(projector: torch.nn.Module, encoder: Any, batch: dict[str, torch.Tensor],
+            how: str, autocast: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """The recipe's forward: projector -> frozen encoder -> pool, under autocast when a
-    dtype is given (embed, and tokenizer tuning, which trains through it)."""
+    dtype is given: ``{"features": ...}``, plus, when every token is kept (``how="none"``),
+    ``token_mask`` (which of them are real, :func:`~mmtok.embedding.pooling.token_mask`),
+    so that a fusion head can leave the padding out of attention."""
     with torch.autocast(next(iter(batch.values())).device.type, dtype=autocast,
                         enabled=autocast is not None):
         projected = projector(batch)
         x = run_encoder(encoder, projected)
-        return pool(x, projected.mask, projected.prefix, how)
+        arrays = {"features": pool(x, projected.mask, projected.prefix, how)}
+    if how == "none":
+        arrays[TOKEN_MASK] = token_mask(projected.mask, projected.prefix, x)
+    return arrays
+
+
+def pooled_features(projector: torch.nn.Module, encoder: Any, batch: dict[str, torch.Tensor],
+                    how: str, autocast: torch.dtype | None = None) -> torch.Tensor:
+    """The features alone of :func:`encoded` (tokenizer tuning trains through them)."""
+    return encoded(projector, encoder, batch, how, autocast)["features"]
 
 
 def _pad_rows(values: np.ndarray, rows: int) -> np.ndarray:
@@ -386,17 +404,20 @@ class _EmbedWorker:
               on_samples: Callable[[int], None] | None = None) -> dict:
         """Embed one token shard's rows and write its feature shard, marker last;
         ``on_samples(n)`` after every batch of ``n`` samples (progress moves per batch)."""
-        shape = _features_shape(self.writer)
         start = shard * self.writer.attrs["shard_size"]
         valid = rows["valid"].astype(bool)
-        features = np.zeros((len(valid), *shape), np.float32)
+        # zeros (and no real token) for samples that were invalid in the token store
+        arrays = {name: np.zeros((len(valid), *self.writer.group[name].shape[1:]),
+                                 self.writer.group[name].dtype)
+                  for name in self.writer.attrs["arrays"]}
         inputs = {k: v[valid] for k, v in rows.items() if k in input_arrays(self.tokens)}
         if valid.any():
-            features[valid] = self.embedder(inputs, on_batch=on_samples)
+            for name, values in self.embedder(inputs, on_batch=on_samples).items():
+                arrays[name][valid] = values
         errors = {e["index"]: e for e in self.tokens.markers[shard]["errors"]}
         shard_errors = [_invalid_record(start + int(i), str(rows["id"][i]), errors)
                         for i in np.flatnonzero(~valid)]
-        marker = self.writer.write(shard, ShardData({"features": features}, rows["label"],
+        marker = self.writer.write(shard, ShardData(arrays, rows["label"],
                                                     valid, [str(i) for i in rows["id"]],
                                                     shard_errors))
         invalid = int((~valid).sum())
@@ -413,16 +434,12 @@ def _tokens_per_sample(token_store: Store) -> int:
     return max(lengths, default=1)
 
 
-def _features_shape(writer: ShardWriter) -> tuple[int, ...]:
-    return tuple(writer.group["features"].shape[1:])
-
-
 def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:
     # Zeros are enough: only the shape is kept, and prefix tokens are never masked, so even a
     # length-0 input attends to something.
     probe = {name: np.zeros((1, *tokens.group[name].shape[1:]), tokens.group[name].dtype)
              for name in input_arrays(tokens)}
-    return embedder(probe, eager=True).shape[1:]
+    return embedder(probe, eager=True)["features"].shape[1:]
 
 
 def weights_identity(encoder: Any) -> str:
@@ -467,10 +484,11 @@ def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precis
         "precision": precision, "seed": seed,
         "tokens_config_hash": attrs["config_hash"], "tokens_config": attrs["config"],
     }
+    arrays = {"features": ArraySpec(tuple(shape), "float32", ("token", "feature")[-len(shape):])}
+    if how == "none":  # which tokens are real: padding is not (fusion heads mask it out)
+        arrays[TOKEN_MASK] = ArraySpec((shape[0],), "bool", ("token",))
     return StoreSpec(
-        kind="features", modality=attrs["modality"], config=config,
-        arrays={"features": ArraySpec(tuple(shape), "float32",
-                                      ("token", "feature")[-len(shape):])},
+        kind="features", modality=attrs["modality"], config=config, arrays=arrays,
         static_arrays={},
         num_samples=attrs["num_samples"], shard_size=attrs["shard_size"],
         class_names=attrs["class_names"],

@@ -10,8 +10,9 @@ are present, true token counts) to one logit tensor per task:
 - :class:`TokenFusion`: per-token features (``embed --pool none``; a pooled store is one
   token) projected to a common width, plus a learnt modality embedding and position
   embedding, behind a learnt cls token, through a small pre-norm transformer (joint
-  self-attention); padding (past a recorded ``length``) and absent modalities are masked
-  out of attention; the cls output feeds one output layer per task.
+  self-attention); padding (the tokens a store's ``token_mask`` marks False; a store
+  without one counts every token) and absent modalities are masked out of attention; the
+  cls output feeds one output layer per task.
 
 A unimodal head is the same module over a single modality, so the fusion head and every
 unimodal head train in one loop (:func:`co_train`) on the same batches. With distillation
@@ -42,7 +43,7 @@ FUSIONS = ("late", "tokens")
 FUSION = "fusion"  # the name of the head over every modality
 BLOCK_BYTES = 64 << 20  # streamed splits are read in blocks of about this many feature bytes
 
-Batch = dict[str, dict[str, torch.Tensor]]  # "features", "present", "lengths", "labels"
+Batch = dict[str, dict[str, torch.Tensor]]  # "features", "present", "token_mask", "labels"
 
 
 @dataclass
@@ -134,9 +135,9 @@ class TokenFusion(nn.Module):
             x = x.reshape(len(x), length, -1)
             sequence.append(self.inputs[name](x) + self.modality[name] + self.position[name])
             masked = ~here[:, None].expand(-1, length)
-            lengths = batch.get("lengths", {}).get(name)
-            if lengths is not None:
-                masked = masked | (torch.arange(length, device=x.device)[None] >= lengths[:, None])
+            real = batch.get("token_mask", {}).get(name)
+            if real is not None:  # padding; a store without a token_mask counts every token
+                masked = masked | ~real
             ignored.append(masked)
         count = len(sequence[0])
         cls = self.cls.expand(count, -1, -1)
@@ -241,8 +242,8 @@ def _blocks(data: PairedSet, rows: np.ndarray, rng: np.random.Generator | None,
 def _read_block(data: PairedSet, block: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
     return {"features": {n: m.read(block) for n, m in data.modalities.items()},
             "present": {n: m.present[block] for n, m in data.modalities.items()},
-            "lengths": {n: m.lengths[block] for n, m in data.modalities.items()
-                        if m.lengths is not None},
+            "token_mask": {n: m.read_token_mask(block) for n, m in data.modalities.items()
+                           if m.has_token_mask},
             "labels": {t: y[block] for t, y in data.labels.items()}}
 
 

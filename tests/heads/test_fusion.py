@@ -161,18 +161,59 @@ def test_padding_and_absent_modalities_do_not_change_token_fusion_outputs():
     x = {"image": torch.randn(4, 5, 6), "audio": torch.randn(4, 3, 6)}
     present = {"image": torch.ones(4, dtype=torch.bool),
                "audio": torch.tensor([True, False, True, False])}
-    lengths = {"image": torch.tensor([5, 2, 3, 5])}
-    batch = {"features": x, "present": present, "lengths": lengths}
+    real = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 1, 1], [1, 1, 1, 1, 1]],
+                        dtype=torch.bool)  # row 2: padding in the middle (a graph's slots)
+    masks = {"image": real}
+    batch = {"features": x, "present": present, "token_mask": masks}
     before = head(batch)[0]
     changed = {"image": x["image"].clone(), "audio": x["audio"].clone()}
-    changed["image"][1, 2:] = 100.0  # padding past the true length
-    changed["image"][2, 3:] = -50.0
+    changed["image"][1, 2:] = 100.0  # padding
+    changed["image"][2, 1:3] = -50.0
     changed["audio"][[1, 3]] = 7.0   # an absent modality's values
-    after = head({"features": changed, "present": present, "lengths": lengths})[0]
+    after = head({"features": changed, "present": present, "token_mask": masks})[0]
     torch.testing.assert_close(before, after)
-    changed["image"][0, 1] += torch.randn(6)  # a real token does change the output
+    changed["image"][2, 4] += torch.randn(6)  # a real token after the padding does count
     assert not torch.allclose(head({"features": changed, "present": present,
-                                    "lengths": lengths})[0][0], before[0])
+                                    "token_mask": masks})[0][2], before[2])
+
+
+def test_a_stores_token_mask_reaches_the_head_and_a_store_without_one_counts_every_token(
+        tmp_path):
+    """Two per-token stores with the same real tokens and other padding values: with their
+    ``token_mask`` the head's outputs are equal; stores made before embed recorded it give
+    batches without a mask (every token counts), so the padding then changes them."""
+    from mmtok.heads.fusion import batches
+
+    data = paired_features(40, 6, seed=3, tokens=4)
+    rng = np.random.default_rng(0)
+    real = np.arange(4)[None] < rng.integers(1, 5, 40)[:, None]
+    other = np.where(real[..., None], data["image"], 100.0).astype(np.float32)
+    labels, ids = data["labels"], [f"s{i:03d}" for i in range(40)]  # stems in store order
+
+    def paired_with(features: np.ndarray, name: str, mask: bool, hold: bool = False):
+        extra = {"token_mask": real} if mask else None
+        image = write_feature_store(tmp_path / f"{name}-image.zarr", features, labels, CLASSES,
+                                    ids=[f"{i}.png" for i in ids], extra=extra)
+        audio = write_feature_store(tmp_path / f"{name}-audio.zarr", data["audio"], labels,
+                                    CLASSES, ids=[f"{i}.wav" for i in ids])
+        paired_set = pair_stores({"image": image, "audio": audio}, pair_by="stem")
+        return paired_set.hold() if hold else paired_set  # held in memory, or streamed
+
+    settings = FusionSettings(fusion="tokens", width=16, depth=1, heads=2, dropout=0.0)
+
+    def outputs(paired_set) -> tuple[torch.Tensor, dict]:
+        head = new_head(["image", "audio"], paired_set, settings, 0).eval()
+        batch = next(batches(paired_set, 64, torch.device("cpu")))
+        with torch.no_grad():
+            return head(batch)[0], batch
+
+    masked, batch = outputs(paired_with(data["image"], "a", mask=True))
+    assert set(batch["token_mask"]) == {"image"}  # the audio store has no token_mask
+    torch.testing.assert_close(batch["token_mask"]["image"], torch.from_numpy(real))
+    torch.testing.assert_close(outputs(paired_with(other, "b", mask=True, hold=True))[0], masked)
+    unmasked, old_batch = outputs(paired_with(data["image"], "c", mask=False))
+    assert "image" not in old_batch.get("token_mask", {})
+    assert not torch.allclose(outputs(paired_with(other, "d", mask=False))[0], unmasked)
 
 
 # -- distillation ---------------------------------------------------------------------------
