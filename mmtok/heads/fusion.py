@@ -252,9 +252,23 @@ def batches(data: PairedSet, batch_size: int, device: torch.device,
             rows: np.ndarray | None = None) -> Iterator[Batch]:
     """Batches of ``data`` as tensors on ``device``; a streamed split's next block is read
     by a background thread while the current one trains (one block ahead, so memory stays
-    at two blocks)."""
+    at two blocks). A streamed split comes in store order, not the order of ``rows``
+    (:func:`in_rows_order` puts per-row outputs back)."""
     rows = np.arange(len(data)) if rows is None else rows
-    blocks = _blocks(data, rows, rng, batch_size)
+    return _batches_of(data, _blocks(data, rows, rng, batch_size), batch_size, device)
+
+
+def in_rows_order(data: PairedSet, rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """Indices that put the outputs of ``batches(data, batch_size, rows=rows)`` (no
+    shuffling; ``rows`` unique) back in the order of ``rows``."""
+    blocks = _blocks(data, rows, None, batch_size)
+    read = np.concatenate(blocks) if blocks else np.zeros(0, np.int64)
+    sorter = np.argsort(read, kind="stable")
+    return sorter[np.searchsorted(read, rows, sorter=sorter)]
+
+
+def _batches_of(data: PairedSet, blocks: list[np.ndarray], batch_size: int,
+                device: torch.device) -> Iterator[Batch]:
     for arrays in _prefetched(data, blocks):
         count = len(next(iter(arrays["present"].values())))
         for begin in range(0, count, batch_size):
@@ -439,14 +453,16 @@ def step_loss(heads: dict[str, nn.Module], batch: Batch, tasks: list[str],
 def head_probabilities(head: nn.Module, data: PairedSet, device: torch.device,
                        batch_size: int = 1024, rows: np.ndarray | None = None) -> list[np.ndarray]:
     """Per task, (n, K) probabilities of ``head`` on ``data`` (its ``rows``, default all),
-    in order."""
+    in the order of ``rows``."""
     head.eval()
+    rows = np.arange(len(data)) if rows is None else rows
     chunks: list[list[np.ndarray]] = []
     for batch in batches(data, batch_size, device, rows=rows):
         chunks.append([torch.softmax(out, 1).cpu().numpy() for out in head(batch)])
     if not chunks:
         return [np.zeros((0, len(data.class_names[t])), np.float32) for t in data.tasks]
-    return [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+    order = in_rows_order(data, rows, batch_size)
+    return [np.concatenate([c[i] for c in chunks])[order] for i in range(len(chunks[0]))]
 
 
 def evaluate_heads(heads: dict[str, nn.Module], data: PairedSet, settings: FusionSettings,
@@ -479,8 +495,10 @@ def evaluate_heads(heads: dict[str, nn.Module], data: PairedSet, settings: Fusio
 def _joined(head: LateFusion, data: PairedSet, rows: np.ndarray,
             device: torch.device) -> torch.Tensor:
     parts = [head.joined(batch) for batch in batches(data, 65536, device, rows=rows)]
-    return torch.cat(parts) if parts else torch.zeros((0, head.outputs[0].in_features),
-                                                      device=device)
+    if not parts:
+        return torch.zeros((0, head.outputs[0].in_features), device=device)
+    order = torch.from_numpy(in_rows_order(data, rows, 65536)).to(device)
+    return torch.cat(parts)[order]  # in the order of rows, as their labels
 
 
 def fit_probes(heads: dict[str, nn.Module], train: PairedSet, val: PairedSet,

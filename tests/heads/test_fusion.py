@@ -216,6 +216,35 @@ def test_a_stores_token_mask_reaches_the_head_and_a_store_without_one_counts_eve
     assert not torch.allclose(outputs(paired_with(other, "d", mask=False))[0], unmasked)
 
 
+def test_streamed_splits_give_probabilities_in_the_order_of_their_rows(paired):
+    """A split too large to hold is read in its first store's order (fewer, closer reads);
+    the probabilities and probe inputs must still come back in the order of the rows asked
+    for (the audio store lists the samples reversed, and absent rows sort first)."""
+    from mmtok.heads.fusion import _joined, head_probabilities
+
+    train = paired["train"]
+    stores = {"audio": train["audio"], "image": train["image"]}  # audio first: reversed
+    rows = [{"audio": "" if k % 4 == 0 else f"{i}.wav", "image": f"{i}.png"}
+            for k, i in enumerate(train["ids"])]
+    pairs = write_pairs(paired["folder"] / "audio-first.csv", rows)
+    streamed = pair_stores(stores, pairs=pairs, missing="absent")
+    held = pair_stores(stores, pairs=pairs, missing="absent").hold()
+    assert streamed.modalities["audio"].held is None and held.modalities["audio"].held is not None
+    asked = np.flatnonzero(np.arange(len(held)) % 3 != 1)
+    for fusion in ("late", "tokens"):
+        settings = FusionSettings(fusion=fusion, head="mlp", hidden=8, width=8, depth=1,
+                                  heads=2, dropout=0.0)
+        head = new_head(["audio", "image"], held, settings, 0)
+        for subset in (None, asked):
+            expected = head_probabilities(head, held, torch.device("cpu"), rows=subset)[0]
+            got = head_probabilities(head, streamed, torch.device("cpu"), batch_size=64,
+                                     rows=subset)[0]
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    late = new_head(["audio", "image"], held, FusionSettings(fusion="late"), 0)
+    torch.testing.assert_close(_joined(late, streamed, asked, torch.device("cpu")),
+                               _joined(late, held, asked, torch.device("cpu")))
+
+
 # -- distillation ---------------------------------------------------------------------------
 
 
@@ -319,3 +348,4 @@ def test_predict_answers_each_row_with_the_right_head_when_audio_is_missing(pair
     assert set(lines[0]["tasks"]["label"]["probabilities"]) == set(CLASSES)
     refused = cli("predict", tmp_path / "head", f"depth={test['audio']}")
     assert refused.exit_code == 2 and "not depth" in refused.stderr
+
