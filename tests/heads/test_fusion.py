@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from featurestores import write_feature_store
-from pairedstores import CLASSES, paired_features, write_paired, write_pairs
+from pairedstores import CLASSES, THREE, paired_features, write_paired, write_pairs, write_three
 
 from mmtok.errors import UsageError
 from mmtok.heads.fusion import (
@@ -349,3 +349,44 @@ def test_predict_answers_each_row_with_the_right_head_when_audio_is_missing(pair
     refused = cli("predict", tmp_path / "head", f"depth={test['audio']}")
     assert refused.exit_code == 2 and "not depth" in refused.stderr
 
+
+@pytest.mark.parametrize("fusion", ["late", "tokens"])
+def test_three_modalities_with_one_or_two_missing_train_and_predict_by_the_right_head(
+        fusion, tmp_path, cli):
+    """Three stores, rows keeping all three, two or one of them (training and test), and
+    rows keeping none (predict): the fusion head answers wherever two or three are present
+    (the absent one masked), a modality's own head where it alone is, no head where none."""
+    tokens = 3 if fusion == "tokens" else None
+    train = write_three(tmp_path / "train", 280, 8, seed=0, tokens=tokens)
+    test = write_three(tmp_path / "test", 140, 8, seed=1, tokens=tokens, empty_rows=1)
+    options = (["--width", "16", "--depth", "1", "--attention-heads", "2", "--epochs", "8",
+                "--lr", "3e-3"] if fusion == "tokens" else [])
+    tests = [arg for name in THREE for arg in ("--test", f"{name}={test[name]}")]
+    trained = cli("train-head", *named(train, *THREE), "--pairs", train["pairs"], "--missing",
+                  "absent", "--fusion", fusion, *options, *tests, "--test-pairs", test["pairs"],
+                  "-o", tmp_path / "head", "--json")
+    assert trained.exit_code == 0, trained.output
+    run = json.loads(trained.stdout)
+    assert set(run["val"]) == {FUSION, *THREE, "routed"}
+    assert run["test"]["routed"]["answered_by"] == {FUSION: 80, "image": 20, "audio": 20,
+                                                    "depth": 20}
+
+    def expected(keep: tuple) -> str:
+        return FUSION if len(keep) > 1 else keep[0] if keep else ""
+
+    result = cli("predict", tmp_path / "head", *named(test, *THREE), "--pairs", test["pairs"])
+    assert result.exit_code == 0, result.output
+    out = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(out) == 141
+    assert [r["head"] for r in out] == [expected(keep) for keep in test["keeps"]]
+    answered = [r for r in out if r["head"]]
+    assert all(r["predicted"] in CLASSES for r in answered)
+    assert all(r["predicted"] == "" for r in out if not r["head"])
+    for r, keep in zip(out, test["keeps"]):  # the ids of the kept modalities, no others
+        assert [bool(r[f"id_{name}"]) for name in THREE] == [name in keep for name in THREE]
+    # predict answers as the run scored its (held) test split: same heads, same rows
+    correct = [r["predicted"] == r["label"] for r in answered]
+    assert np.mean(correct) == pytest.approx(run["test"]["routed"]["label"]["top1"])
+    both_bits = [r["predicted"] == r["label"] for r, keep in zip(out, test["keeps"])
+                 if {"image", "audio"} <= set(keep)]
+    assert np.mean(both_bits) > 0.7  # the fusion head uses the modalities it is given
