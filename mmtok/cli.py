@@ -361,8 +361,10 @@ def _check_inputs(tokens: Path | None = None, **files: Path | None) -> None:
 
 
 def _finish_run(summary, json_output: bool) -> None:
-    """Print a tokenize/embed summary; a run in which every sample failed exits 8."""
-    typer.echo(json.dumps(summary.to_dict()) if json_output else summary.line())
+    """Print a tokenize/embed summary; a run in which every sample failed exits 8 (its hint
+    goes to stderr as the error, so the summary line leaves it out)."""
+    typer.echo(json.dumps(summary.to_dict()) if json_output
+               else summary.line(with_warnings=not summary.nothing_valid))
     if summary.nothing_valid:
         from .errors import NoValidSamples
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -38,10 +39,25 @@ def run_demo(workdir: str | os.PathLike, workers: int = 2, progress: bool = True
     "features": dict, "problems": list[str]}}``; ``problems`` gathers the stores'
     validation problems.
     """
+    from .embedding.encoders import RandomWeightsWarning
+    from .errors import PreprocessingMismatchWarning
+
+    # Every modality's encoder has random weights: say so once here, not once per embed.
+    warnings.warn("the demo embeds with tiny encoders of random weights: its features and "
+                  "test accuracies show that the pipeline works, not what a pretrained "
+                  "encoder reaches", RandomWeightsWarning, stacklevel=2)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=RandomWeightsWarning)
+        # A random encoder was trained on nothing, so "prepare as the encoder did" is moot.
+        warnings.filterwarnings("ignore", category=PreprocessingMismatchWarning)
+        return _run_all(Path(workdir), workers, progress)
+
+
+def _run_all(workdir: Path, workers: int, progress: bool) -> dict:
+    """:func:`run_demo`'s work, modality by modality."""
     from .heads.train import train_head
     from .store.inspect import store_info, validate_store
 
-    workdir = Path(workdir)
     results = {}
     for modality, demo in demo_modalities().items():
         make_data = demo_data_maker(demo)

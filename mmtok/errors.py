@@ -20,6 +20,11 @@ class MmtokWarning(UserWarning):
     one ``mmtok: warning: ...`` line (Python callers get a normal warning)."""
 
 
+class PreprocessingMismatchWarning(MmtokWarning):
+    """The tokens were prepared differently from the encoder's own preprocessing (a
+    modality's subclass says how, e.g. the image projector's ``ResizeMismatchWarning``)."""
+
+
 class MmtokError(Exception):
     """A failure of the whole command, with a message that says what to do next."""
 

@@ -34,7 +34,7 @@ def write_feature_store(path: Path, features: np.ndarray, labels: np.ndarray,
                         **config_changes) -> Path:
     """A complete feature store holding ``features`` (N, D) or (N, L, D) and ``labels``
     (N,); ``ids`` default to ``sample-00000``...; ``extra`` adds per-sample arrays (e.g.
-    ``length``)."""
+    ``token_mask``)."""
     num = len(features)
     valid = np.ones(num, bool) if valid is None else valid
     if class_names is None:

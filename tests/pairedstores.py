@@ -66,3 +66,42 @@ def write_pairs(path: Path, rows: list[dict]) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+THREE = ("image", "audio", "depth")
+# which modalities a row keeps, cycled over the rows: all three, each pair, each one alone
+PRESENCE = [THREE, ("image", "audio"), ("image", "depth"), ("audio", "depth"),
+            ("image",), ("audio",), ("depth",)]
+
+
+def write_three(folder: Path, num: int, dim: int, seed: int, *, tokens: int | None = None,
+                empty_rows: int = 0) -> dict:
+    """Three stores over the same samples: ``image`` and ``audio`` from
+    :func:`paired_features` (one bit of the class each) and ``depth`` (around a centre per
+    class, so it alone tells all four apart, less cleanly); a ``token_mask`` on ``image``'s
+    per-token features (its last token padding for every other sample). The pairs CSV keeps
+    row ``i``'s modalities ``PRESENCE[i % 7]``; ``empty_rows`` more rows name no sample
+    (one at most: the pairs file refuses a repeated row)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = paired_features(num, dim, seed, tokens=tokens)
+    labels = data["labels"]
+    centres = np.random.default_rng(98).normal(size=(len(CLASSES), dim)) * 0.8
+    shape = (num, dim) if tokens is None else (num, tokens, dim)
+    signal = centres[labels] if tokens is None else centres[labels][:, None]
+    data["depth"] = (np.random.default_rng(seed + 50).normal(size=shape)
+                     + signal).astype(np.float32)
+    ids = [f"s{i:05d}" for i in range(num)]
+    extra = {"image": None, "audio": None, "depth": None}
+    if tokens is not None:
+        mask = np.ones((num, tokens), bool)
+        mask[1::2, -1] = False
+        extra["image"] = {"token_mask": mask}
+    stores = {name: write_feature_store(folder / f"{name}.zarr", data[name], labels, CLASSES,
+                                        ids=[f"{i}.{name}" for i in ids], extra=extra[name])
+              for name in THREE}
+    keeps = [PRESENCE[i % len(PRESENCE)] for i in range(num)]
+    rows = [{**{name: f"{sample}.{name}" if name in keep else "" for name in THREE},
+             "label": CLASSES[y]} for sample, y, keep in zip(ids, labels, keeps)]
+    rows += [{**{name: "" for name in THREE}, "label": ""} for _ in range(empty_rows)]
+    return {**stores, "labels": labels, "keeps": keeps + [()] * empty_rows,
+            "pairs": write_pairs(folder / "pairs.csv", rows)}

@@ -23,6 +23,10 @@ def test_demo_runs_end_to_end(tmp_path, cli):
         assert (f"complete: {tmp_path / modality}.features.zarr: {n} samples, {n} valid"
                 in result.stdout)
     assert result.stdout.count("validate: ok") == len(DEMO_MODALITIES)
+    # the demo says once that its encoders have random weights, not once per embed
+    assert result.output.count("random weights") == 1
+    assert "mmtok: warning: the demo embeds with tiny encoders of random weights" in result.stderr
+    assert result.stderr.count("mmtok: warning:") == 1  # (nor a resize advice per image store)
     accuracy_line = result.stdout.strip().splitlines()[-1]
     shown = dict(re.findall(r"(\w+) (\d\.\d{3})", accuracy_line))
     assert set(shown) == set(DEMO_MODALITIES)

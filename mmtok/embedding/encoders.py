@@ -45,13 +45,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..errors import MmtokError, UsageError
+from ..errors import MmtokError, MmtokWarning, UsageError
 
 if TYPE_CHECKING:  # timm is imported lazily: it takes seconds to import
     from timm.models.vision_transformer import VisionTransformer
 
 __all__ = [
     "METATRANSFORMER_SIZES",
+    "AdaptedCheckpointWarning",
     "Encoder",
     "EncoderHubError",
     "EncoderWeightsError",
@@ -61,6 +62,7 @@ __all__ = [
     "load_encoder",
     "metatransformer_blocks",
     "parse_metatransformer",
+    "RandomWeightsWarning",
     "read_state_dict",
 ]
 
@@ -92,6 +94,16 @@ class EncoderHubError(MmtokError):
     """Pretrained weights could not be fetched from the hub (offline, not cached, ...)."""
 
     exit_code = 2
+
+
+class RandomWeightsWarning(MmtokWarning):
+    """The encoder has random weights (no weights file, not pretrained): its features come
+    from an untrained model, fine for a test, meaningless for real use."""
+
+
+class AdaptedCheckpointWarning(MmtokWarning):
+    """timm's checkpoint filter resized some of the checkpoint's tensors to fit the encoder,
+    so the features are not exactly those of the checkpoint's own model."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import queue
-import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -24,13 +24,13 @@ import torch
 from ..engines import EngineOptions, ShardJob, StepRun, Task, WorkerContext, make_engine, run_step
 from ..errors import StoreError, UsageError
 from ..store.integrity import checksum_mismatches
-from ..store.layout import FITTED, ArraySpec, shard_bounds
+from ..store.layout import FITTED, TOKEN_MASK, ArraySpec, shard_bounds
 from ..store.paths import check_output_is_not_input
 from ..store.reader import Store, open_complete_store
 from ..store.summary import RunSummary
 from ..store.writer import ShardData, ShardWriter, StoreSpec, check_output_kind
-from .encoders import load_encoder
-from .pooling import POOLS, pool
+from .encoders import AdaptedCheckpointWarning, RandomWeightsWarning, load_encoder
+from .pooling import POOLS, pool, token_mask
 from .projectors import build_projector, embed_statistics, run_encoder
 
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -114,7 +114,9 @@ def _prefetch(iterator: Iterator, depth: int = 1) -> Iterator:
 
 
 class Embedder:
-    """Projector + frozen encoder + pooling on one device; ``__call__`` takes numpy rows.
+    """Projector + frozen encoder + pooling on one device; ``__call__`` takes numpy rows and
+    gives the feature store's arrays: ``features``, and for per-token features (pool
+    ``none``) ``token_mask``.
 
     With ``compile`` the whole per-batch forward (projector, blocks, pool, under autocast)
     goes through ``torch.compile``. Every batch is then padded to ``batch_size`` rows so that
@@ -136,39 +138,55 @@ class Embedder:
             tensor = tensor.pin_memory()
         return tensor.to(self.device, non_blocking=True)
 
-    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return pooled_features(self.projector, self.encoder, batch, self.how, self.autocast)
+    def _forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return encoded(self.projector, self.encoder, batch, self.how, self.autocast)
 
     @torch.inference_mode()
     def __call__(self, rows: dict[str, np.ndarray], *, eager: bool = False,
-                 on_batch: Callable[[int], object] | None = None) -> np.ndarray:
-        """Pooled features of ``rows``; ``eager`` skips the compiled graph (one-off calls
-        such as the shape probe would otherwise compile a graph of their own);
-        ``on_batch(rows)`` is called after every batch (progress)."""
+                 on_batch: Callable[[int], object] | None = None) -> dict[str, np.ndarray]:
+        """The arrays of ``rows`` (see :func:`encoded`); ``eager`` skips the compiled graph
+        (one-off calls such as the shape probe would otherwise compile a graph of their
+        own); ``on_batch(rows)`` is called after every batch (progress)."""
         forward = self._forward if eager or self.compiled is None else self.compiled
-        outputs = []
+        outputs: dict[str, list[np.ndarray]] = {}
         count = len(next(iter(rows.values())))  # every input array has one row per sample
         for begin in range(0, count, self.batch_size):
             chunk = {name: values[begin:begin + self.batch_size] for name, values in rows.items()}
             real = len(next(iter(chunk.values())))
             if forward is self.compiled and real < self.batch_size:
                 chunk = {name: _pad_rows(values, self.batch_size) for name, values in chunk.items()}
-            pooled = forward({name: self._to_device(values) for name, values in chunk.items()})
-            outputs.append(pooled[:real].float().cpu().numpy())
+            arrays = forward({name: self._to_device(values) for name, values in chunk.items()})
+            for name, values in arrays.items():
+                values = values[:real]
+                outputs.setdefault(name, []).append(
+                    (values if values.dtype == torch.bool else values.float()).cpu().numpy())
             if on_batch is not None:
                 on_batch(real)
-        return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+        if not outputs:
+            return {"features": np.zeros((0,), np.float32)}
+        return {name: np.concatenate(parts) for name, parts in outputs.items()}
 
 
-def pooled_features(projector: torch.nn.Module, encoder: Any, batch: dict[str, torch.Tensor],
-                    how: str, autocast: torch.dtype | None = None) -> torch.Tensor:
+def encoded(projector: torch.nn.Module, encoder: Any, batch: dict[str, torch.Tensor],
+            how: str, autocast: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """The recipe's forward: projector -> frozen encoder -> pool, under autocast when a
-    dtype is given (embed, and tokenizer tuning, which trains through it)."""
+    dtype is given: ``{"features": ...}``, plus, when every token is kept (``how="none"``),
+    ``token_mask`` (which of them are real, :func:`~mmtok.embedding.pooling.token_mask`),
+    so that a fusion head can leave the padding out of attention."""
     with torch.autocast(next(iter(batch.values())).device.type, dtype=autocast,
                         enabled=autocast is not None):
         projected = projector(batch)
         x = run_encoder(encoder, projected)
-        return pool(x, projected.mask, projected.prefix, how)
+        arrays = {"features": pool(x, projected.mask, projected.prefix, how)}
+    if how == "none":
+        arrays[TOKEN_MASK] = token_mask(projected.mask, projected.prefix, x)
+    return arrays
+
+
+def pooled_features(projector: torch.nn.Module, encoder: Any, batch: dict[str, torch.Tensor],
+                    how: str, autocast: torch.dtype | None = None) -> torch.Tensor:
+    """The features alone of :func:`encoded` (tokenizer tuning trains through them)."""
+    return encoded(projector, encoder, batch, how, autocast)["features"]
 
 
 def _pad_rows(values: np.ndarray, rows: int) -> np.ndarray:
@@ -252,14 +270,13 @@ def embed(
     # uses it, while Ray actors each load their own (docs/engines.md).
     built = job.build(token_store, _driver_device(device, engine))
     job.keep(built.embedder)
-    warnings = _encoder_warnings(built.encoder)
+    _warn_about_encoder(built.encoder)
     spec = _feature_spec(token_store, built.encoder, built.projector_record, pool_how,
                          precision, seed, _feature_shape(built.embedder, token_store),
                          encoder_options or {}, projector, built.statistics_record)
     run = StepRun(f"embed ({'ray' if engine == 'ray' else built.embedder.device})", spec,
                   overwrite, repair, progress)
     summary = run_step(run, job, runner, lambda shard: None, started)
-    summary.warnings += warnings
     if summary.nothing_valid:
         summary.warnings.append(f"{tokens} holds no valid sample, so no feature was computed; "
                                 "`mmtok info TOKENS --errors` shows why each one failed")
@@ -272,26 +289,25 @@ def _driver_device(device: str, engine: str) -> str:
     return "cpu" if engine == "ray" else device
 
 
-def _encoder_warnings(encoder: Any) -> list[str]:
-    """What a user must know about the encoder, said before the run (on stderr) and in the
-    summary: features of random weights mean nothing, and adapted weights differ from the
-    checkpoint's own model."""
-    warnings = []
+def _warn_about_encoder(encoder: Any) -> None:
+    """What a user must know about the encoder, said once before the run as an
+    :class:`~mmtok.errors.MmtokWarning` (the CLI prints it as one ``mmtok: warning:`` line):
+    features of random weights mean nothing, and adapted weights differ from the
+    checkpoint's own model. Not repeated in the summary, which would show it twice."""
     if encoder.weights_sha256 is None and encoder.weights_source.startswith("random"):
-        warnings.append(
+        warnings.warn(
             f"the encoder {encoder.name} has random weights ({encoder.weights_source}): no "
             "--weights FILE or --pretrained was given, so these features come from an "
-            "untrained model (fine for a test; pass --weights or --pretrained for real use)")
+            "untrained model (fine for a test; pass --weights or --pretrained for real use)",
+            RandomWeightsWarning, stacklevel=3)
     if encoder.adapted:
         shapes = "; ".join(f"{key} {list(old)} -> {list(new)}"
                            for key, (old, new) in encoder.adapted_shapes.items())
-        warnings.append(
+        warnings.warn(
             f"the checkpoint's tensors were resized to fit {encoder.name} by timm's checkpoint "
             f"filter ({shapes}); the features are not exactly those of the checkpoint's own "
-            "model (choose an --encoder / --encoder-option img_size=... that matches it)")
-    for warning in warnings:
-        print(f"mmtok: warning: {warning}", file=sys.stderr)
-    return warnings
+            "model (choose an --encoder / --encoder-option img_size=... that matches it)",
+            AdaptedCheckpointWarning, stacklevel=3)
 
 
 @dataclass(frozen=True)
@@ -388,17 +404,20 @@ class _EmbedWorker:
               on_samples: Callable[[int], None] | None = None) -> dict:
         """Embed one token shard's rows and write its feature shard, marker last;
         ``on_samples(n)`` after every batch of ``n`` samples (progress moves per batch)."""
-        shape = _features_shape(self.writer)
         start = shard * self.writer.attrs["shard_size"]
         valid = rows["valid"].astype(bool)
-        features = np.zeros((len(valid), *shape), np.float32)
+        # zeros (and no real token) for samples that were invalid in the token store
+        arrays = {name: np.zeros((len(valid), *self.writer.group[name].shape[1:]),
+                                 self.writer.group[name].dtype)
+                  for name in self.writer.attrs["arrays"]}
         inputs = {k: v[valid] for k, v in rows.items() if k in input_arrays(self.tokens)}
         if valid.any():
-            features[valid] = self.embedder(inputs, on_batch=on_samples)
+            for name, values in self.embedder(inputs, on_batch=on_samples).items():
+                arrays[name][valid] = values
         errors = {e["index"]: e for e in self.tokens.markers[shard]["errors"]}
         shard_errors = [_invalid_record(start + int(i), str(rows["id"][i]), errors)
                         for i in np.flatnonzero(~valid)]
-        marker = self.writer.write(shard, ShardData({"features": features}, rows["label"],
+        marker = self.writer.write(shard, ShardData(arrays, rows["label"],
                                                     valid, [str(i) for i in rows["id"]],
                                                     shard_errors))
         invalid = int((~valid).sum())
@@ -415,16 +434,12 @@ def _tokens_per_sample(token_store: Store) -> int:
     return max(lengths, default=1)
 
 
-def _features_shape(writer: ShardWriter) -> tuple[int, ...]:
-    return tuple(writer.group["features"].shape[1:])
-
-
 def _feature_shape(embedder: Embedder, tokens: Store) -> tuple[int, ...]:
     # Zeros are enough: only the shape is kept, and prefix tokens are never masked, so even a
     # length-0 input attends to something.
     probe = {name: np.zeros((1, *tokens.group[name].shape[1:]), tokens.group[name].dtype)
              for name in input_arrays(tokens)}
-    return embedder(probe, eager=True).shape[1:]
+    return embedder(probe, eager=True)["features"].shape[1:]
 
 
 def weights_identity(encoder: Any) -> str:
@@ -469,10 +484,11 @@ def _feature_spec(tokens: Store, encoder: Any, projector: dict, how: str, precis
         "precision": precision, "seed": seed,
         "tokens_config_hash": attrs["config_hash"], "tokens_config": attrs["config"],
     }
+    arrays = {"features": ArraySpec(tuple(shape), "float32", ("token", "feature")[-len(shape):])}
+    if how == "none":  # which tokens are real: padding is not (fusion heads mask it out)
+        arrays[TOKEN_MASK] = ArraySpec((shape[0],), "bool", ("token",))
     return StoreSpec(
-        kind="features", modality=attrs["modality"], config=config,
-        arrays={"features": ArraySpec(tuple(shape), "float32",
-                                      ("token", "feature")[-len(shape):])},
+        kind="features", modality=attrs["modality"], config=config, arrays=arrays,
         static_arrays={},
         num_samples=attrs["num_samples"], shard_size=attrs["shard_size"],
         class_names=attrs["class_names"],

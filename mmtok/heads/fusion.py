@@ -10,8 +10,9 @@ are present, true token counts) to one logit tensor per task:
 - :class:`TokenFusion`: per-token features (``embed --pool none``; a pooled store is one
   token) projected to a common width, plus a learnt modality embedding and position
   embedding, behind a learnt cls token, through a small pre-norm transformer (joint
-  self-attention); padding (past a recorded ``length``) and absent modalities are masked
-  out of attention; the cls output feeds one output layer per task.
+  self-attention); padding (the tokens a store's ``token_mask`` marks False; a store
+  without one counts every token) and absent modalities are masked out of attention; the
+  cls output feeds one output layer per task.
 
 A unimodal head is the same module over a single modality, so the fusion head and every
 unimodal head train in one loop (:func:`co_train`) on the same batches. With distillation
@@ -42,7 +43,7 @@ FUSIONS = ("late", "tokens")
 FUSION = "fusion"  # the name of the head over every modality
 BLOCK_BYTES = 64 << 20  # streamed splits are read in blocks of about this many feature bytes
 
-Batch = dict[str, dict[str, torch.Tensor]]  # "features", "present", "lengths", "labels"
+Batch = dict[str, dict[str, torch.Tensor]]  # "features", "present", "token_mask", "labels"
 
 
 @dataclass
@@ -134,9 +135,9 @@ class TokenFusion(nn.Module):
             x = x.reshape(len(x), length, -1)
             sequence.append(self.inputs[name](x) + self.modality[name] + self.position[name])
             masked = ~here[:, None].expand(-1, length)
-            lengths = batch.get("lengths", {}).get(name)
-            if lengths is not None:
-                masked = masked | (torch.arange(length, device=x.device)[None] >= lengths[:, None])
+            real = batch.get("token_mask", {}).get(name)
+            if real is not None:  # padding; a store without a token_mask counts every token
+                masked = masked | ~real
             ignored.append(masked)
         count = len(sequence[0])
         cls = self.cls.expand(count, -1, -1)
@@ -241,8 +242,8 @@ def _blocks(data: PairedSet, rows: np.ndarray, rng: np.random.Generator | None,
 def _read_block(data: PairedSet, block: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
     return {"features": {n: m.read(block) for n, m in data.modalities.items()},
             "present": {n: m.present[block] for n, m in data.modalities.items()},
-            "lengths": {n: m.lengths[block] for n, m in data.modalities.items()
-                        if m.lengths is not None},
+            "token_mask": {n: m.read_token_mask(block) for n, m in data.modalities.items()
+                           if m.has_token_mask},
             "labels": {t: y[block] for t, y in data.labels.items()}}
 
 
@@ -251,9 +252,23 @@ def batches(data: PairedSet, batch_size: int, device: torch.device,
             rows: np.ndarray | None = None) -> Iterator[Batch]:
     """Batches of ``data`` as tensors on ``device``; a streamed split's next block is read
     by a background thread while the current one trains (one block ahead, so memory stays
-    at two blocks)."""
+    at two blocks). A streamed split comes in store order, not the order of ``rows``
+    (:func:`in_rows_order` puts per-row outputs back)."""
     rows = np.arange(len(data)) if rows is None else rows
-    blocks = _blocks(data, rows, rng, batch_size)
+    return _batches_of(data, _blocks(data, rows, rng, batch_size), batch_size, device)
+
+
+def in_rows_order(data: PairedSet, rows: np.ndarray, batch_size: int) -> np.ndarray:
+    """Indices that put the outputs of ``batches(data, batch_size, rows=rows)`` (no
+    shuffling; ``rows`` unique) back in the order of ``rows``."""
+    blocks = _blocks(data, rows, None, batch_size)
+    read = np.concatenate(blocks) if blocks else np.zeros(0, np.int64)
+    sorter = np.argsort(read, kind="stable")
+    return sorter[np.searchsorted(read, rows, sorter=sorter)]
+
+
+def _batches_of(data: PairedSet, blocks: list[np.ndarray], batch_size: int,
+                device: torch.device) -> Iterator[Batch]:
     for arrays in _prefetched(data, blocks):
         count = len(next(iter(arrays["present"].values())))
         for begin in range(0, count, batch_size):
@@ -438,14 +453,16 @@ def step_loss(heads: dict[str, nn.Module], batch: Batch, tasks: list[str],
 def head_probabilities(head: nn.Module, data: PairedSet, device: torch.device,
                        batch_size: int = 1024, rows: np.ndarray | None = None) -> list[np.ndarray]:
     """Per task, (n, K) probabilities of ``head`` on ``data`` (its ``rows``, default all),
-    in order."""
+    in the order of ``rows``."""
     head.eval()
+    rows = np.arange(len(data)) if rows is None else rows
     chunks: list[list[np.ndarray]] = []
     for batch in batches(data, batch_size, device, rows=rows):
         chunks.append([torch.softmax(out, 1).cpu().numpy() for out in head(batch)])
     if not chunks:
         return [np.zeros((0, len(data.class_names[t])), np.float32) for t in data.tasks]
-    return [np.concatenate([c[i] for c in chunks]) for i in range(len(chunks[0]))]
+    order = in_rows_order(data, rows, batch_size)
+    return [np.concatenate([c[i] for c in chunks])[order] for i in range(len(chunks[0]))]
 
 
 def evaluate_heads(heads: dict[str, nn.Module], data: PairedSet, settings: FusionSettings,
@@ -478,8 +495,10 @@ def evaluate_heads(heads: dict[str, nn.Module], data: PairedSet, settings: Fusio
 def _joined(head: LateFusion, data: PairedSet, rows: np.ndarray,
             device: torch.device) -> torch.Tensor:
     parts = [head.joined(batch) for batch in batches(data, 65536, device, rows=rows)]
-    return torch.cat(parts) if parts else torch.zeros((0, head.outputs[0].in_features),
-                                                      device=device)
+    if not parts:
+        return torch.zeros((0, head.outputs[0].in_features), device=device)
+    order = torch.from_numpy(in_rows_order(data, rows, 65536)).to(device)
+    return torch.cat(parts)[order]  # in the order of rows, as their labels
 
 
 def fit_probes(heads: dict[str, nn.Module], train: PairedSet, val: PairedSet,

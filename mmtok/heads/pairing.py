@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..store.layout import TOKEN_MASK
 from ..store.reader import Store
 from .data import open_feature_store, provenance, provenance_differences
 
@@ -42,7 +43,7 @@ class Modality:
     store: Store
     rows: np.ndarray                # (n,) int64 store row, -1 where the modality is absent
     held: np.ndarray | None = None  # (n, *shape) float32 features (zeros where absent)
-    lengths: np.ndarray | None = None  # (n,) true token counts, when the store records them
+    held_mask: np.ndarray | None = None  # (n, tokens) bool token masks of held features
 
     @property
     def present(self) -> np.ndarray:
@@ -60,23 +61,41 @@ class Modality:
     def source(self) -> str:
         return str(self.store.path)
 
+    @property
+    def has_token_mask(self) -> bool:
+        """Whether the store says which of its per-token features are padding (``embed
+        --pool none`` records ``token_mask``; older stores and pooled ones do not)."""
+        return TOKEN_MASK in self.store.array_names
+
     def take(self, rows: np.ndarray) -> Modality:
         return Modality(self.name, self.store, self.rows[rows],
                         None if self.held is None else self.held[rows],
-                        None if self.lengths is None else self.lengths[rows])
+                        None if self.held_mask is None else self.held_mask[rows])
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """Features of the paired samples ``rows`` (zeros where absent), from memory or,
         for a split over the memory limit, from the store (sorted rows, one read)."""
         if self.held is not None:
             return self.held[rows]
-        out = np.zeros((len(rows), *self.shape), np.float32)
+        return self._read_store("features", rows, np.float32)
+
+    def read_token_mask(self, rows: np.ndarray) -> np.ndarray | None:
+        """Which tokens of the paired samples' per-token features are real (all False
+        where absent); None for a store without a ``token_mask``: all its tokens count."""
+        if not self.has_token_mask:
+            return None
+        if self.held_mask is not None:
+            return self.held_mask[rows]
+        return self._read_store(TOKEN_MASK, rows, np.bool_)
+
+    def _read_store(self, name: str, rows: np.ndarray, dtype: type) -> np.ndarray:
+        array = self.store.group[name]
+        out = np.zeros((len(rows), *array.shape[1:]), dtype)
         wanted = self.rows[rows]
         here = wanted >= 0
         if here.any():
             unique, inverse = np.unique(wanted[here], return_inverse=True)
-            block = self.store.group["features"].get_orthogonal_selection((unique,))
-            out[here] = block[inverse]
+            out[here] = array.get_orthogonal_selection((unique,))[inverse]
         return out
 
 
@@ -118,6 +137,8 @@ class PairedSet:
             for modality in self.modalities.values():
                 if modality.held is None:
                     modality.held = modality.read(everything)
+                if modality.held_mask is None and modality.has_token_mask:
+                    modality.held_mask = modality.read_token_mask(everything)
         return self
 
 
@@ -263,19 +284,9 @@ def _assemble(stores: dict[str, Store], table: list[dict], keys: list[str] | Non
         keep &= np.stack([y >= 0 for y in labels.values()]).any(0)
     dropped["dropped rows"] = int(n - keep.sum())
     chosen = np.flatnonzero(keep)
-    modalities = {name: Modality(name, stores[name], rows[name][chosen],
-                                 lengths=_lengths(stores[name], rows[name][chosen]))
-                  for name in stores}
+    modalities = {name: Modality(name, stores[name], rows[name][chosen]) for name in stores}
     return PairedSet(modalities, np.array(keys, dtype=object)[chosen],
                      {t: y[chosen] for t, y in labels.items()}, class_names, source, dropped)
-
-
-def _lengths(store: Store, rows: np.ndarray) -> np.ndarray | None:
-    """True token counts where a per-token store records ``length`` (padding is masked)."""
-    if "length" not in store.array_names:
-        return None
-    lengths = store.group["length"][:].astype(np.int64)
-    return np.where(rows >= 0, lengths[np.maximum(rows, 0)], 0)
 
 
 def _labels(stores: dict[str, Store], table: list[dict], rows: dict[str, np.ndarray],

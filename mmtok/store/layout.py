@@ -23,6 +23,9 @@ ATTRS_KEY = "mmtok"
 COMMITS = "commits"
 FITTED = "fitted"  # attrs key: where fitted statistics came from (see mmtok/fitted.py)
 STANDARD_ARRAYS = ("label", "valid", "id")
+# per-token feature stores (embed --pool none): (N, L) bool, True for the real tokens of
+# ``features`` (prefix tokens always), False for padding and for invalid samples
+TOKEN_MASK = "token_mask"
 TARGET_CHUNK_BYTES = 4 << 20  # inner chunks of a few MB: fast partial reads, few files
 
 

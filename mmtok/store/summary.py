@@ -33,7 +33,9 @@ class RunSummary:
     warnings: list[str] = field(default_factory=list)  # what the user should know of the run
     checked_checksums: bool = field(default=False, repr=False)  # this run had --repair
 
-    def line(self) -> str:
+    def line(self, with_warnings: bool = True) -> str:
+        """One human line (plus a ``warning:`` line per warning, unless the caller shows
+        them itself, as the CLI does with the hint of a run where every sample failed)."""
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.errors_by_kind.items()))
         invalid = f"{self.num_invalid} invalid" + (f" ({kinds})" if kinds else "")
         skipped = f"; {self.shards_skipped} shard(s) were already done" if self.shards_skipped else ""
@@ -45,7 +47,8 @@ class RunSummary:
             # a plain rerun only stats the files: damage inside them shows only in checksums
             skipped += (" (checked for missing files only; --repair also verifies their "
                         "checksums)")
-        notes = "".join(f"\nwarning: {warning}" for warning in self.warnings)
+        notes = "".join(f"\nwarning: {warning}" for warning in self.warnings
+                        if with_warnings)
         return (f"{self.status}: {self.store}: {counted(self.num_samples, 'sample')}, "
                 f"{self.num_valid} valid, {invalid}; wrote {counted(self.samples_written, 'sample')}"
                 f" in {self.seconds:.1f} s ({self.samples_per_second:.1f} samples/s){skipped}"

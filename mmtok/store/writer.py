@@ -253,6 +253,12 @@ def _check_compatible(path: Path, existing: dict, spec: StoreSpec) -> None:
             f"{path} was made with another config (differs in: {', '.join(changed) or 'kind'}); "
             f"{hint}"
         )
+    if sorted(existing.get("arrays", [])) != sorted(spec.arrays):
+        # same config, other arrays: a store of an earlier build of this version (before
+        # per-token feature stores recorded their token_mask, say)
+        raise ConfigMismatchError(
+            f"{path} holds the arrays {', '.join(sorted(existing.get('arrays', [])))}; this "
+            f"run writes {', '.join(sorted(spec.arrays))}; {hint}")
     if existing.get("source_hash") != spec.source_hash:
         raise ConfigMismatchError(
             f"{path} was made from another list of samples ({existing.get('num_samples')} "

@@ -283,8 +283,39 @@ def test_compiled_embedder_pads_short_batches_to_one_shape(tiny_vit):
 
     calls = []
     embedder = Embedder(None, None, "cls", torch.device("cpu"), "float32", batch_size=4)
-    embedder.compiled = lambda batch: calls.append(len(batch["tokens"])) or batch["tokens"].float()
+    embedder.compiled = lambda batch: (calls.append(len(batch["tokens"]))
+                                       or {"features": batch["tokens"].float()})
     rows = {"tokens": np.arange(6, dtype=np.float32)[:, None] + 1}
-    out = embedder(rows)
+    out = embedder(rows)["features"]
     assert calls == [4, 4]  # 6 rows -> 4 + 2 padded to 4
     np.testing.assert_array_equal(out[:, 0], np.arange(6) + 1)
+
+
+def test_pool_none_records_which_tokens_are_real(tmp_path):
+    """Per-token features come with ``token_mask``: the projector's mask behind the prefix.
+    A graph's padding is not at the end (node slots, then edge slots), so it is a mask, not
+    a length; pooled features need none."""
+    from mmtok.modalities.graph.demo import make_demo_graph
+
+    make_demo_graph(tmp_path / "graphs", per_class=2)
+    mmtok.tokenize(tmp_path / "graphs", tmp_path / "t.zarr", "graph", max_nodes=16,
+                   max_edges=40, lap_k=4, progress=False)  # two graphs too large: invalid
+    encoder = "metatransformer:depth=1,width=16,heads=2"
+    mmtok.embed(tmp_path / "t.zarr", tmp_path / "f.zarr", encoder, pool_how="none",
+                progress=False)
+    tokens, features = (mmtok.open_store(tmp_path / n) for n in ("t.zarr", "f.zarr"))
+    mask = features.group["token_mask"][:]
+    assert mask.dtype == bool and mask.shape == (len(tokens), 1 + 16 + 40)
+    nodes, edges = tokens.group["num_nodes"][:], tokens.group["num_edges"][:]
+    valid = tokens.group["valid"][:]
+    assert 0 < valid.sum() < len(tokens)
+    slots = np.arange(56)
+    for i in range(len(tokens)):
+        real = np.concatenate([[True], np.where(slots < 16, slots < nodes[i],
+                                                slots < 16 + edges[i])])
+        np.testing.assert_array_equal(mask[i], real & valid[i])  # invalid: no real token
+        assert features[i]["token_mask"].sum() == valid[i] * (1 + nodes[i] + edges[i])
+    assert (nodes[valid] < 16).any()  # padding among the node slots, before real edges
+    mmtok.embed(tmp_path / "t.zarr", tmp_path / "p.zarr", encoder, pool_how="mean",
+                progress=False)
+    assert "token_mask" not in mmtok.open_store(tmp_path / "p.zarr").array_names

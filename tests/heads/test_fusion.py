@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from featurestores import write_feature_store
-from pairedstores import CLASSES, paired_features, write_paired, write_pairs
+from pairedstores import CLASSES, THREE, paired_features, write_paired, write_pairs, write_three
 
 from mmtok.errors import UsageError
 from mmtok.heads.fusion import (
@@ -161,18 +161,88 @@ def test_padding_and_absent_modalities_do_not_change_token_fusion_outputs():
     x = {"image": torch.randn(4, 5, 6), "audio": torch.randn(4, 3, 6)}
     present = {"image": torch.ones(4, dtype=torch.bool),
                "audio": torch.tensor([True, False, True, False])}
-    lengths = {"image": torch.tensor([5, 2, 3, 5])}
-    batch = {"features": x, "present": present, "lengths": lengths}
+    real = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 0, 0, 1, 1], [1, 1, 1, 1, 1]],
+                        dtype=torch.bool)  # row 2: padding in the middle (a graph's slots)
+    masks = {"image": real}
+    batch = {"features": x, "present": present, "token_mask": masks}
     before = head(batch)[0]
     changed = {"image": x["image"].clone(), "audio": x["audio"].clone()}
-    changed["image"][1, 2:] = 100.0  # padding past the true length
-    changed["image"][2, 3:] = -50.0
+    changed["image"][1, 2:] = 100.0  # padding
+    changed["image"][2, 1:3] = -50.0
     changed["audio"][[1, 3]] = 7.0   # an absent modality's values
-    after = head({"features": changed, "present": present, "lengths": lengths})[0]
+    after = head({"features": changed, "present": present, "token_mask": masks})[0]
     torch.testing.assert_close(before, after)
-    changed["image"][0, 1] += torch.randn(6)  # a real token does change the output
+    changed["image"][2, 4] += torch.randn(6)  # a real token after the padding does count
     assert not torch.allclose(head({"features": changed, "present": present,
-                                    "lengths": lengths})[0][0], before[0])
+                                    "token_mask": masks})[0][2], before[2])
+
+
+def test_a_stores_token_mask_reaches_the_head_and_a_store_without_one_counts_every_token(
+        tmp_path):
+    """Two per-token stores with the same real tokens and other padding values: with their
+    ``token_mask`` the head's outputs are equal; stores made before embed recorded it give
+    batches without a mask (every token counts), so the padding then changes them."""
+    from mmtok.heads.fusion import batches
+
+    data = paired_features(40, 6, seed=3, tokens=4)
+    rng = np.random.default_rng(0)
+    real = np.arange(4)[None] < rng.integers(1, 5, 40)[:, None]
+    other = np.where(real[..., None], data["image"], 100.0).astype(np.float32)
+    labels, ids = data["labels"], [f"s{i:03d}" for i in range(40)]  # stems in store order
+
+    def paired_with(features: np.ndarray, name: str, mask: bool, hold: bool = False):
+        extra = {"token_mask": real} if mask else None
+        image = write_feature_store(tmp_path / f"{name}-image.zarr", features, labels, CLASSES,
+                                    ids=[f"{i}.png" for i in ids], extra=extra)
+        audio = write_feature_store(tmp_path / f"{name}-audio.zarr", data["audio"], labels,
+                                    CLASSES, ids=[f"{i}.wav" for i in ids])
+        paired_set = pair_stores({"image": image, "audio": audio}, pair_by="stem")
+        return paired_set.hold() if hold else paired_set  # held in memory, or streamed
+
+    settings = FusionSettings(fusion="tokens", width=16, depth=1, heads=2, dropout=0.0)
+
+    def outputs(paired_set) -> tuple[torch.Tensor, dict]:
+        head = new_head(["image", "audio"], paired_set, settings, 0).eval()
+        batch = next(batches(paired_set, 64, torch.device("cpu")))
+        with torch.no_grad():
+            return head(batch)[0], batch
+
+    masked, batch = outputs(paired_with(data["image"], "a", mask=True))
+    assert set(batch["token_mask"]) == {"image"}  # the audio store has no token_mask
+    torch.testing.assert_close(batch["token_mask"]["image"], torch.from_numpy(real))
+    torch.testing.assert_close(outputs(paired_with(other, "b", mask=True, hold=True))[0], masked)
+    unmasked, old_batch = outputs(paired_with(data["image"], "c", mask=False))
+    assert "image" not in old_batch.get("token_mask", {})
+    assert not torch.allclose(outputs(paired_with(other, "d", mask=False))[0], unmasked)
+
+
+def test_streamed_splits_give_probabilities_in_the_order_of_their_rows(paired):
+    """A split too large to hold is read in its first store's order (fewer, closer reads);
+    the probabilities and probe inputs must still come back in the order of the rows asked
+    for (the audio store lists the samples reversed, and absent rows sort first)."""
+    from mmtok.heads.fusion import _joined, head_probabilities
+
+    train = paired["train"]
+    stores = {"audio": train["audio"], "image": train["image"]}  # audio first: reversed
+    rows = [{"audio": "" if k % 4 == 0 else f"{i}.wav", "image": f"{i}.png"}
+            for k, i in enumerate(train["ids"])]
+    pairs = write_pairs(paired["folder"] / "audio-first.csv", rows)
+    streamed = pair_stores(stores, pairs=pairs, missing="absent")
+    held = pair_stores(stores, pairs=pairs, missing="absent").hold()
+    assert streamed.modalities["audio"].held is None and held.modalities["audio"].held is not None
+    asked = np.flatnonzero(np.arange(len(held)) % 3 != 1)
+    for fusion in ("late", "tokens"):
+        settings = FusionSettings(fusion=fusion, head="mlp", hidden=8, width=8, depth=1,
+                                  heads=2, dropout=0.0)
+        head = new_head(["audio", "image"], held, settings, 0)
+        for subset in (None, asked):
+            expected = head_probabilities(head, held, torch.device("cpu"), rows=subset)[0]
+            got = head_probabilities(head, streamed, torch.device("cpu"), batch_size=64,
+                                     rows=subset)[0]
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    late = new_head(["audio", "image"], held, FusionSettings(fusion="late"), 0)
+    torch.testing.assert_close(_joined(late, streamed, asked, torch.device("cpu")),
+                               _joined(late, held, asked, torch.device("cpu")))
 
 
 # -- distillation ---------------------------------------------------------------------------
@@ -278,3 +348,45 @@ def test_predict_answers_each_row_with_the_right_head_when_audio_is_missing(pair
     assert set(lines[0]["tasks"]["label"]["probabilities"]) == set(CLASSES)
     refused = cli("predict", tmp_path / "head", f"depth={test['audio']}")
     assert refused.exit_code == 2 and "not depth" in refused.stderr
+
+
+@pytest.mark.parametrize("fusion", ["late", "tokens"])
+def test_three_modalities_with_one_or_two_missing_train_and_predict_by_the_right_head(
+        fusion, tmp_path, cli):
+    """Three stores, rows keeping all three, two or one of them (training and test), and
+    rows keeping none (predict): the fusion head answers wherever two or three are present
+    (the absent one masked), a modality's own head where it alone is, no head where none."""
+    tokens = 3 if fusion == "tokens" else None
+    train = write_three(tmp_path / "train", 280, 8, seed=0, tokens=tokens)
+    test = write_three(tmp_path / "test", 140, 8, seed=1, tokens=tokens, empty_rows=1)
+    options = (["--width", "16", "--depth", "1", "--attention-heads", "2", "--epochs", "8",
+                "--lr", "3e-3"] if fusion == "tokens" else [])
+    tests = [arg for name in THREE for arg in ("--test", f"{name}={test[name]}")]
+    trained = cli("train-head", *named(train, *THREE), "--pairs", train["pairs"], "--missing",
+                  "absent", "--fusion", fusion, *options, *tests, "--test-pairs", test["pairs"],
+                  "-o", tmp_path / "head", "--json")
+    assert trained.exit_code == 0, trained.output
+    run = json.loads(trained.stdout)
+    assert set(run["val"]) == {FUSION, *THREE, "routed"}
+    assert run["test"]["routed"]["answered_by"] == {FUSION: 80, "image": 20, "audio": 20,
+                                                    "depth": 20}
+
+    def expected(keep: tuple) -> str:
+        return FUSION if len(keep) > 1 else keep[0] if keep else ""
+
+    result = cli("predict", tmp_path / "head", *named(test, *THREE), "--pairs", test["pairs"])
+    assert result.exit_code == 0, result.output
+    out = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(out) == 141
+    assert [r["head"] for r in out] == [expected(keep) for keep in test["keeps"]]
+    answered = [r for r in out if r["head"]]
+    assert all(r["predicted"] in CLASSES for r in answered)
+    assert all(r["predicted"] == "" for r in out if not r["head"])
+    for r, keep in zip(out, test["keeps"]):  # the ids of the kept modalities, no others
+        assert [bool(r[f"id_{name}"]) for name in THREE] == [name in keep for name in THREE]
+    # predict answers as the run scored its (held) test split: same heads, same rows
+    correct = [r["predicted"] == r["label"] for r in answered]
+    assert np.mean(correct) == pytest.approx(run["test"]["routed"]["label"]["top1"])
+    both_bits = [r["predicted"] == r["label"] for r, keep in zip(out, test["keeps"])
+                 if {"image", "audio"} <= set(keep)]
+    assert np.mean(both_bits) > 0.7  # the fusion head uses the modalities it is given

@@ -33,15 +33,30 @@ def tokens(tmp_path_factory):
     return folder
 
 
-def test_random_encoder_weights_are_said_on_stderr_and_in_the_summary(tokens, tmp_path, cli):
-    result = cli("embed", tokens / "t.zarr", "-o", tmp_path / "f.zarr", *TINY, "--json")
+RANDOM_WEIGHTS = "mmtok: warning: the encoder vit_tiny_patch16_224 has random weights"
+
+
+def test_random_encoder_weights_are_said_once_on_stderr(tokens, tmp_path, cli):
+    """One warnings.warn, printed once by the CLI: not again in the summary line (each test
+    makes one embed: Python shows a warning once per place and message in a process)."""
+    result = cli("embed", tokens / "t.zarr", "-o", tmp_path / "f.zarr", *TINY)
     assert result.exit_code == 0, result.output
-    assert "warning: the encoder vit_tiny_patch16_224 has random weights" in one_line(
-        result.stderr)
-    summary = json.loads(result.stdout)
-    assert any("random weights" in w for w in summary["warnings"])
-    plain = cli("embed", tokens / "t.zarr", "-o", tmp_path / "g.zarr", *TINY)
-    assert "warning: the encoder vit_tiny_patch16_224 has random weights" in plain.stdout
+    assert result.stderr.count(RANDOM_WEIGHTS) == 1
+    assert result.output.count("random weights") == 1  # stdout and stderr together
+    assert result.stdout.startswith("complete:")
+
+
+def test_random_encoder_weights_are_a_python_warning_not_a_summary_entry(tokens, tmp_path):
+    from mmtok.embedding.encoders import RandomWeightsWarning
+    from mmtok.embedding.pipeline import embed
+    from mmtok.errors import MmtokWarning
+
+    with pytest.warns(RandomWeightsWarning, match="has random weights") as caught:
+        summary = embed(tokens / "t.zarr", tmp_path / "f.zarr", "vit_tiny_patch16_224",
+                        encoder_options={"img_size": 32, "depth": 1}, progress=False)
+    assert sum(issubclass(w.category, RandomWeightsWarning) for w in caught) == 1
+    assert issubclass(RandomWeightsWarning, MmtokWarning)
+    assert summary.warnings == [] and "random weights" not in summary.line()
 
 
 def test_weights_from_a_file_give_no_warning(tokens, tmp_path, cli):
@@ -73,7 +88,8 @@ def test_an_adapted_checkpoint_is_reported_with_its_shapes(tokens, tmp_path, cli
                  patch32_weights)
     assert result.exit_code == 0, result.output
     stderr = one_line(result.stderr)
-    assert "resized to fit vit_tiny_patch16_224 by timm's checkpoint filter" in stderr
+    assert stderr.count("resized to fit vit_tiny_patch16_224 by timm's checkpoint filter") == 1
+    assert "checkpoint filter" not in result.stdout
     assert "patch_embed.proj.weight [192, 3, 32, 32] -> [192, 3, 16, 16]" in stderr
     assert "pos_embed [1, 5, 192] -> [1, 5, 192]" not in stderr  # only what changed
 
@@ -106,6 +122,7 @@ def test_a_run_where_every_sample_fails_exits_8_with_a_modality_hint(tmp_path, c
     assert "every sample failed" in stderr
     assert "are these audio files? -m audio reads" in stderr and "`mmtok modalities`" in stderr
     assert "complete:" in result.stdout  # the summary is still printed
+    assert "every sample failed" not in result.stdout  # the hint is said once, as the error
 
 
 def test_a_run_with_some_valid_samples_exits_0(tokens, tmp_path, cli):

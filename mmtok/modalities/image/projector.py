@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..projected import Projected
-from ...errors import MmtokWarning, UsageError
+from ...errors import PreprocessingMismatchWarning, UsageError
 from ...kernels.patchify import normalize_patches
 
 
@@ -92,7 +92,7 @@ class ImageProjector(nn.Module):
         return Projected(x, None, self.prefix)
 
 
-class ResizeMismatchWarning(MmtokWarning):
+class ResizeMismatchWarning(PreprocessingMismatchWarning):
     """The token store was cut with other resize settings than the encoder's data config."""
 
 
