@@ -83,6 +83,42 @@ def test_report_goes_on_past_benchmarks_that_fail(tmp_path):
     assert "### GPU part\n\nskipped: no CUDA" in report
 
 
+def test_fusion_benchmark_runs_and_writes_its_two_goals(tmp_path):
+    """bench_fusion.py end to end at a toy size: both goal rows judged, sizes as asked."""
+    result = tmp_path / "fusion.json"
+    done = subprocess.run([sys.executable, str(BENCH / "bench_fusion.py"), "--quick",
+                           "--samples", "48", "--reps", "1", "--block-mib", "1",
+                           "--workdir", str(tmp_path / "work"), "--result", str(result)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "same initial weights: True" in done.stdout
+    payload = json.loads(result.read_text())
+    assert payload["benchmark"] == "fusion" and payload["quick"] is True
+    assert payload["params"]["samples"] == 48 and payload["params"]["block_bytes"] == 1 << 20
+    (section,) = payload["sections"]
+    speed, memory = section["rows"]
+    assert speed["unit"] == "samples/s" and speed["value"] > 0 and speed["peer_value"] > 0
+    assert memory["unit"] == "MiB" and memory["figure"] == "peak RSS, one epoch of 48 samples"
+    assert memory["peer"] == "same at 16 samples"  # N/4 = 12 is raised to one batch of 16
+    assert isinstance(speed["pass"], bool) and isinstance(memory["pass"], bool)
+
+
+def test_standard_args_fill_quick_and_full_defaults():
+    from _common import standard_args
+
+    parser = standard_args("doc", quick="small", reps=(5, 2), workdir=Path("/tmp/w"),
+                           json_help="also write x.json")
+    parser.add_sized("--clips", 40, 8, "clips")
+    full = parser.parse_args([])
+    assert (full.quick, full.reps, full.clips, full.result, full.json) == (False, 5, 40, None, False)
+    quick = parser.parse_args(["--quick", "--clips", "3", "--result", "r.json"])
+    assert (quick.reps, quick.clips, quick.result) == (2, 3, Path("r.json"))
+    assert quick.workdir == Path("/tmp/w")
+    assert "(default 40; 8 with --quick)" in parser.format_help()
+    plain = standard_args("doc", quick="small", reps=3).parse_args(["--quick"])
+    assert plain.reps == 3 and not hasattr(plain, "workdir") and not hasattr(plain, "json")
+
+
 def test_report_refuses_an_unknown_benchmark_name(tmp_path):
     done = run_report("--only", "no_such_bench", "--results-dir", tmp_path)
     assert done.returncode != 0 and "no benchmark named no_such_bench" in done.stderr
