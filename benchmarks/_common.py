@@ -387,11 +387,13 @@ def batch_contest(size: str, row_label: str, fns: dict[str, Callable[[], object]
 
 
 def parse_point_args(doc: str, argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line of the point-cloud benchmarks: ``--reps``, ``--batch``, ``--cloud``."""
-    parser = standard_args(doc, quick="3 repetitions, batches of 4 clouds", reps=(15, 3),
-                           reps_help="repetitions, the median counts")
+    """The command line of the point-cloud benchmarks: ``--reps``, ``--batch``, ``--cloud``
+    and, for their GPU sections, ``--gpu-reps`` and ``--gpu-only``."""
+    parser = standard_args(doc, quick="3 repetitions, batches of 4 clouds (GPU: 20 calls)",
+                           reps=(15, 3), reps_help="repetitions, the median counts", gpu=True)
     parser.add_sized("--batch", 32, 4, "clouds per batch")
     parser.add_argument("--cloud", choices=["gauss", "sphere", "uniform"], default="gauss")
+    parser.add_sized("--gpu-reps", 100, 20, "timed calls in the GPU section (the median counts)")
     return parser.parse_args(argv)
 
 
@@ -549,13 +551,15 @@ class BenchParser(argparse.ArgumentParser):
 def standard_args(doc: str, *, quick: str, reps: int | tuple[int, int] | None = None,
                   reps_help: str = "interleaved repetitions, the best counts",
                   workdir: Path | None = None, workdir_help: str | None = None,
-                  json_help: str | None = None) -> BenchParser:
+                  json_help: str | None = None, gpu: bool = False) -> BenchParser:
     """The options every benchmark shares, on a parser the script adds its own options to.
 
     Always ``--result FILE`` (the report harness's input, see :func:`write_result`) and
     ``--quick`` (``quick`` says what it shrinks). On request: ``--reps`` (an int: one default;
     a pair: full and ``--quick`` defaults), ``--workdir`` (default ``workdir``) and ``--json``
     (what it does, in ``json_help``: each script writes or prints its own detailed JSON).
+    ``gpu``: the script has GPU sections; ``--gpu-only`` runs those alone (what
+    ``benchmarks/gpu_check.sh`` asks for, through ``report.py --gpu-only``).
     ``doc`` (the script's docstring) is the ``--help`` description, kept as written.
     """
     parser = BenchParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -573,4 +577,8 @@ def standard_args(doc: str, *, quick: str, reps: int | tuple[int, int] | None = 
                             help=workdir_help or f"generated data (default {workdir})")
     if json_help is not None:
         parser.add_argument("--json", action="store_true", help=json_help)
+    if gpu:
+        parser.add_argument("--gpu-only", action="store_true",
+                            help="run only the GPU sections (they need CUDA; "
+                                 "benchmarks/gpu_check.sh runs them this way)")
     return parser

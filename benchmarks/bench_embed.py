@@ -25,6 +25,7 @@ Run from the repository root:
     .venv/bin/python benchmarks/bench_embed.py --json     # also write benchmarks/results/embed.json
     .venv/bin/python benchmarks/bench_embed.py --encoder vit_base_patch16_224 --depth 4
     .venv/bin/python benchmarks/bench_embed.py --profile  # + cProfile of one extra mmtok.embed
+    .venv/bin/python benchmarks/bench_embed.py --gpu-only # the GPU section alone (_embed_gpu.py)
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ DEFAULT_ENCODER = "vit_small_patch16_224"
 DEFAULT_IMAGES = 512
 GOAL_VS_FLOOR = 0.95
 GPU_ENCODER = "vit_base_patch16_224"
+RESULT_TITLE = "Embed throughput (CPU) and GPU images/s and MFU"
 
 
 # --------------------------------------------------------------------------------------
@@ -291,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         reps=(2, 1), reps_help="interleaved repetitions per figure; the best is reported",
         workdir=DEFAULT_WORKDIR, workdir_help="images, token/feature stores and weights "
                                               f"(default {DEFAULT_WORKDIR})",
-        json_help=f"also write the results to {RESULTS_JSON.relative_to(HERE.parent)}")
+        json_help=f"also write the results to {RESULTS_JSON.relative_to(HERE.parent)}",
+        gpu=True)
     parser.add_sized("--images", DEFAULT_IMAGES, 64, "number of generated images")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER,
                         help=f"timm ViT name, random weights (default {DEFAULT_ENCODER}; "
@@ -330,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"images: {len(files)} PNG {IMAGE_SIDE}x{IMAGE_SIDE} in {folder} "
           f"({'reused' if reused else f'generated in {time.perf_counter() - t0:.0f} s'})",
           flush=True)
+    if args.gpu_only:
+        write_result(args.result, "embed", RESULT_TITLE, [gpu_section(args, workdir, files)],
+                     quick=args.quick, params=result_params(args, {}), machine=machine_info())
+        return 0
     import torch
 
     import mmtok
@@ -508,15 +515,19 @@ def main(argv: list[str] | None = None) -> int:
     sections = [result_section("CPU: mmtok embed against the bare encoder forward", cpu_rows,
                                cpu_notes),
                 gpu_section(args, workdir, files)]
-    write_result(args.result, "embed", "Embed throughput (CPU) and GPU images/s and MFU",
-                 sections, quick=args.quick,
-                 params={"images": n, "encoder": args.encoder, "encoder_options": options,
-                         "batch_size": args.batch_size, "shard_size": shard_size,
-                         "reps": args.reps, "gpu_images": args.gpu_images,
-                         "gpu_batch_size": args.gpu_batch_size,
-                         "gpu_compile": args.gpu_compile},
+    write_result(args.result, "embed", RESULT_TITLE, sections, quick=args.quick,
+                 params=result_params(args, {"images": n, "encoder_options": options,
+                                             "shard_size": shard_size}),
                  machine=machine)
     return 0
+
+
+def result_params(args: argparse.Namespace, measured: dict) -> dict:
+    """The result's parameters: the options, updated with what the run measured on."""
+    return {"images": args.images, "encoder": args.encoder, "batch_size": args.batch_size,
+            "shard_size": args.shard_size, "reps": args.reps, "gpu_images": args.gpu_images,
+            "gpu_batch_size": args.gpu_batch_size, "gpu_compile": args.gpu_compile,
+            "gpu_only": args.gpu_only, **measured}
 
 
 def quick_defaults(args: argparse.Namespace) -> None:
@@ -531,11 +542,12 @@ def gpu_section(args: argparse.Namespace, workdir: Path, files: list[Path],
                 device: str = "cuda") -> dict:
     """The GPU section (``_embed_gpu.py``): ViT-B/16, bf16, on a larger token store;
     skipped with a reason when CUDA is absent."""
-    import torch
-    from _embed_gpu import accelerated_section, replicated_token_store, skipped_section
+    from _embed_gpu import TITLE, accelerated_section, replicated_token_store
+    from _gpu import cuda_skip_reason, skipped
 
-    if device == "cuda" and not torch.cuda.is_available():
-        return skipped_section("no CUDA")
+    reason = cuda_skip_reason() if device == "cuda" else None
+    if reason is not None:
+        return skipped(TITLE, reason)
     print(f"\n## GPU section ({GPU_ENCODER}, bfloat16)", flush=True)
     tokens = replicated_token_store(files, args.gpu_images, workdir)
     weights = workdir / "gpu_encoder.safetensors"
