@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-all bench gpu-check clean
 
 $(STAMP): pyproject.toml
 	@# open3d needs libusb at import time
@@ -37,6 +37,12 @@ test-all: setup
 bench: setup
 	$(BIN)/pip install -q -e '.[bench]'
 	$(BIN)/python benchmarks/report.py --publish $(BENCH_ARGS)
+
+# On a GPU machine (no network needed): the tests marked gpu and the benchmarks' GPU
+# sections in one call of under 8 minutes, one report (benchmarks/README.md, "The GPU check").
+# `make gpu-check GPU_CHECK_ARGS=--quick` for smaller sizes.
+gpu-check:
+	bash benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf demo .pytest_cache

@@ -10,6 +10,7 @@ numpy is imported.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -385,20 +386,15 @@ def batch_contest(size: str, row_label: str, fns: dict[str, Callable[[], object]
     return speed_rows(f"{row_label}, batch of {batch}", times, next(iter(times)))
 
 
-def parse_point_args(doc: str):
-    """The command line of the point-cloud benchmarks: ``--reps``, ``--batch``, ``--cloud``."""
-    import argparse
-
-    ap = argparse.ArgumentParser(description=doc,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=None, help="repetitions (default 15; 3 with --quick)")
-    ap.add_argument("--batch", type=int, default=None, help="clouds per batch (default 32; 4 with --quick)")
-    ap.add_argument("--cloud", choices=["gauss", "sphere", "uniform"], default="gauss")
-    add_result_args(ap, quick_help="3 repetitions, batches of 4 clouds")
-    args = ap.parse_args()
-    args.reps = args.reps or (3 if args.quick else 15)
-    args.batch = args.batch or (4 if args.quick else 32)
-    return args
+def parse_point_args(doc: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line of the point-cloud benchmarks: ``--reps``, ``--batch``, ``--cloud``
+    and, for their GPU sections, ``--gpu-reps`` and ``--gpu-only``."""
+    parser = standard_args(doc, quick="3 repetitions, batches of 4 clouds (GPU: 20 calls)",
+                           reps=(15, 3), reps_help="repetitions, the median counts", gpu=True)
+    parser.add_sized("--batch", 32, 4, "clouds per batch")
+    parser.add_argument("--cloud", choices=["gauss", "sphere", "uniform"], default="gauss")
+    parser.add_sized("--gpu-reps", 100, 20, "timed calls in the GPU section (the median counts)")
+    return parser.parse_args(argv)
 
 
 def speed_rows(label: str, times: dict[str, float], ours: str,
@@ -504,16 +500,6 @@ def result_section(title: str, rows: list[dict], notes: list[str] | None = None,
     return {"title": title, "rows": rows, "notes": list(notes or []), "skipped": skipped}
 
 
-def add_result_args(parser, quick_help: str | None = None) -> None:
-    """The options every benchmark shares with the report harness: ``--result FILE`` and,
-    unless the script defines its own, ``--quick``."""
-    parser.add_argument("--result", type=Path, default=None, metavar="FILE",
-                        help="also write the machine-readable result (the report's input) "
-                             "to FILE")
-    if quick_help is not None:
-        parser.add_argument("--quick", action="store_true", help=quick_help)
-
-
 def write_result(path: Path | None, benchmark: str, title: str, sections: list[dict], *,
                  quick: bool, params: dict, machine: dict | None = None) -> None:
     """Write the result JSON the report harness reads; nothing when ``path`` is None."""
@@ -525,3 +511,74 @@ def write_result(path: Path | None, benchmark: str, title: str, sections: list[d
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+# --------------------------------------------------------------------------------------
+# the command line every benchmark shares
+# --------------------------------------------------------------------------------------
+
+
+def _default_text(value) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else str(value)
+
+
+class BenchParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose options may have a second default for ``--quick``
+    (:meth:`add_sized`); :meth:`parse_args` fills in whichever applies."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._sized: dict[str, tuple[object, object]] = {}
+
+    def add_sized(self, flag: str, full, quick, help: str, *, type=int,
+                  show_defaults: bool = True) -> None:
+        """An option left unset (None) on the command line becomes ``full``, or ``quick``
+        with ``--quick``; the help text names both unless ``show_defaults`` is False (then
+        ``help`` says it)."""
+        if show_defaults:
+            help = f"{help} (default {_default_text(full)}; {_default_text(quick)} with --quick)"
+        action = self.add_argument(flag, type=type, default=None, help=help)
+        self._sized[action.dest] = (full, quick)
+
+    def parse_args(self, args=None, namespace=None):  # noqa: D102 (argparse's own)
+        parsed = super().parse_args(args, namespace)
+        for dest, (full, quick) in self._sized.items():
+            if getattr(parsed, dest) is None:
+                setattr(parsed, dest, quick if parsed.quick else full)
+        return parsed
+
+
+def standard_args(doc: str, *, quick: str, reps: int | tuple[int, int] | None = None,
+                  reps_help: str = "interleaved repetitions, the best counts",
+                  workdir: Path | None = None, workdir_help: str | None = None,
+                  json_help: str | None = None, gpu: bool = False) -> BenchParser:
+    """The options every benchmark shares, on a parser the script adds its own options to.
+
+    Always ``--result FILE`` (the report harness's input, see :func:`write_result`) and
+    ``--quick`` (``quick`` says what it shrinks). On request: ``--reps`` (an int: one default;
+    a pair: full and ``--quick`` defaults), ``--workdir`` (default ``workdir``) and ``--json``
+    (what it does, in ``json_help``: each script writes or prints its own detailed JSON).
+    ``gpu``: the script has GPU sections; ``--gpu-only`` runs those alone (what
+    ``benchmarks/gpu_check.sh`` asks for, through ``report.py --gpu-only``).
+    ``doc`` (the script's docstring) is the ``--help`` description, kept as written.
+    """
+    parser = BenchParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--result", type=Path, default=None, metavar="FILE",
+                        help="also write the machine-readable result (the report's input) "
+                             "to FILE")
+    if isinstance(reps, tuple):
+        parser.add_sized("--reps", *reps, reps_help)
+    elif reps is not None:
+        parser.add_argument("--reps", type=int, default=reps,
+                            help=f"{reps_help} (default {reps})")
+    if workdir is not None:
+        parser.add_argument("--workdir", type=Path, default=workdir,
+                            help=workdir_help or f"generated data (default {workdir})")
+    if json_help is not None:
+        parser.add_argument("--json", action="store_true", help=json_help)
+    if gpu:
+        parser.add_argument("--gpu-only", action="store_true",
+                            help="run only the GPU sections (they need CUDA; "
+                                 "benchmarks/gpu_check.sh runs them this way)")
+    return parser

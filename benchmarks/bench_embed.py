@@ -25,6 +25,7 @@ Run from the repository root:
     .venv/bin/python benchmarks/bench_embed.py --json     # also write benchmarks/results/embed.json
     .venv/bin/python benchmarks/bench_embed.py --encoder vit_base_patch16_224 --depth 4
     .venv/bin/python benchmarks/bench_embed.py --profile  # + cProfile of one extra mmtok.embed
+    .venv/bin/python benchmarks/bench_embed.py --gpu-only # the GPU section alone (_embed_gpu.py)
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from pathlib import Path
 
 import numpy as np
 from _common import (
-    add_result_args,
     cpu_snapshot,
     describe_machine,
     fmt_seconds,
@@ -54,6 +54,7 @@ from _common import (
     result_row,
     result_section,
     results_table_head,
+    standard_args,
     verdict,
     write_result,
     write_run_json,
@@ -71,6 +72,7 @@ DEFAULT_ENCODER = "vit_small_patch16_224"
 DEFAULT_IMAGES = 512
 GOAL_VS_FLOOR = 0.95
 GPU_ENCODER = "vit_base_patch16_224"
+RESULT_TITLE = "Embed throughput (CPU) and GPU images/s and MFU"
 
 
 # --------------------------------------------------------------------------------------
@@ -285,41 +287,34 @@ def machine_info() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=None,
-                        help=f"number of generated images (default {DEFAULT_IMAGES}; 64 with "
-                             "--quick)")
+    parser = standard_args(
+        __doc__, quick="smoke run: 64 images, 2 blocks, shard size 32, one repetition (GPU "
+                       "section: 512 images, no compile)",
+        reps=(2, 1), reps_help="interleaved repetitions per figure; the best is reported",
+        workdir=DEFAULT_WORKDIR, workdir_help="images, token/feature stores and weights "
+                                              f"(default {DEFAULT_WORKDIR})",
+        json_help=f"also write the results to {RESULTS_JSON.relative_to(HERE.parent)}",
+        gpu=True)
+    parser.add_sized("--images", DEFAULT_IMAGES, 64, "number of generated images")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER,
                         help=f"timm ViT name, random weights (default {DEFAULT_ENCODER}; "
                              "vit_base_patch16_224 is ~3x slower)")
     parser.add_argument("--depth", type=int, default=None,
                         help="number of transformer blocks (encoder_options={'depth': D}; "
-                             "default: the model's own)")
+                             "default: the model's own; 2 with --quick)")
     parser.add_argument("--batch-size", type=int, default=64,
                         help="rows per forward, mmtok's batch_size (default 64, mmtok's default)")
     parser.add_argument("--shard-size", type=int, default=0,
                         help="token store shard size (default 0: mmtok's own, 256 samples for "
                              "224/16 RGB)")
-    parser.add_argument("--reps", type=int, default=None,
-                        help="interleaved repetitions per figure; the best is reported "
-                             "(default 2; 1 with --quick)")
-    parser.add_argument("--gpu-images", type=int, default=None,
-                        help="images in the GPU section's token store (default 4096; 512 "
-                             "with --quick)")
+    parser.add_sized("--gpu-images", 4096, 512, "images in the GPU section's token store")
     parser.add_argument("--gpu-batch-size", type=int, default=256,
                         help="batch size of the GPU section (default 256)")
     parser.add_argument("--gpu-compile", action=argparse.BooleanOptionalAction, default=None,
                         help="also measure mmtok's forward with --compile in the GPU section "
                              "(default: on, off with --quick)")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
-                        help=f"images, token/feature stores and weights (default {DEFAULT_WORKDIR})")
     parser.add_argument("--profile", action="store_true",
                         help="also cProfile one extra mmtok.embed (top 20 by cumulative time)")
-    parser.add_argument("--json", action="store_true",
-                        help=f"also write the results to {RESULTS_JSON.relative_to(HERE.parent)}")
-    add_result_args(parser, quick_help="smoke run: 64 images, 2 blocks, shard size 32, one "
-                                       "repetition (GPU section: 512 images, no compile)")
     args = parser.parse_args(argv)
     quick_defaults(args)
     if args.images < 8 or args.reps < 1 or args.batch_size < 1 or args.shard_size < 0:
@@ -338,6 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"images: {len(files)} PNG {IMAGE_SIDE}x{IMAGE_SIDE} in {folder} "
           f"({'reused' if reused else f'generated in {time.perf_counter() - t0:.0f} s'})",
           flush=True)
+    if args.gpu_only:
+        write_result(args.result, "embed", RESULT_TITLE, [gpu_section(args, workdir, files)],
+                     quick=args.quick, params=result_params(args, {}), machine=machine_info())
+        return 0
     import torch
 
     import mmtok
@@ -516,38 +515,39 @@ def main(argv: list[str] | None = None) -> int:
     sections = [result_section("CPU: mmtok embed against the bare encoder forward", cpu_rows,
                                cpu_notes),
                 gpu_section(args, workdir, files)]
-    write_result(args.result, "embed", "Embed throughput (CPU) and GPU images/s and MFU",
-                 sections, quick=args.quick,
-                 params={"images": n, "encoder": args.encoder, "encoder_options": options,
-                         "batch_size": args.batch_size, "shard_size": shard_size,
-                         "reps": args.reps, "gpu_images": args.gpu_images,
-                         "gpu_batch_size": args.gpu_batch_size,
-                         "gpu_compile": args.gpu_compile},
+    write_result(args.result, "embed", RESULT_TITLE, sections, quick=args.quick,
+                 params=result_params(args, {"images": n, "encoder_options": options,
+                                             "shard_size": shard_size}),
                  machine=machine)
     return 0
 
 
+def result_params(args: argparse.Namespace, measured: dict) -> dict:
+    """The result's parameters: the options, updated with what the run measured on."""
+    return {"images": args.images, "encoder": args.encoder, "batch_size": args.batch_size,
+            "shard_size": args.shard_size, "reps": args.reps, "gpu_images": args.gpu_images,
+            "gpu_batch_size": args.gpu_batch_size, "gpu_compile": args.gpu_compile,
+            "gpu_only": args.gpu_only, **measured}
+
+
 def quick_defaults(args: argparse.Namespace) -> None:
-    """Fill the options left unset with the full or the ``--quick`` defaults."""
-    quick = args.quick
-    args.images = args.images or (64 if quick else DEFAULT_IMAGES)
-    args.reps = args.reps or (1 if quick else 2)
-    if quick and args.depth is None:
+    """Fill the options whose ``--quick`` default is not a plain size (``add_sized``)."""
+    if args.quick and args.depth is None:
         args.depth = 2
-    args.gpu_images = args.gpu_images or (512 if quick else 4096)
     if args.gpu_compile is None:
-        args.gpu_compile = not quick
+        args.gpu_compile = not args.quick
 
 
 def gpu_section(args: argparse.Namespace, workdir: Path, files: list[Path],
                 device: str = "cuda") -> dict:
     """The GPU section (``_embed_gpu.py``): ViT-B/16, bf16, on a larger token store;
     skipped with a reason when CUDA is absent."""
-    import torch
-    from _embed_gpu import accelerated_section, replicated_token_store, skipped_section
+    from _embed_gpu import TITLE, accelerated_section, replicated_token_store
+    from _gpu import cuda_skip_reason, skipped
 
-    if device == "cuda" and not torch.cuda.is_available():
-        return skipped_section("no CUDA")
+    reason = cuda_skip_reason() if device == "cuda" else None
+    if reason is not None:
+        return skipped(TITLE, reason)
     print(f"\n## GPU section ({GPU_ENCODER}, bfloat16)", flush=True)
     tokens = replicated_token_store(files, args.gpu_images, workdir)
     weights = workdir / "gpu_encoder.safetensors"

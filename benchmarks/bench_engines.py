@@ -23,7 +23,6 @@ Run from the repository root:
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -38,12 +37,12 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE.parent),
                                                          os.environ.get("PYTHONPATH")]))
 
 from _common import (  # noqa: E402
-    add_result_args,
     describe_machine,
     machine_line,
     photo_like_pixels,
     result_row,
     result_section,
+    standard_args,
     write_result,
 )
 
@@ -108,15 +107,12 @@ def driver_overhead(in_flight: int) -> tuple[float, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=None,
-                        help="generated images (default 480; 192 with --quick)")
+    parser = standard_args(__doc__, quick="small run: 192 images", reps=2,
+                           workdir=Path("/tmp/mmtok-bench-engines"))
+    parser.add_sized("--images", 480, 192, "generated images")
     parser.add_argument("--shard-size", type=int, default=16)
-    parser.add_argument("--reps", type=int, default=2)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/mmtok-bench-engines"))
-    add_result_args(parser, quick_help="small run: 192 images")
     args = parser.parse_args(argv)
-    images = args.images or (192 if args.quick else 480)
+    images = args.images
     folder = ensure_images(args.workdir / f"images_{images}", images, 320)
     shards = -(-images // args.shard_size)
     print(f"{images} images (320x240 JPEG -> 224 px tokens), {shards} shards of "

@@ -27,20 +27,19 @@ from _common import pin_single_thread
 
 pin_single_thread()  # before numpy is imported
 
-import argparse  # noqa: E402
 import sys  # noqa: E402
 from functools import partial  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from _common import (  # noqa: E402
-    add_result_args,
     describe_machine,
     interleaved_times,
     librosa_log_mel,
     machine_line,
     result_row,
     result_section,
+    standard_args,
     verdict,
     write_result,
     write_results_json,
@@ -82,15 +81,11 @@ def machine_info() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=int, default=None, help="clips (default 40; 8 with --quick)")
-    parser.add_argument("--reps", type=int, default=None,
-                        help="repetitions (default 5; 2 with --quick)")
-    parser.add_argument("--json", action="store_true", help=f"also write {RESULTS_JSON}")
-    add_result_args(parser, quick_help="8 clips, 2 repetitions (a few seconds)")
+    parser = standard_args(__doc__, quick="8 clips, 2 repetitions (a few seconds)",
+                           reps=(5, 2), reps_help="repetitions",
+                           json_help=f"also write {RESULTS_JSON}")
+    parser.add_sized("--clips", 40, 8, "clips")
     args = parser.parse_args(argv)
-    args.clips = args.clips or (8 if args.quick else 40)
-    args.reps = args.reps or (2 if args.quick else 5)
 
     batch = clips(args.clips)
     contestants = {"mmtok fbank (Kaldi)": run_mmtok, "librosa melspectrogram + log": run_librosa}

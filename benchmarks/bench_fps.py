@@ -23,8 +23,14 @@ than the fastest peer. Single cloud = one thread everywhere. The batch row runs 
 batched call (numba ``prange`` over clouds, all cores) and, for reference, mmtok and the
 peers looping over clouds on one thread.
 
+GPU section (when CUDA is present; issue 19): ``farthest_point_sample`` on a CUDA tensor of
+B = 64 clouds of N = 8192 -> M = 512 (the Triton kernel), median of ``--gpu-reps`` calls
+timed with CUDA events, against the goal of <= 0.3 ms and against the numba batched call on
+the same clouds (the ratio); its indices must equal the CPU path's.
+
     .venv/bin/python benchmarks/bench_fps.py              # ~1 minute on 2 cores
     .venv/bin/python benchmarks/bench_fps.py --reps 5 --batch 8   # quicker
+    .venv/bin/python benchmarks/bench_fps.py --gpu-only   # the GPU section alone
 """
 
 from __future__ import annotations
@@ -48,20 +54,28 @@ from _common import (
     timed,
     write_result,
 )
+from _gpu import (
+    Accelerator,
+    cuda,
+    cuda_skip_reason,
+    identical_row,
+    print_rows,
+    skipped,
+    time_rows,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZES = [(1024, 64), (1024, 256), (8192, 512)]
+GPU_B, GPU_N, GPU_M = 64, 8192, 512
+GPU_GOAL_MS = 0.3
+GPU_TITLE = f"GPU: FPS B = {GPU_B}, N = {GPU_N} -> M = {GPU_M} (Triton)"
 
 
 def main() -> int:
     args = parse_point_args(__doc__)
 
     t0 = time.perf_counter()
-    from mmtok.kernels.fps import (
-        _fps_numba,
-        farthest_point_sample,
-        farthest_point_sample_reference,
-    )
+    from mmtok.kernels.fps import farthest_point_sample
 
     farthest_point_sample(np.zeros((4, 3), np.float32), 2)
     cold = time.perf_counter() - t0
@@ -85,6 +99,26 @@ def main() -> int:
         "open3d": o3d.__version__ if o3d else None})
     print_point_header(f"# FPS benchmark ({args.cloud} clouds, float32, start 0)", machine,
                        args.reps, cold)
+    sections = [] if args.gpu_only else cpu_sections(args, fpsample, o3d)
+    sections.append(gpu_section(args))
+    write_result(args.result, "fps", "Farthest point sampling on the CPU and the GPU", sections,
+                 quick=args.quick, params={"reps": args.reps, "batch": args.batch,
+                                           "cloud": args.cloud, "gpu_reps": args.gpu_reps,
+                                           "gpu_only": args.gpu_only},
+                 machine=machine)
+    return 0
+
+
+def cpu_sections(args, fpsample, o3d) -> list[dict]:
+    """Every size, one cloud and a batch, against the peers; prints the goals."""
+    import numba
+
+    from mmtok.kernels.fps import (
+        _fps_numba,
+        farthest_point_sample,
+        farthest_point_sample_reference,
+    )
+
     rng = np.random.default_rng(0)
     goals = []
     sections = []
@@ -164,11 +198,47 @@ def main() -> int:
                                               args.reps, args.batch, identical)
 
     print_goals("## Goals", goals)
-    write_result(args.result, "fps", "Farthest point sampling on the CPU", sections,
-                 quick=args.quick, params={"reps": args.reps, "batch": args.batch,
-                                           "cloud": args.cloud},
-                 machine=machine)
-    return 0
+    return sections
+
+
+def gpu_section(args) -> dict:
+    """The GPU section on CUDA; skipped with the reason where CUDA is absent."""
+    reason = cuda_skip_reason()
+    if reason is not None:
+        return skipped(GPU_TITLE, reason)
+    return measure_gpu(cuda(), GPU_B, GPU_N, GPU_M, args.cloud, args.gpu_reps,
+                       max(1, args.reps // 3))
+
+
+def measure_gpu(acc: Accelerator, b: int, n: int, m: int, cloud: str, reps: int,
+                cpu_reps: int) -> dict:
+    """``b`` clouds of ``n`` -> ``m`` through the Triton kernel on ``acc`` against the goal
+    and against the numba batched call on the same clouds, whose indices it must equal."""
+    import numba
+    import torch
+
+    from mmtok.kernels.fps import farthest_point_sample
+
+    batch = make_cloud_batch(b, n, cloud, np.random.default_rng(19))
+    on_device = torch.from_numpy(batch).to(acc.device)
+
+    def ours():
+        return farthest_point_sample(on_device, m, impl="triton")
+
+    cpu_out = farthest_point_sample(batch, m)  # also the numba warm-up
+    same = np.array_equal(ours().cpu().numpy(), cpu_out)
+    gpu_t = acc.median_seconds({"mmtok": ours}, reps)["mmtok"]
+    cpu_name = f"mmtok numba batched (prange, {numba.get_num_threads()} threads)"
+    cpu_t = timed({cpu_name: lambda: farthest_point_sample(batch, m)}, cpu_reps)[cpu_name]
+    rows = time_rows("mmtok farthest_point_sample, device tensor (Triton)", gpu_t,
+                     {cpu_name: cpu_t}, goal_ms=GPU_GOAL_MS)
+    rows.append(identical_row("indices identical to the numba CPU path", same))
+    notes = [f"Device: {acc.name}; {b} {cloud} clouds of {n} float32 points, start 0; "
+             f"device: median of {reps} calls timed by {acc.how_timed}; CPU: median of "
+             f"{cpu_reps} wall-clock calls."]
+    title = f"GPU: FPS B = {b}, N = {n} -> M = {m} (Triton)"
+    print_rows(title, rows, notes)
+    return result_section(title, rows, notes)
 
 
 if __name__ == "__main__":

@@ -30,10 +30,8 @@ batches, so N/4 = 96 samples then span several blocks, as at full size).
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -41,7 +39,6 @@ import time
 from pathlib import Path
 
 from _common import (
-    add_result_args,
     cpu_snapshot,
     describe_machine,
     foreign_cpu,
@@ -49,6 +46,7 @@ from _common import (
     machine_line,
     result_row,
     result_section,
+    standard_args,
     verdict,
     write_result,
     write_results_json,
@@ -211,32 +209,26 @@ def peak_rss(paths: dict, num: int, batch: int) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_result_args(parser, quick_help=f"{QUICK_SAMPLES} samples, a smaller model {QUICK_MODEL} "
-                                       "and 8 MiB blocks (a smoke run)")
-    parser.add_argument("--samples", type=int, default=None,
-                        help=f"paired samples (default {FULL_SAMPLES}; {QUICK_SAMPLES} with "
-                             "--quick)")
-    parser.add_argument("--reps", type=int, default=None,
-                        help="epochs per contestant, interleaved; the fastest counts (default 2)")
-    parser.add_argument("--block-mib", type=int, default=None,
-                        help="MiB of features per streamed block (default 64; 8 with --quick, "
-                             "so that N/4 samples span several blocks)")
-    parser.add_argument("--workdir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "mmtok-bench-fusion")
-    parser.add_argument("--json", action="store_true",
-                        help="also write benchmarks/results/fusion.json")
-    args = parser.parse_args()
-    num = args.samples or (QUICK_SAMPLES if args.quick else FULL_SAMPLES)
-    reps = args.reps or 2
+def main(argv: list[str] | None = None) -> int:
+    parser = standard_args(
+        __doc__, quick=f"{QUICK_SAMPLES} samples, a smaller model {QUICK_MODEL} and 8 MiB "
+                       "blocks (a smoke run)",
+        reps=2, reps_help="epochs per contestant, interleaved; the fastest counts",
+        workdir=Path(tempfile.gettempdir()) / "mmtok-bench-fusion",
+        json_help="also write benchmarks/results/fusion.json")
+    parser.add_sized("--samples", FULL_SAMPLES, QUICK_SAMPLES, "paired samples")
+    parser.add_sized("--block-mib", 64, 8, "MiB of features per streamed block (64 by "
+                     "default; 8 with --quick, so that N/4 samples span several blocks)",
+                     show_defaults=False)
+    args = parser.parse_args(argv)
+    num = args.samples
+    reps = args.reps
     import numpy as np
     import torch
 
     from mmtok.heads import fusion
 
-    fusion.BLOCK_BYTES = (args.block_mib or (8 if args.quick else 64)) << 20
+    fusion.BLOCK_BYTES = args.block_mib << 20
     MODEL.update(QUICK_MODEL if args.quick else FULL_MODEL)
     started = time.perf_counter()
     machine = describe_machine({"numpy": np.__version__}, with_torch=True)

@@ -21,7 +21,6 @@ Goal (issue 16): >= 3x the peer for 10,000 graphs.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -29,7 +28,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
-    add_result_args,
     cpu_snapshot,
     describe_machine,
     foreign_cpu,
@@ -38,6 +36,7 @@ from _common import (  # noqa: E402
     pin_single_thread,
     result_row,
     result_section,
+    standard_args,
     write_result,
 )
 
@@ -63,14 +62,11 @@ def make_graphs(count: int, seed: int = 0):
     return graphs
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--graphs", type=int, default=10_000)
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    add_result_args(parser, quick_help="1,000 graphs")
-    args = parser.parse_args()
-    count = 1_000 if args.quick else args.graphs
+def main(argv: list[str] | None = None) -> int:
+    parser = standard_args(__doc__, quick="1,000 graphs", json_help="print the result as JSON")
+    parser.add_sized("--graphs", 10_000, 1_000, "generated graphs")
+    args = parser.parse_args(argv)
+    count = args.graphs
 
     import networkx as nx
     import numpy as np

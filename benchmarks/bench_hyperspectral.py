@@ -29,7 +29,6 @@ memory-bound and a tight loop comes close.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -40,7 +39,6 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
-    add_result_args,
     cpu_snapshot,
     describe_machine,
     foreign_cpu,
@@ -49,6 +47,7 @@ from _common import (  # noqa: E402
     pin_single_thread,
     result_row,
     result_section,
+    standard_args,
     write_result,
 )
 
@@ -127,13 +126,11 @@ def child_peak_rss(args: list[str], work: Path) -> int:
     return int(report.read_text()) * 1024
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions (min)")
-    add_result_args(parser, quick_help="a 72 x 72 x 200 cube, 2,562 labelled pixels")
-    args = parser.parse_args()
+def main(argv: list[str] | None = None) -> int:
+    parser = standard_args(__doc__, quick="a 72 x 72 x 200 cube, 2,562 labelled pixels",
+                           reps=3, reps_help="interleaved repetitions (min)",
+                           json_help="print the result as JSON")
+    args = parser.parse_args(argv)
     h, w, b, n = (72, 72, 200, 2562) if args.quick else (145, 145, 200, 10249)
     sys.path.insert(0, os.path.join(ROOT, "tests"))
 

@@ -34,7 +34,6 @@ from _common import pin_single_thread
 
 pin_single_thread()  # before numpy is imported
 
-import argparse  # noqa: E402
 import shutil  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -42,13 +41,13 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from _common import (  # noqa: E402
-    add_result_args,
     describe_machine,
     interleaved_times,
     librosa_log_mel,
     machine_line,
     result_row,
     result_section,
+    standard_args,
     verdict,
     write_result,
     write_results_json,
@@ -160,17 +159,13 @@ def machine_info() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=int, default=None, help="clips per set (default 200)")
-    parser.add_argument("--quick", action="store_true", help="40 clips per set, 2 repetitions")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
+    parser = standard_args(__doc__, quick="40 clips per set, 2 repetitions", reps=(3, 2),
+                           reps_help="repetitions", workdir=DEFAULT_WORKDIR,
+                           json_help=f"also write {RESULTS_JSON}")
+    parser.add_sized("--clips", 200, 40, "clips per 10 s set")
     parser.add_argument("--sets", default=",".join(SETS), help="comma-separated clip sets")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
-    parser.add_argument("--json", action="store_true", help=f"also write {RESULTS_JSON}")
-    add_result_args(parser)
     args = parser.parse_args(argv)
-    count = args.clips or (40 if args.quick else 200)
-    reps = args.reps or (2 if args.quick else 3)
+    count, reps = args.clips, args.reps
 
     m = machine_info()
     names = args.sets.split(",")

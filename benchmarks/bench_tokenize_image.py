@@ -29,7 +29,6 @@ Run from the repository root:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -42,7 +41,6 @@ from pathlib import Path
 import numpy as np
 import PIL
 from _common import (
-    add_result_args,
     cpu_snapshot,
     describe_machine,
     fmt_seconds,
@@ -55,6 +53,7 @@ from _common import (
     result_row,
     result_section,
     results_table_head,
+    standard_args,
     verdict,
     write_result,
     write_run_json,
@@ -258,26 +257,18 @@ def machine_info() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=None,
-                        help="number of generated images (default 2000; 240 with --quick)")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
-                        help=f"where images and stores go (default {DEFAULT_WORKDIR}; "
-                             "the image folder is reused between runs)")
-    parser.add_argument("--shard-size", type=int, default=None,
-                        help="mmtok shard size (default: mmtok's own default, 256 for "
-                             "224/16 RGB; 32 with --quick)")
-    parser.add_argument("--reps", type=int, default=2,
-                        help="repetitions per throughput figure; the best is reported")
-    parser.add_argument("--quick", action="store_true",
-                        help="small smoke run: 240 images, shard size 32")
-    parser.add_argument("--json", action="store_true",
-                        help=f"also write the results to {RESULTS_JSON.relative_to(HERE.parent)}")
-    add_result_args(parser)
+    parser = standard_args(
+        __doc__, quick="small smoke run: 240 images, shard size 32", reps=2,
+        reps_help="repetitions per throughput figure; the best is reported",
+        workdir=DEFAULT_WORKDIR, workdir_help=f"where images and stores go (default "
+                                              f"{DEFAULT_WORKDIR}; the image folder is reused "
+                                              "between runs)",
+        json_help=f"also write the results to {RESULTS_JSON.relative_to(HERE.parent)}")
+    parser.add_sized("--images", 2000, 240, "number of generated images")
+    parser.add_sized("--shard-size", None, 32, "mmtok shard size (default: mmtok's own "
+                     "default, 256 for 224/16 RGB; 32 with --quick)", show_defaults=False)
     args = parser.parse_args(argv)
-    images = args.images if args.images is not None else (240 if args.quick else 2000)
-    shard_size = args.shard_size if args.shard_size is not None else (32 if args.quick else None)
+    images, shard_size = args.images, args.shard_size
     if images < 8 or args.reps < 1:
         parser.error("--images must be at least 8 and --reps at least 1")
 

@@ -29,7 +29,6 @@ pyarrow's reader uses its thread pool; mmtok runs with one worker.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -40,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 from _common import (
-    add_result_args,
     cpu_snapshot,
     describe_machine,
     foreign_cpu,
@@ -49,6 +47,7 @@ from _common import (
     machine_line,
     result_row,
     result_section,
+    standard_args,
     verdict,
     write_result,
     write_results_json,
@@ -169,16 +168,12 @@ def peak_rss_mib(path: Path, store: Path) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=None, help="rows (default 1000000)")
-    parser.add_argument("--quick", action="store_true", help="100,000 rows, 1 repetition")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 2)")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
-    parser.add_argument("--json", action="store_true", help=f"also write {RESULTS_JSON}")
-    add_result_args(parser)
+    parser = standard_args(__doc__, quick="100,000 rows, 1 repetition", reps=(2, 1),
+                           reps_help="repetitions", workdir=DEFAULT_WORKDIR,
+                           json_help=f"also write {RESULTS_JSON}")
+    parser.add_sized("--rows", 1_000_000, 100_000, "rows")
     args = parser.parse_args(argv)
-    rows = args.rows or (100_000 if args.quick else 1_000_000)
-    reps = args.reps or (1 if args.quick else 2)
+    rows, reps = args.rows, args.reps
 
     import pandas  # noqa: F401  (sklearn's ColumnTransformer selects columns by name)
     import pyarrow

@@ -29,7 +29,6 @@ in 2 and 3 alike.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import shutil
 import sys
@@ -39,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 from _common import (
-    add_result_args,
     cpu_snapshot,
     describe_machine,
     foreign_cpu,
@@ -47,6 +45,7 @@ from _common import (
     machine_line,
     result_row,
     result_section,
+    standard_args,
     verdict,
     write_result,
     write_results_json,
@@ -144,16 +143,12 @@ def write_csv(lines: list[str], path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, default=None, help="lines (default 20000)")
-    parser.add_argument("--quick", action="store_true", help="4000 lines, 3 repetitions")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 5)")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
-    parser.add_argument("--json", action="store_true", help=f"also write {RESULTS_JSON}")
-    add_result_args(parser)
+    parser = standard_args(__doc__, quick="4000 lines, 3 repetitions", reps=(5, 3),
+                           reps_help="repetitions", workdir=DEFAULT_WORKDIR,
+                           json_help=f"also write {RESULTS_JSON}")
+    parser.add_sized("--lines", 20_000, 4_000, "lines")
     args = parser.parse_args(argv)
-    count = args.lines or (4000 if args.quick else 20000)
-    reps = args.reps or (3 if args.quick else 5)
+    count, reps = args.lines, args.reps
 
     import open_clip
     import tokenizers

@@ -22,18 +22,14 @@ and UEA ``.ts`` cases against sktime.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 from _common import (
-    add_result_args,
     cpu_snapshot,
     describe_machine,
     foreign_cpu,
@@ -41,6 +37,7 @@ from _common import (
     machine_line,
     result_row,
     result_section,
+    standard_args,
     verdict,
     write_result,
     write_results_json,
@@ -217,20 +214,13 @@ def machine_info() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=None,
-                        help="CSV rows at the large size (default 10,000,000; --quick 1,000,000)")
-    parser.add_argument("--cases", type=int, default=None,
-                        help=".ts cases (default 10,000; --quick 2,000)")
-    parser.add_argument("--quick", action="store_true", help="1M rows, 2,000 cases, 1 repetition")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 2)")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
-    parser.add_argument("--json", action="store_true", help=f"also write {RESULTS_JSON}")
-    add_result_args(parser)
+    parser = standard_args(__doc__, quick="1M rows, 2,000 cases, 1 repetition", reps=(2, 1),
+                           reps_help="repetitions", workdir=DEFAULT_WORKDIR,
+                           json_help=f"also write {RESULTS_JSON}")
+    parser.add_sized("--rows", 10_000_000, 1_000_000, "CSV rows at the large size")
+    parser.add_sized("--cases", 10_000, 2_000, ".ts cases")
     args = parser.parse_args(argv)
-    rows = args.rows or (1_000_000 if args.quick else 10_000_000)
-    cases = args.cases or (2_000 if args.quick else 10_000)
-    reps = args.reps or (1 if args.quick else 2)
+    rows, cases, reps = args.rows, args.cases, args.reps
 
     m = machine_info()
     print(machine_line(m))

@@ -29,8 +29,6 @@ from _common import pin_single_thread
 
 pin_single_thread()  # before numpy is imported
 
-import argparse  # noqa: E402
-import json  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -39,12 +37,12 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 from _common import (  # noqa: E402
-    add_result_args,
     describe_machine,
     interleaved_times,
     machine_line,
     result_row,
     result_section,
+    standard_args,
     verdict,
     write_result,
     write_results_json,
@@ -180,16 +178,12 @@ def machine_info() -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", type=int, default=None, help="clips (default 24)")
-    parser.add_argument("--quick", action="store_true", help="6 clips, 2 repetitions")
-    parser.add_argument("--reps", type=int, default=None, help="repetitions (default 3)")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR)
-    parser.add_argument("--json", action="store_true", help=f"also write {RESULTS_JSON}")
-    add_result_args(parser)
+    parser = standard_args(__doc__, quick="6 clips, 2 repetitions", reps=(3, 2),
+                           reps_help="repetitions", workdir=DEFAULT_WORKDIR,
+                           json_help=f"also write {RESULTS_JSON}")
+    parser.add_sized("--clips", 24, 6, "clips")
     args = parser.parse_args(argv)
-    count = args.clips or (6 if args.quick else 24)
-    reps = args.reps or (2 if args.quick else 3)
+    count, reps = args.clips, args.reps
     sys.path.insert(0, str(ROOT))
 
     m = machine_info()

@@ -26,13 +26,11 @@ accuracy (within 0.5 points).
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import numpy as np
 from _common import (
-    add_result_args,
     cpu_snapshot,
     describe_machine,
     foreign_cpu,
@@ -40,6 +38,7 @@ from _common import (
     machine_line,
     result_row,
     result_section,
+    standard_args,
     verdict,
     write_result,
 )
@@ -116,15 +115,11 @@ def case_data(num: int, dim: int, classes: int) -> dict:
             "test_x": test_x, "test_y": test_y}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_result_args(parser, quick_help=f"small sizes {QUICK_CASES} (a smoke run)")
-    parser.add_argument("--reps", type=int, default=None,
-                        help="repetitions per contestant, interleaved; the fastest counts "
-                             "(default 3, 1 with --quick)")
-    args = parser.parse_args()
-    args.reps = args.reps or (1 if args.quick else 3)
+def main(argv: list[str] | None = None) -> int:
+    parser = standard_args(__doc__, quick=f"small sizes {QUICK_CASES} (a smoke run)",
+                           reps=(3, 1),
+                           reps_help="repetitions per contestant, interleaved; the fastest counts")
+    args = parser.parse_args(argv)
     import sklearn
 
     cases = QUICK_CASES if args.quick else FULL_CASES

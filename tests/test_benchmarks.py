@@ -1,13 +1,19 @@
-"""The benchmark harness (benchmarks/report.py) and the embed benchmark's FLOP/MFU helpers.
+"""The benchmark harness (benchmarks/report.py), the GPU check (benchmarks/gpu_check.sh) and
+the embed benchmark's FLOP/MFU helpers.
 
 The harness runs here on the quickest real benchmark and on stand-in scripts (one that
-passes, one that crashes, one that writes no result); nothing here asserts a timing.
+passes, one that crashes, one that writes no result); the GPU sections' code runs on the CPU
+through Triton's interpreter at toy sizes, and their skip paths as they are on a machine
+without CUDA. Nothing here asserts a timing.
 """
 
+import argparse
+import inspect
 import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path")
 
 from _flops import mfu, peak_bf16_tflops, vit_dims, vit_forward_flops, vit_forward_macs  # noqa: E402
 
@@ -39,7 +46,8 @@ def test_report_runs_a_real_benchmark_in_quick_mode(tmp_path):
     assert "- Mode: **quick**" in report
     assert "| CPU |" in report and "| GPU |" in report and "torch " in report
     # three goals; whether they pass is a timing on a shared machine, so it is not checked
-    assert re.search(r"\| \[knn\]\(#bench-knn\) \| ok \| [0-3] / 3 \|", report)
+    # three goals (five where CUDA adds the GPU section's); whether they pass is a timing
+    assert re.search(r"\| \[knn\]\(#bench-knn\) \| ok \| [0-5] / [35] \|", report)
     for size in ("N = 1024, G = 64", "N = 1024, G = 256", "N = 8192, G = 512"):
         assert f"| knn | {size}: mmtok |" in report  # one goal row per size
         assert f"### KNN {size}, k = 32, one cloud" in report
@@ -81,6 +89,42 @@ def test_report_goes_on_past_benchmarks_that_fail(tmp_path):
     assert row in report and f"| b_ok {row}" in report  # in its section and under Goals
     assert "## Peak memory as the data grows" in report  # MiB rows are gathered there
     assert "### GPU part\n\nskipped: no CUDA" in report
+
+
+def test_fusion_benchmark_runs_and_writes_its_two_goals(tmp_path):
+    """bench_fusion.py end to end at a toy size: both goal rows judged, sizes as asked."""
+    result = tmp_path / "fusion.json"
+    done = subprocess.run([sys.executable, str(BENCH / "bench_fusion.py"), "--quick",
+                           "--samples", "48", "--reps", "1", "--block-mib", "1",
+                           "--workdir", str(tmp_path / "work"), "--result", str(result)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "same initial weights: True" in done.stdout
+    payload = json.loads(result.read_text())
+    assert payload["benchmark"] == "fusion" and payload["quick"] is True
+    assert payload["params"]["samples"] == 48 and payload["params"]["block_bytes"] == 1 << 20
+    (section,) = payload["sections"]
+    speed, memory = section["rows"]
+    assert speed["unit"] == "samples/s" and speed["value"] > 0 and speed["peer_value"] > 0
+    assert memory["unit"] == "MiB" and memory["figure"] == "peak RSS, one epoch of 48 samples"
+    assert memory["peer"] == "same at 16 samples"  # N/4 = 12 is raised to one batch of 16
+    assert isinstance(speed["pass"], bool) and isinstance(memory["pass"], bool)
+
+
+def test_standard_args_fill_quick_and_full_defaults():
+    from _common import standard_args
+
+    parser = standard_args("doc", quick="small", reps=(5, 2), workdir=Path("/tmp/w"),
+                           json_help="also write x.json")
+    parser.add_sized("--clips", 40, 8, "clips")
+    full = parser.parse_args([])
+    assert (full.quick, full.reps, full.clips, full.result, full.json) == (False, 5, 40, None, False)
+    quick = parser.parse_args(["--quick", "--clips", "3", "--result", "r.json"])
+    assert (quick.reps, quick.clips, quick.result) == (2, 3, Path("r.json"))
+    assert quick.workdir == Path("/tmp/w")
+    assert "(default 40; 8 with --quick)" in parser.format_help()
+    plain = standard_args("doc", quick="small", reps=3).parse_args(["--quick"])
+    assert plain.reps == 3 and not hasattr(plain, "workdir") and not hasattr(plain, "json")
 
 
 def test_report_refuses_an_unknown_benchmark_name(tmp_path):
@@ -150,7 +194,7 @@ def test_gpu_section_code_runs_on_the_cpu(tmp_path):
     assert section["rows"][2]["peer"] == "timm forward_features"
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA path")
+@NO_CUDA
 def test_gpu_section_says_skipped_without_cuda(tmp_path):
     import argparse
 
@@ -158,3 +202,232 @@ def test_gpu_section_says_skipped_without_cuda(tmp_path):
 
     section = gpu_section(argparse.Namespace(), tmp_path, [])
     assert section["skipped"] == "no CUDA" and section["rows"] == []
+
+
+# --------------------------------------------------------------------------------------
+# the GPU check: benchmarks/gpu_check.sh, report.py --gpu-only / --gpu-tests / --publish-gpu
+# --------------------------------------------------------------------------------------
+
+
+@NO_CUDA
+def test_gpu_check_stops_at_once_without_cuda(tmp_path):
+    started = time.perf_counter()
+    done = subprocess.run(["bash", str(BENCH / "gpu_check.sh")], capture_output=True,
+                          text=True, timeout=120, env={"PATH": "/usr/bin:/bin",
+                                                       "PYTHON": sys.executable,
+                                                       "OUT": str(tmp_path)})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "no CUDA here" in done.stderr and "nothing was run" in done.stderr
+    assert time.perf_counter() - started < 60 and not list(tmp_path.iterdir())
+
+
+GPU_STAND_IN = """
+import argparse, json
+p = argparse.ArgumentParser(); p.add_argument("--result"); p.add_argument("--quick", action="store_true")
+p.add_argument("--gpu-only", action="store_true")
+a = p.parse_args()
+row = dict(figure="kernel", value=0.2, unit="ms", peer=None, peer_value=None, ratio=None,
+           ratio_of=None, goal="<= 0.3 ms", note=None, **{"pass": True})
+json.dump({"schema": 1, "benchmark": "k", "title": "Stand-in kernel", "quick": a.quick,
+           "params": {"gpu_only": a.gpu_only},
+           "sections": [{"title": "GPU: kernel", "rows": [row], "notes": [], "skipped": None}]},
+          open(a.result, "w"))
+"""
+
+GPU_TESTS = """
+import pytest
+
+@pytest.mark.gpu
+def test_runs():
+    pass
+
+@pytest.mark.gpu
+def test_breaks():
+    assert 1 + 1 == 3, "the widget broke"
+
+@pytest.mark.gpu
+def test_needs_more():
+    pytest.skip("needs CUDA")
+
+def test_unmarked_is_left_out():
+    raise AssertionError("not marked gpu: must not run")
+"""
+
+
+def test_gpu_tests_are_run_and_reported(tmp_path):
+    from report import TestRun, gpu_test_files, run_gpu_tests, tests_lines
+
+    assert BENCH.parent / "tests" / "kernels" / "test_fps.py" in gpu_test_files()
+    assert BENCH.parent / "tests" / "test_benchmarks.py" not in gpu_test_files()  # unmarked
+    tests = tmp_path / "test_stand_in.py"
+    tests.write_text(GPU_TESTS)
+    run = run_gpu_tests(tmp_path, 120, files=[tests])
+    assert run.status == "failed (exit 1)" and not run.ok
+    assert run.counts == {"passed": 1, "failed": 1, "error": 0, "skipped": 1}
+    assert [case["name"].split("::")[1] for case in run.cases] == [
+        "test_runs", "test_breaks", "test_needs_more"]
+    text = "\n".join(tests_lines(run))
+    assert "Status: **failed (exit 1)**" in text and "| **failed** |" in text
+    assert "the widget broke" in text and "needs CUDA" in text
+    assert not run_gpu_tests(tmp_path, None, files=[tests]).ok  # the budget was spent
+    assert TestRun("ok", 1.0, "pytest", [{"name": "a::b", "outcome": "passed",
+                                          "seconds": 1.0, "message": ""}]).ok
+
+
+def test_gpu_report_runs_gpu_sections_only_within_the_budget(tmp_path):
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    (bench / "bench_kernel.py").write_text(GPU_STAND_IN)
+    (bench / "bench_late.py").write_text("import time; time.sleep(60)\n")
+    done = run_report("--gpu-only", "--only", "kernel,late", "--bench-dir", bench,
+                      "--results-dir", tmp_path / "r", "--budget", "20", "--timeout", "90")
+    assert done.returncode == 1 and "failed: late" in done.stderr, done.stdout + done.stderr
+    report = only_report(tmp_path / "r")
+    assert report.startswith("# mmtok GPU check\n") and "the GPU sections alone" in report
+    assert "| [kernel](#gpu-bench-kernel) | ok | 1 / 1 |" in report
+    assert re.search(r"\| \[late\]\(#gpu-bench-late\) \| \*\*(timed out|not run)", report)
+    result = json.loads(next((tmp_path / "r").glob("*/kernel.json")).read_text())
+    assert result["params"] == {"gpu_only": True}  # the script was asked for its GPU part
+    refused = run_report("--gpu-only", "--results-dir", tmp_path / "r2")
+    assert refused.returncode == 2 and "--gpu-only needs --only" in refused.stderr
+
+
+def test_the_gpu_block_of_the_published_page(tmp_path):
+    from report import GPU_BLOCK_END, GPU_BLOCK_START, GPU_PLACEHOLDER, publish_cpu, publish_gpu
+
+    page = tmp_path / "benchmarks.md"
+    publish_cpu("# mmtok benchmarks\n\nCPU figures, first run\n", page)
+    assert page.read_text().count(GPU_BLOCK_START) == 1 and GPU_PLACEHOLDER.strip() in page.read_text()
+    gpu = "# mmtok GPU check\n\n## Summary\n\n```\n# a log line, kept as it is\n```\n"
+    publish_gpu(gpu, page)
+    text = page.read_text()
+    assert text.startswith("# mmtok benchmarks\n\nCPU figures, first run\n")
+    assert "## mmtok GPU check\n\n### Summary" in text and "\n# a log line, kept as it is\n" in text
+    assert GPU_PLACEHOLDER.strip() not in text and text.rstrip().endswith(GPU_BLOCK_END)
+    publish_cpu("# mmtok benchmarks\n\nCPU figures, second run\n", page)
+    text = page.read_text()
+    assert "second run" in text and "first run" not in text  # the CPU part is replaced ...
+    assert "### Summary" in text and text.count(GPU_BLOCK_START) == 1  # ... the GPU block kept
+    with pytest.raises(SystemExit, match="not a GPU check report"):
+        publish_gpu("# mmtok benchmarks\n", page)
+
+
+def test_publish_gpu_from_the_command_line(tmp_path, monkeypatch):
+    import report
+
+    page = tmp_path / "benchmarks.md"
+    page.write_text("# mmtok benchmarks\n")
+    monkeypatch.setattr(report, "PUBLISHED", page)
+    (tmp_path / "gpu_report.md").write_text("# mmtok GPU check\n\nfigures\n")
+    assert report.main(["--publish-gpu", str(tmp_path / "gpu_report.md")]) == 0
+    assert "## mmtok GPU check\n\nfigures" in page.read_text()
+
+
+def test_the_published_page_has_its_gpu_block():
+    from report import GPU_BLOCK_END, GPU_BLOCK_START
+
+    text = (BENCH.parent / "docs" / "benchmarks.md").read_text()
+    assert text.count(GPU_BLOCK_START) == 1 and text.rstrip().endswith(GPU_BLOCK_END)
+
+
+GPU_SECTIONS_INTERPRETED = """
+import json, sys
+sys.path.insert(0, BENCH)
+from _gpu import interpreted
+import bench_fps, bench_knn, bench_patchify
+
+acc = interpreted()
+sections = {"fps": bench_fps.measure_gpu(acc, 2, 64, 8, "gauss", 2, 1),
+            "knn": bench_knn.measure_gpu(acc, 2, 64, 8, "gauss", 2, 1),
+            "patchify": bench_patchify.measure_gpu(acc, 2, 32, 1 << 20, 2)}
+print("SECTIONS " + json.dumps(sections))
+"""
+
+
+def test_gpu_sections_run_through_the_triton_interpreter():
+    """The GPU sections' code at toy sizes on the CPU (Triton interpreted): rows, goals and
+    the exactness checks as a GPU run writes them; the figures themselves mean nothing."""
+    from pyrun import subprocess_env
+
+    done = subprocess.run([sys.executable, "-c", f"BENCH = {str(BENCH)!r}\n"
+                           + GPU_SECTIONS_INTERPRETED], capture_output=True, text=True,
+                          timeout=300, env=subprocess_env(TRITON_INTERPRET="1"))
+    assert done.returncode == 0, done.stderr[-4000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("SECTIONS "))
+    sections = json.loads(line.removeprefix("SECTIONS "))
+    by_figure = {name: {(r["figure"], r["peer"]): r for r in s["rows"]}
+                 for name, s in sections.items()}
+    fps = by_figure["fps"]
+    assert fps[("indices identical to the numba CPU path", None)]["pass"] is True
+    assert fps[("mmtok farthest_point_sample, device tensor (Triton)", None)]["goal"] == "<= 0.3 ms"
+    knn = by_figure["knn"]
+    assert knn[("indices and neighbourhoods identical to the numba CPU path", None)]["pass"] is True
+    assert knn[("mmtok knn_group, device tensors (Triton)", None)]["goal"] == "<= 0.15 ms"
+    assert ("mmtok knn_group, device tensors (Triton)",
+            "torch.cdist + topk + gather (same device)") in knn
+    patch = sections["patchify"]["rows"]
+    judged = [r for r in patch if r["goal"] == ">= 80% of copy"]
+    assert len(judged) == 2 and all(r["peer"] == "device-to-device copy" for r in judged)
+    assert patch[-1]["pass"] is True  # the kernel's output within float16 rounding
+    assert all(s["title"].startswith("GPU: ") and s["notes"] for s in sections.values())
+
+
+@NO_CUDA
+def test_gpu_sections_say_skipped_without_cuda():
+    import bench_fps
+    import bench_knn
+    import bench_patchify
+
+    args = argparse.Namespace(cloud="gauss", gpu_reps=1, reps=1)
+    for module in (bench_fps, bench_knn, bench_patchify):
+        section = module.gpu_section(args)
+        assert section["skipped"] == "no CUDA" and section["rows"] == []
+        assert section["title"] == module.GPU_TITLE
+
+
+def test_points_gpu_section_needs_the_device_option():
+    from bench_tokenize_points import device_skip_reason
+
+    def tokenize_without(source, output, modality=None, *, workers=1, **options):
+        raise AssertionError("not called")
+
+    def tokenize_with(source, output, modality=None, *, workers=1, device="cpu", **options):
+        raise AssertionError("not called")
+
+    assert device_skip_reason(tokenize_without) == "mmtok.tokenize has no device option"
+    expected = None if torch.cuda.is_available() else "no CUDA"
+    assert device_skip_reason(tokenize_with) == expected
+
+
+POINTS_INTERPRETED = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, BENCH)
+from _gpu import interpreted
+import bench_tokenize_points as points
+
+work = Path(WORK)
+files = points.ensure_clouds(work / "clouds", 4, points=64)
+section = points.measure_gpu(interpreted(), files[0].parent.parent, work,
+                             {"num_points": 64, "num_groups": 8, "group_size": 8}, 1)
+print("SECTION " + json.dumps(section))
+"""
+
+
+def test_points_gpu_section_runs_through_the_triton_interpreter(tmp_path):
+    import mmtok
+
+    if "device" not in inspect.signature(mmtok.tokenize).parameters:
+        pytest.skip("mmtok.tokenize has no device option yet")
+    from pyrun import subprocess_env
+
+    done = subprocess.run([sys.executable, "-c", f"BENCH = {str(BENCH)!r}\n"
+                           f"WORK = {str(tmp_path)!r}\n" + POINTS_INTERPRETED],
+                          capture_output=True, text=True, timeout=300,
+                          env=subprocess_env(TRITON_INTERPRET="1"))
+    assert done.returncode == 0, done.stderr[-4000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("SECTION "))
+    speed, same = json.loads(line.removeprefix("SECTION "))["rows"]
+    assert speed["goal"] == ">= 10x the 2-worker CPU path" and speed["value"] > 0
+    assert same["pass"] is True  # the device path's store equals the CPU path's
+
