@@ -16,12 +16,10 @@ CPU section (``--clouds``, default 1024), best of ``--reps`` interleaved repetit
 No goal there: the rows show the pipeline's overhead over its compute, and what a second
 process gains.
 
-GPU section (when CUDA is present and ``mmtok.tokenize`` has a ``device`` option; issue
-19): ``--gpu-clouds`` clouds (default 4096), ``tokenize(..., device="cuda", workers=2)``
+GPU section (when CUDA is present; issue 19): ``--gpu-clouds`` clouds (default 4096), ``tokenize(..., device="cuda", workers=2)``
 against ``tokenize(..., device="cpu", workers=2)`` on the same files, per cloud; goal: the
 GPU >= 10x the 2-worker CPU path. Both wall times include the pool's start-up. The two
-stores must hold the same tokens. Until ``tokenize`` has the option the section reads
-"skipped: mmtok.tokenize has no device option".
+stores must hold the same tokens.
 
     .venv/bin/python benchmarks/bench_tokenize_points.py            # 1024 clouds
     .venv/bin/python benchmarks/bench_tokenize_points.py --quick    # 64 clouds
@@ -30,7 +28,6 @@ stores must hold the same tokens. Until ``tokenize`` has the option the section 
 
 from __future__ import annotations
 
-import inspect
 import shutil
 import sys
 import tempfile
@@ -181,21 +178,9 @@ def cpu_section(args) -> dict:
     return result_section(title, rows, notes)
 
 
-def device_skip_reason(tokenize: Callable | None = None) -> str | None:
-    """Why the GPU section cannot run here (None: it can): ``tokenize`` (default
-    ``mmtok.tokenize``) without a ``device`` parameter, or no CUDA."""
-    if tokenize is None:
-        import mmtok
-
-        tokenize = mmtok.tokenize
-    if "device" not in inspect.signature(tokenize).parameters:
-        return "mmtok.tokenize has no device option"
-    return cuda_skip_reason()
-
-
 def gpu_section(args) -> dict:
     """The GPU section on CUDA; skipped with the reason where it cannot run."""
-    reason = device_skip_reason()
+    reason = cuda_skip_reason()
     if reason is not None:
         return skipped(GPU_TITLE, reason)
     files = ensure_clouds(args.workdir / f"clouds_{args.gpu_clouds}", args.gpu_clouds)

@@ -8,7 +8,6 @@ without CUDA. Nothing here asserts a timing.
 """
 
 import argparse
-import inspect
 import json
 import re
 import subprocess
@@ -385,20 +384,6 @@ def test_gpu_sections_say_skipped_without_cuda():
         assert section["title"] == module.GPU_TITLE
 
 
-def test_points_gpu_section_needs_the_device_option():
-    from bench_tokenize_points import device_skip_reason
-
-    def tokenize_without(source, output, modality=None, *, workers=1, **options):
-        raise AssertionError("not called")
-
-    def tokenize_with(source, output, modality=None, *, workers=1, device="cpu", **options):
-        raise AssertionError("not called")
-
-    assert device_skip_reason(tokenize_without) == "mmtok.tokenize has no device option"
-    expected = None if torch.cuda.is_available() else "no CUDA"
-    assert device_skip_reason(tokenize_with) == expected
-
-
 POINTS_INTERPRETED = """
 import json, sys
 from pathlib import Path
@@ -415,10 +400,6 @@ print("SECTION " + json.dumps(section))
 
 
 def test_points_gpu_section_runs_through_the_triton_interpreter(tmp_path):
-    import mmtok
-
-    if "device" not in inspect.signature(mmtok.tokenize).parameters:
-        pytest.skip("mmtok.tokenize has no device option yet")
     from pyrun import subprocess_env
 
     done = subprocess.run([sys.executable, "-c", f"BENCH = {str(BENCH)!r}\n"
