@@ -27,7 +27,7 @@ from ..errors import UsageError
 from .data import provenance_differences
 from .fusion_train import load_fusion_heads, routed_probabilities
 from .pairing import LABEL, PairedSet, pair_stores, parse_named_stores
-from .predict import _format
+from .output import prediction_format
 
 
 def predict_fusion(head_folder: str | os.PathLike, config: dict, stores: list[str] | dict,
@@ -38,7 +38,7 @@ def predict_fusion(head_folder: str | os.PathLike, config: dict, stores: list[st
     modalities, ``NAME=STORE``), answered by the fusion or a unimodal head."""
     from ..embedding.pipeline import resolve_device
 
-    fmt = _format(output, output_format)
+    fmt = prediction_format(output, output_format)
     named = parse_named_stores(list(stores)) if isinstance(stores, list | tuple) else \
         {k: os.fspath(v) for k, v in stores.items()}
     trained = list(config["modalities"])

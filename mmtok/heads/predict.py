@@ -25,8 +25,8 @@ import numpy as np
 from ..errors import UsageError
 from .data import open_feature_store, provenance, provenance_differences
 from .model import CONFIG_FILE, load_head
+from .output import prediction_format
 
-FORMATS = ("csv", "jsonl")
 
 
 def predict(head_folder: str | os.PathLike, features: str | os.PathLike,
@@ -54,7 +54,7 @@ def predict(head_folder: str | os.PathLike, features: str | os.PathLike,
         return predict_fusion(head_folder, config, features, output, pairs=pairs,
                               pair_by=pair_by, output_format=output_format, device=device,
                               allow_other_features=allow_other_features)
-    fmt = _format(output, output_format)
+    fmt = prediction_format(output, output_format)
     model, config = load_head(head_folder)
     store = open_feature_store(features)
     _check_features(config, store, allow_other_features)
@@ -85,20 +85,6 @@ def _fusion_config(head_folder: str | os.PathLike) -> dict | None:
     except (OSError, ValueError):
         return None
     return config if config.get("kind") == "fusion" else None
-
-
-def _format(output: str | os.PathLike, output_format: str | None) -> str:
-    if output_format is not None:
-        if output_format not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}")
-        return output_format
-    suffix = Path(os.fspath(output)).suffix.lower().lstrip(".")
-    if os.fspath(output) == "-":
-        return "csv"
-    if suffix in FORMATS:
-        return suffix
-    raise UsageError(f"cannot tell the format of {output}: name it .csv or .jsonl, or pass "
-                     "--format")
 
 
 def _check_features(config: dict, store, allow_other_features: bool) -> None:

@@ -234,10 +234,18 @@ class PointsTokenizer(Tokenizer):
 
     def tokenize_batch(self, decoded: Sequence[tuple[Cloud, int]], device: Any
                        ) -> list[dict[str, np.ndarray] | SampleError]:
-        from .batched import group_batch
+        from .batched import fps_reduce_batch, group_batch
 
-        return group_batch(self, [cloud for cloud, _ in decoded],
-                           [count for _, count in decoded], device)
+        c = self.config
+        clouds = [cloud for cloud, _ in decoded]
+        reduce = [i for i, cloud in enumerate(clouds) if self.needs_fps_reduction(cloud)]
+        reduced = iter(fps_reduce_batch([clouds[i] for i in reduce], c.num_points, device))
+        wanted = set(reduce)
+        clouds = [next(reduced) if i in wanted else self.fit_count(cloud)
+                  for i, cloud in enumerate(clouds)]
+        return group_batch(clouds, [count for _, count in decoded], num_groups=c.num_groups,
+                           group_size=c.group_size, channels=c.channels,
+                           index_dtype=self.index_dtype, device=device)
 
     def tokenize_parts(self, path: str, parts: Sequence[str | None]
                        ) -> list[dict[str, np.ndarray] | SampleError]:
