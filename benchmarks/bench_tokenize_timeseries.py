@@ -89,9 +89,9 @@ print(time.perf_counter() - t0, s.num_samples)
 
 TS_SKTIME = """
 import sys, time
+from sktime.datasets import load_from_tsfile  # excluded from the time, as mmtok's imports
 t0 = time.perf_counter()
-from sktime.datasets import load_from_tsfile
-x, y = load_from_tsfile(sys.argv[1], return_type="numpy3d")
+x, y = load_from_tsfile(sys.argv[1], return_data_type="numpy3d")
 print(time.perf_counter() - t0, len(x))
 """
 
