@@ -30,6 +30,7 @@ from .fitted import (
     read_reused_config,
     reused_options,
 )
+from .memory import pin_mmap_threshold
 from .modalities import create_tokenizer, get_modality
 from .modalities.base import (
     PartsBatch,
@@ -108,7 +109,17 @@ def work_shard(
     if len(samples) != stop - start:  # a caller passed the whole list, or the wrong slice
         raise ValueError(f"shard {shard} holds samples {start}:{stop}, got {len(samples)}")
     specs = tokenizer.sample_arrays()
-    arrays = {name: np.zeros((stop - start, *s.shape), s.dtype) for name, s in specs.items()}
+    shapes = {name: (stop - start, *spec.shape) for name, spec in specs.items()}
+    # each shard buffer is made on first use: the arrays of a batch that is the whole shard
+    # (one file's parts: a cube's pixels, a table's rows) are the shard's own, so a shard
+    # costs one buffer of its samples, not two
+    arrays: dict[str, np.ndarray] = {}
+
+    def buffer(name: str) -> np.ndarray:
+        if name not in arrays:
+            arrays[name] = np.zeros(shapes[name], specs[name].dtype)
+        return arrays[name]
+
     valid = np.zeros(stop - start, dtype=bool)
     errors = []
     run_counts: Counter = Counter()  # PartsBatch.counts of this shard's runs
@@ -120,8 +131,12 @@ def work_shard(
     for first, last, outcomes in runs:
         batch = isinstance(outcomes, PartsBatch)
         if batch:  # the run's arrays in one copy each; failed rows are zeroed below
+            whole_shard = first == 0 and last == len(samples)
             for name, values in outcomes.arrays.items():
-                arrays[name][first:last] = values
+                if whole_shard and _can_adopt(values, shapes[name], specs[name].dtype):
+                    arrays[name] = values
+                else:
+                    buffer(name)[first:last] = values
             valid[first:last] = True
             run_counts.update(outcomes.counts)
         for row in range(first, last):
@@ -129,7 +144,7 @@ def work_shard(
                 outcome = outcomes.errors.get(row - first)
             else:
                 # each result is dropped once copied: a tokenizer that returns views of
-                # blocks (a cube's pixels) frees each block as soon as its rows are in place
+                # blocks frees each block as soon as its rows are in place
                 outcome, outcomes[row - first] = outcomes[row - first], None
             sample = samples[row]
             if isinstance(outcome, SampleError):
@@ -139,20 +154,29 @@ def work_shard(
                 errors.append({"index": start + row, "id": sample.id, "kind": outcome.kind,
                                "stage": outcome.stage, "message": outcome.message})
                 if batch:
-                    for values in arrays.values():
+                    for values in arrays.values():  # buffers made later are zeros already
                         values[row] = 0
                     valid[row] = False
             elif not batch:
                 for name, values in outcome.items():
-                    arrays[name][row] = values
+                    buffer(name)[row] = values
                 valid[row] = True
             if on_sample is not None:
                 on_sample()
+    arrays = {name: buffer(name) for name in specs}
     labels = np.array([s.label for s in samples], dtype=np.int32)
     ids = [s.id for s in samples]
     counts = {k: v for k, v in (run_counts + Counter(tokenizer.tally(arrays, valid))).items()
               if v}
     return writer.write(shard, ShardData(arrays, labels, valid, ids, errors, counts))
+
+
+def _can_adopt(values: np.ndarray, shape: tuple[int, ...], dtype: str) -> bool:
+    """Whether a tokenizer's whole-shard array can be the shard's own buffer: its shape and
+    dtype, C-ordered, and writable (failed rows are zeroed in place)."""
+    return (isinstance(values, np.ndarray) and values.shape == shape
+            and values.dtype == np.dtype(dtype) and values.flags.writeable
+            and values.flags.c_contiguous)
 
 
 def shard_slice(samples: Sequence[Sample], shard: int, shard_size: int) -> Sequence[Sample]:
@@ -257,6 +281,9 @@ class TokenizeJob(ShardJob):
         return self.compute.torch != "cpu"
 
     def setup(self, context: WorkerContext) -> ShardWriter:
+        # shard after shard of buffers of a few MB: without it, each shard's freed buffers
+        # stay in the heap and the peak RSS creeps up with the number of shards
+        pin_mmap_threshold()
         return ShardWriter(self.output)
 
     def work(self, state: ShardWriter, shard: int, payload: Sequence[Sample],

@@ -7,6 +7,7 @@ check that it is looking at the same list.
 
 from __future__ import annotations
 
+import collections.abc
 import csv
 import hashlib
 import json
@@ -295,15 +296,45 @@ def drop_companions(samples: SampleList, is_companion: Callable[[str], bool]) ->
 
 
 @dataclass(frozen=True)
+class SteppedNames(collections.abc.Sequence):
+    """Part names ``prefix + str(i * step)`` for ``i < count``, each made when asked for: a
+    recording's windows ``t=0``, ``t=48``, ... without one string per window."""
+
+    prefix: str
+    step: int
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self.count))]
+        if index < 0:
+            index += self.count
+        if not 0 <= index < self.count:
+            raise IndexError(f"part {index} out of range for {self.count} parts")
+        return f"{self.prefix}{index * self.step}"
+
+    def __iter__(self):
+        return (f"{self.prefix}{start}" for start in range(0, self.count * self.step, self.step))
+
+
+@dataclass(frozen=True)
 class PartRange:
-    """What ``list_parts`` may return for a file of many samples (a table's rows) instead of
-    a list: its parts are ``"0"``..``str(count - 1)``, and ``labels`` (int32, one per part)
-    index ``class_names`` (-1: unlabeled), or are None (the file's own label). Listing a
-    million rows then builds two arrays, not a million Python objects."""
+    """What ``list_parts`` may return for a file of many samples (a table's rows, a
+    recording's windows) instead of a list: its parts are ``names`` (a sequence such as
+    :class:`SteppedNames`; None: ``"0"``..``str(count - 1)``), and ``labels`` (int32, one
+    per part) index ``class_names`` (-1: unlabeled), or, ``numbered``, are label numbers as
+    a ``(name, number)`` listing gives them (-1: the file's own label), or are None (the
+    file's own label). Listing a million rows then builds two arrays, not a million Python
+    objects."""
 
     count: int
     labels: "np.ndarray | None" = None
     class_names: Sequence[str] = ()
+    names: Sequence[str] | None = None
+    numbered: bool = False
 
 
 @dataclass(frozen=True)
@@ -432,8 +463,18 @@ def expand_parts(
             entries.append(sample)
             continue
         if isinstance(parts, PartRange) and parts.count:
-            count, names, labels = parts.count, None, parts.labels
-            if labels is not None:
+            count, names, labels = parts.count, parts.names, parts.labels
+            if names is not None and len(names) != count:
+                raise ValueError(f"{sample.path}: a PartRange of {count} parts with "
+                                 f"{len(names)} names")
+            if labels is not None and parts.numbered:  # as (name, number) parts are read
+                labels = np.asarray(labels, np.int32)
+                if (labels >= 0).any():
+                    labelled_file = labelled_file or sample.path
+                labels = np.where(labels >= 0, labels, sample.label).astype(np.int32)
+                if (labels == sample.label).all():
+                    labels = None
+            elif labels is not None:
                 labels = np.asarray(labels, np.int32)
                 named.append((len(entries), list(parts.class_names)))
         elif isinstance(parts, PartRange) or not parts:

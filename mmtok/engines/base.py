@@ -10,10 +10,31 @@ through which the driver learns about progress and each shard's commit marker.
 
 from __future__ import annotations
 
+import collections.abc
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 Task = tuple[int, Any]  # (shard index, what that shard's work needs)
+
+
+class PendingTasks(collections.abc.Sequence):
+    """The pending shards as a sequence of tasks whose payloads are made when a task is
+    taken: a shard's slice of the sample list (its ``Sample`` objects and ids) exists while
+    that shard is queued to a worker, not for every shard from the start (that list grew
+    with the number of samples: 177 bytes a time-series window)."""
+
+    def __init__(self, shards: Sequence[int], payload: Callable[[int], Any]) -> None:
+        self.shards = list(shards)
+        self._payload = payload
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        shard = self.shards[index]
+        return shard, self._payload(shard)
 
 
 @dataclass(frozen=True)

@@ -161,7 +161,7 @@ class ProcessEngine:
             return LocalEngine().run(job, tasks, report)
         context = multiprocessing.get_context("spawn")
         counter = context.Value("q", 0)
-        queue = list(reversed(tasks))
+        upcoming = iter(tasks)  # each payload made as its shard is handed out
         workers: list[_Worker] = []
         shown = 0
         with tempfile.NamedTemporaryFile("r", prefix="mmtok-worker-", suffix=".txt") as reports:
@@ -170,7 +170,7 @@ class ProcessEngine:
                     for _ in range(min(self.workers, len(tasks))):
                         workers.append(_Worker(context, job, counter))
                 for worker in workers:
-                    worker.give(queue.pop() if queue else None)
+                    worker.give(next(upcoming, None))
                 busy = [w for w in workers if w.shard is not None]
                 while busy:
                     ready = wait([w.conn for w in busy], timeout=POLL_SECONDS)
@@ -182,7 +182,7 @@ class ProcessEngine:
                         marker = self._receive(worker, reports)
                         if marker is not None:
                             report.marker(marker)
-                            worker.give(queue.pop() if queue else None)
+                            worker.give(next(upcoming, None))
                     busy = [w for w in workers if w.shard is not None]
                 for worker in workers:
                     worker.process.join()

@@ -158,14 +158,15 @@ class RayEngine:
         """Keep ``slots`` busy until every task returned or failed for good; returns the
         failures ``[(shard, reason)]``."""
         ray = self.ray
-        queue, in_flight, failed = list(reversed(tasks)), {}, []
+        # positions of the tasks not yet submitted: each payload is made as it is submitted
+        queue, in_flight, failed = list(range(len(tasks)))[::-1], {}, []
         try:
             while queue or in_flight:
                 while queue and slots.free():
-                    shard, payload = queue.pop()
+                    shard, payload = tasks[queue.pop()]
                     in_flight[slots.submit(shard, payload)] = shard
                 if not in_flight:  # nowhere left to run them (every actor is gone)
-                    failed += [(shard, "no live actor left") for shard, _ in queue]
+                    failed += [(tasks[i][0], "no live actor left") for i in queue]
                     break
                 ready, _ = ray.wait(list(in_flight), num_returns=1, timeout=WAIT_SECONDS)
                 for ref in ready:

@@ -17,7 +17,7 @@ from ..store.layout import shard_bounds
 from ..store.lock import StoreLock
 from ..store.summary import RunSummary, counted, summarise_run
 from ..store.writer import ResumeState, StoreSpec, prepare_store, writing
-from .base import Engine, Report, ShardJob
+from .base import Engine, PendingTasks, Report, ShardJob
 
 
 @dataclass(frozen=True)
@@ -43,22 +43,21 @@ def run_step(run: StepRun, job: ShardJob, engine: Engine, payload: Callable[[int
             resume = prepare_store(output, spec, run.overwrite, run.repair)
             done = set(resume.done)
             pending = [s for s in range(spec.num_shards) if s not in done]
-            written = _run_pending(run, job, engine, [(s, payload(s)) for s in pending],
-                                   resume)
+            written = _run_pending(run, job, engine, PendingTasks(pending, payload), resume)
     finally:
         engine.close()
     return summarise_run(output, spec, written, len(done), time.perf_counter() - started,
                          resume.repaired, checked_checksums=run.repair)
 
 
-def _run_pending(run: StepRun, job: ShardJob, engine: Engine, tasks: list,
+def _run_pending(run: StepRun, job: ShardJob, engine: Engine, tasks: PendingTasks,
                  resume: ResumeState) -> int:
     """Run the tasks; returns how many samples were written."""
     from ..progress import progress_bar
 
     spec = run.spec
     todo = sum(stop - start for start, stop in
-               (shard_bounds(s, spec.num_samples, spec.shard_size) for s, _ in tasks))
+               (shard_bounds(s, spec.num_samples, spec.shard_size) for s in tasks.shards))
     bar = progress_bar(total=spec.num_samples, initial=spec.num_samples - todo, unit="sample",
                        desc=run.desc, disable=not run.progress)
     errors, written = resume.errors_in_done, 0

@@ -24,7 +24,6 @@ detached, so the fusion head is updated only by its own task loss.
 from __future__ import annotations
 
 import copy
-import functools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UsageError
+from ..memory import pin_mmap_threshold
 from .pairing import PairedSet
 from .schedule import TrainSettings, warmup_cosine
 
@@ -276,28 +276,6 @@ def _batches_of(data: PairedSet, blocks: list[np.ndarray], batch_size: int,
             yield {group: {key: torch.from_numpy(np.ascontiguousarray(value[part])).to(device)
                            for key, value in values.items()}
                    for group, values in arrays.items()}
-
-
-_MMAP_THRESHOLD = 1 << 20
-
-
-@functools.cache
-def pin_mmap_threshold() -> bool:
-    """Fix glibc's mmap threshold at 1 MiB (``mallopt(M_MMAP_THRESHOLD)``), once per process,
-    when a split is streamed. glibc otherwise raises the threshold to the size of each
-    freed large buffer (up to 32 MiB), after which every block of features is carved from
-    the heap, whose fragments are not given back: the peak RSS of an epoch then grew with
-    the number of blocks read (1.17x from 96 to 384 samples in the benchmark; 1.05x with
-    the threshold fixed). Process-wide and irreversible (the dynamic threshold cannot be
-    switched back on); False where there is no glibc."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(-3, _MMAP_THRESHOLD))  # -3 = M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return False
 
 
 def _prefetched(data: PairedSet, blocks: list[np.ndarray]) -> Iterator[dict]:

@@ -25,7 +25,8 @@ class PartsBatch(Sequence):
     zeros), ``errors`` map a part's position to its :class:`SampleError`. It is also the
     sequence of per-part dicts and errors the interface promises (built on access), so
     callers that index it see the same thing; ``work_shard`` copies the arrays whole, not
-    one part at a time."""
+    one part at a time, and a batch that is a whole shard (one file's parts) it writes as
+    is, zeroing failed rows in place: return fresh arrays, not views of a cache."""
 
     def __init__(self, arrays: Mapping[str, np.ndarray], errors: Mapping[int, SampleError],
                  count: int, counts: Mapping[str, int] | None = None) -> None:

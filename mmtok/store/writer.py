@@ -41,6 +41,7 @@ from .layout import (
 )
 
 COMPRESSOR = ZstdCodec(level=1)  # fast; token data is mostly incompressible noise anyway
+ENCODE_CONCURRENCY = 1  # inner chunks of a shard being copied and compressed at once
 
 
 @dataclass(frozen=True)
@@ -348,7 +349,12 @@ class ShardWriter:
                    "id": np.array(data.ids, dtype=object)}
         # Zarr skips chunks equal to the fill value by default; a shard of invalid samples
         # must still exist on disk, or a deleted shard file could not be told from it.
-        with zarr.config.set({"array.write_empty_chunks": True}):
+        # One inner chunk encoded at a time: Zarr copies each chunk out of the shard before
+        # compressing it, and at its default concurrency (10) those copies added most of a
+        # second shard buffer to the peak RSS (one process writes one shard: the codec
+        # work itself is a small part of the time).
+        with zarr.config.set({"array.write_empty_chunks": True,
+                              "async.concurrency": ENCODE_CONCURRENCY}):
             for name, values in columns.items():
                 if len(values) != stop - start:
                     raise StoreError(f"shard {shard}: {name} has {len(values)} rows, "

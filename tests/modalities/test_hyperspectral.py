@@ -255,3 +255,32 @@ def test_tune_tokenizer_beats_chance_on_a_generated_scene(tmp_path, cli):
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "tuned" / "metrics.json").read_text())
     assert metrics["test"]["top1"] > 0.7, metrics["test"]
+
+
+def test_a_shard_of_one_cube_costs_one_buffer_of_tokens(tmp_path, monkeypatch):
+    """The run's tokens are gathered straight into one array that ``work_shard`` writes as
+    the shard (no second shard-sized copy; the old path held the blocks and the shard
+    buffer at once, over 3 buffers at peak with Zarr's chunk copies)."""
+    import tracemalloc
+
+    import mmtok.store.layout as layout
+
+    monkeypatch.setattr(layout, "TARGET_CHUNK_BYTES", 256 << 10)  # 16 chunks per shard
+    h, w, b, shard = 48, 48, 32, 1024
+    np.save(tmp_path / "cube.npy", np.random.default_rng(0).random((h, w, b), np.float32))
+    np.save(tmp_path / "gt.npy", np.ones((h, w), np.uint8))  # 2304 pixels: 2 full shards
+    options = dict(bands=b, patch=3, band_group=3, label_map=tmp_path / "gt.npy",
+                   shard_size=shard, progress=False)
+    mmtok.tokenize(str(tmp_path / "cube.npy"), tmp_path / "warm.zarr", "hyperspectral",
+                   **options)  # imports and first-use caches are not the shard's memory
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        mmtok.tokenize(str(tmp_path / "cube.npy"), tmp_path / "t.zarr", "hyperspectral",
+                       **options)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    buffer = shard * b * 3 * 3 * 3 * 4  # one shard of float32 tokens
+    # the buffer, the encoded shard (random values: a large fraction of it), the listing
+    assert peak < 1.7 * buffer, f"{peak / buffer:.2f} shard buffers"

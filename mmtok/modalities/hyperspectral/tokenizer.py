@@ -34,12 +34,12 @@ import numpy as np
 
 from ...errors import SampleError, UsageError
 from ...store.layout import ArraySpec
-from ..base import Tokenizer
+from ..base import PartsBatch, Tokenizer
 from .readers import CUBE_EXTENSIONS, Cube, open_cube, read_label_map
 
 PART = re.compile(r"r=(\d+),c=(\d+)")
 BLOCK_BYTES = 64 << 20  # rows read at once stay under this
-TOKEN_BLOCK_BYTES = 8 << 20  # tokens made at once stay under this (freed once written)
+TOKEN_BLOCK_BYTES = 8 << 20  # a block's pixels' tokens stay under this (cache-friendly steps)
 SCALES = ("none", "minmax", "standard")
 GATHER_CHUNK = 16  # pixels gathered and grouped at a time
 
@@ -161,17 +161,23 @@ class HyperspectralTokenizer(Tokenizer):
 
     # --- tokenize --------------------------------------------------------------------------
 
-    def tokenize_parts(self, path: str, parts: Sequence[str | None]
-                       ) -> list[dict[str, np.ndarray] | SampleError]:
+    def tokenize_parts(self, path: str, parts: Sequence[str | None]) -> PartsBatch:
         """Every pixel of the run from one open cube, gathered in blocks of rows (one
-        vectorised gather per block)."""
+        vectorised gather per block) straight into the run's one token array: a run of
+        a whole shard costs one shard of tokens, which ``work_shard`` then writes as is."""
+        c = self.config
         with open_cube(path, self.config.variable) as cube:
             kept = self.kept_bands(cube.shape[2])
             pixels = np.array([self.pixel(cube.shape, p) for p in parts], dtype=np.int64)
-            results: list[dict[str, np.ndarray] | SampleError] = []
+            tokens = np.empty((len(pixels), c.bands, c.token_width), np.float32)
+            errors: dict[int, SampleError] = {}
             for block in self.blocks(pixels, cube.shape):
-                results += self.tokenize_block(cube, pixels[block], kept)
-        return results
+                errors.update(self.tokenize_block(cube, pixels[block], kept, tokens[block],
+                                                  block.start))
+        for row in errors:  # a failed pixel's row holds zeros, as the store writes it
+            tokens[row] = 0
+        return PartsBatch({"tokens": tokens, "position": pixels.astype(np.int32)}, errors,
+                          len(pixels))
 
     def pixel(self, shape: tuple[int, int, int], part: str | None) -> tuple[int, int]:
         if part is None:  # a patch file: its centre pixel
@@ -215,30 +221,35 @@ class HyperspectralTokenizer(Tokenizer):
             yield slice(start, stop)
             start = stop
 
-    def tokenize_block(self, cube: Cube, pixels: np.ndarray, kept: np.ndarray
-                       ) -> list[dict[str, np.ndarray] | SampleError]:
-        c = self.config
+    def tokenize_block(self, cube: Cube, pixels: np.ndarray, kept: np.ndarray,
+                       out: np.ndarray, first: int) -> dict[int, SampleError]:
+        """Tokens of ``pixels`` into ``out`` (one row each); the errors of those that
+        failed, keyed by their position in the run (``first`` + their row here)."""
         h, w, _ = cube.shape
-        out: list[dict[str, np.ndarray] | SampleError | None] = [None] * len(pixels)
+        errors: dict[int, SampleError] = {}
         inside = (pixels[:, 0] < h) & (pixels[:, 1] < w)
         for i in np.flatnonzero(~inside):
-            out[i] = SampleError("bad_pixel", f"pixel ({pixels[i, 0]}, {pixels[i, 1]}) is "
-                                 f"outside the {h} x {w} cube")
+            errors[first + int(i)] = SampleError(
+                "bad_pixel", f"pixel ({pixels[i, 0]}, {pixels[i, 1]}) is outside the "
+                f"{h} x {w} cube")
         good = np.flatnonzero(inside)
-        if len(good):
-            tokens, finite = self.gather(cube, pixels[good], kept)
-            for j, i in enumerate(good):
-                if not finite[j]:
-                    out[i] = SampleError("nan_pixel", "the pixel's neighbourhood holds NaN or "
-                                         "infinite values")
-                else:
-                    out[i] = {"tokens": tokens[j], "position": pixels[i].astype(np.int32)}
-        return out  # type: ignore[return-value]
+        if len(good) == len(pixels):
+            finite = self.gather(cube, pixels, kept, out)
+        elif len(good):  # the few pixels outside the cube: gathered apart, then placed
+            tokens = np.empty((len(good), *out.shape[1:]), out.dtype)
+            finite = self.gather(cube, pixels[good], kept, tokens)
+            out[good] = tokens
+        else:
+            finite = np.ones(0, bool)
+        for i in good[~finite]:
+            errors[first + int(i)] = SampleError("nan_pixel", "the pixel's neighbourhood "
+                                                 "holds NaN or infinite values")
+        return errors
 
-    def gather(self, cube: Cube, pixels: np.ndarray, kept: np.ndarray
-               ) -> tuple[np.ndarray, np.ndarray]:
-        """(P, bands, g * p * p) float32 tokens of ``pixels`` (all inside the cube), and
-        whether each pixel's neighbourhood is finite."""
+    def gather(self, cube: Cube, pixels: np.ndarray, kept: np.ndarray, out: np.ndarray
+               ) -> np.ndarray:
+        """The (P, bands, g * p * p) float32 tokens of ``pixels`` (all inside the cube)
+        into ``out``; returns whether each pixel's neighbourhood is finite."""
         c = self.config
         h, w, _ = cube.shape
         half, g = c.patch // 2, c.band_group // 2
@@ -252,7 +263,6 @@ class HyperspectralTokenizer(Tokenizer):
         flat = block.reshape(-1, c.bands)  # (rows * W, bands): one row per pixel position
         where = ((rows - r0)[:, :, None] * w + cols[:, None, :]).reshape(len(pixels), -1)
         pp = c.patch * c.patch
-        out = np.empty((len(pixels), c.bands, c.token_width), np.float32)
         finite = np.empty(len(pixels), bool)
         offset = np.asarray(c.band_offset, np.float32) if c.scale != "none" else None
         scale = np.asarray(c.band_scale, np.float32) if c.scale != "none" else None
@@ -271,7 +281,7 @@ class HyperspectralTokenizer(Tokenizer):
                 shift = d % c.bands
                 target[:, :c.bands - shift, cells] = spectra[:, shift:]
                 target[:, c.bands - shift:, cells] = spectra[:, :shift]
-        return out, finite
+        return finite
 
     # --- fitted: per-band scaling on the training pixels only ----------------------------
 

@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ...errors import SampleError, UsageError
+from ...sources import PartRange, SteppedNames
 from ...store.layout import ArraySpec
 from ..base import Tokenizer
 from . import readers
@@ -112,14 +113,32 @@ class TimeSeriesConfig:
         return self.stride or self.window
 
 
-def window_starts(length: int, window: int, stride: int, tail: str) -> list[int]:
-    """First steps of a recording's windows (see the module docstring)."""
+def window_count(length: int, window: int, stride: int, tail: str) -> int:
+    """How many windows a recording of ``length`` steps gives (see the module docstring);
+    the k-th starts at step ``k * stride``."""
     if length < window:
-        return [0] if tail == "pad" and length > 0 else []
-    starts = list(range(0, length - window + 1, stride))
-    if tail == "pad" and starts[-1] + window < length:
-        starts.append(starts[-1] + stride)
-    return starts
+        return 1 if tail == "pad" and length > 0 else 0
+    full = (length - window) // stride + 1
+    if tail == "pad" and (full - 1) * stride + window < length:
+        return full + 1  # the leftover steps: one more window, padded
+    return full
+
+
+def window_starts(length: int, window: int, stride: int, tail: str) -> list[int]:
+    """First steps of a recording's windows."""
+    return list(range(0, window_count(length, window, stride, tail) * stride, stride))
+
+
+def window_labels(labels: np.ndarray, count: int, hop: int, window: int, length: int,
+                  rule: str) -> np.ndarray:
+    """The labels (int32, -1 unknown) of a recording's ``count`` windows, the k-th at step
+    ``k * hop``, from its per-step ``labels`` (``length`` of them)."""
+    starts = np.arange(count, dtype=np.int64) * hop
+    stops = np.minimum(starts + window, length)
+    if rule == "last":
+        return np.asarray(labels, np.int64)[stops - 1].astype(np.int32)
+    return np.array([window_label(labels, int(a), int(b), rule) for a, b in zip(starts, stops)],
+                    np.int32)
 
 
 def window_label(labels: np.ndarray, start: int, stop: int, rule: str) -> int:
@@ -166,7 +185,7 @@ class TimeSeriesTokenizer(Tokenizer):
 
     @property
     def list_parts(self):  # type: ignore[override]
-        return self.parts
+        return self.listing
 
     def part_class_names(self, path: str) -> list[str] | None:  # type: ignore[override]
         try:
@@ -217,26 +236,42 @@ class TimeSeriesTokenizer(Tokenizer):
                 rows = len(grid)
         return Meta(rows, labels, names, times)
 
-    def parts(self, path: str) -> list[tuple[str, int | None]]:
-        """A recording's windows ``t=START`` or a case file's cases ``CASE``, with labels."""
+    def listing(self, path: str) -> PartRange | list[tuple[str, int | None]]:
+        """A case file's cases ``(CASE, label number)``; a recording's windows ``t=START``
+        as a compact :class:`PartRange`: the names are made when asked for (the k-th window
+        starts at step k * hop), the labels are one array (indices of class names for text
+        labels, label numbers otherwise), so a long recording costs no object per window."""
         c = self.config
         meta = self.meta(path)
         if self.kind(path) == "cases":
             return [(str(i), None if meta.labels is None else int(meta.labels[i]))
                     for i in range(meta.length)]
-        starts = window_starts(meta.length, c.window, c.hop, c.tail)
-        if not starts:
+        count = window_count(meta.length, c.window, c.hop, c.tail)
+        if not count:
             raise SampleError("too_short", f"the recording has {meta.length} steps, fewer than "
                               f"one window of {c.window}; lower --set window, or keep it "
                               "padded with --set tail=pad")
+        names = SteppedNames("t=", c.hop, count)
         if meta.labels is None:
-            return [(f"t={s}", None) for s in starts]
-        labels = [window_label(meta.labels, s, min(s + c.window, meta.length), c.label_rule)
-                  for s in starts]
+            return PartRange(count, names=names)
+        labels = window_labels(meta.labels, count, c.hop, c.window, meta.length, c.label_rule)
         if meta.class_names is not None:  # text labels: class names, numbered over all files
-            return [(f"t={s}", meta.class_names[k] if k >= 0 else None)
-                    for s, k in zip(starts, labels)]
-        return [(f"t={s}", k if k >= 0 else None) for s, k in zip(starts, labels)]
+            return PartRange(count, labels, tuple(meta.class_names), names=names)
+        return PartRange(count, labels, names=names, numbered=True)  # -1: the file's label
+
+    def parts(self, path: str) -> list[tuple[str, int | str | None]]:
+        """The listing as ``(name, label)`` pairs: a class name for text labels, else a
+        label number (None: unknown, the file's own label)."""
+        listing = self.listing(path)
+        if not isinstance(listing, PartRange):
+            return listing
+        if listing.labels is None:
+            return [(name, None) for name in listing.names]
+        labels = listing.labels.tolist()
+        if listing.numbered:
+            return [(name, k if k >= 0 else None) for name, k in zip(listing.names, labels)]
+        return [(name, listing.class_names[k] if k >= 0 else None)
+                for name, k in zip(listing.names, labels)]
 
     # --- reading --------------------------------------------------------------------------
 
