@@ -511,7 +511,7 @@ def test_ts_cases_read_like_sktime_when_it_is_installed(tmp_path):
     rng = np.random.default_rng(5)
     cases = [rng.normal(size=(20, 2)).round(5) for _ in range(5)]
     path = write_ts(tmp_path / "x.ts", cases, ["a", "b", "a", "b", "a"])
-    theirs, labels = datasets.load_from_tsfile(str(path), return_type="numpy3d")
+    theirs, labels = datasets.load_from_tsfile(str(path), return_data_type="numpy3d")
     ours = tok(window=20, num_channels=2).read_cases(str(path), list(range(5)))
     np.testing.assert_allclose(np.stack(ours), np.asarray(theirs).transpose(0, 2, 1))
     assert list(labels) == ["a", "b", "a", "b", "a"]
