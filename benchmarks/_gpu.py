@@ -137,6 +137,15 @@ def cuda() -> Accelerator:
     return Accelerator(f"cuda:{index}", torch.cuda.get_device_name(index))
 
 
+def on_cuda(title: str, measure: Callable[[Accelerator], dict]) -> dict:
+    """``measure(cuda())``, the section a GPU benchmark reports; the skipped section, with
+    the reason, where there is no CUDA."""
+    reason = cuda_skip_reason()
+    if reason is not None:
+        return skipped(title, reason)
+    return measure(cuda())
+
+
 def interpreted() -> Accelerator:
     """The CPU, with the Triton kernels run by Triton's interpreter: for the test suite's
     runs of a GPU section on tiny sizes (TRITON_INTERPRET=1 must be set before Triton is

@@ -51,11 +51,9 @@ from _common import (
 )
 from _gpu import (
     Accelerator,
-    cuda,
-    cuda_skip_reason,
     identical_row,
+    on_cuda,
     print_rows,
-    skipped,
     time_rows,
 )
 
@@ -165,11 +163,8 @@ def cpu_sections(args) -> list[dict]:
 
 def gpu_section(args) -> dict:
     """The GPU section on CUDA; skipped with the reason where CUDA is absent."""
-    reason = cuda_skip_reason()
-    if reason is not None:
-        return skipped(GPU_TITLE, reason)
-    return measure_gpu(cuda(), GPU_B, GPU_N, GPU_G, args.cloud, args.gpu_reps,
-                       max(1, args.reps // 3))
+    return on_cuda(GPU_TITLE, lambda acc: measure_gpu(acc, GPU_B, GPU_N, GPU_G, args.cloud,
+                                                      args.gpu_reps, max(1, args.reps // 3)))
 
 
 def torch_group(points, centres, k: int):

@@ -42,7 +42,7 @@ from _common import (
     timed,
     write_result,
 )
-from _gpu import Accelerator, cuda, cuda_skip_reason, print_rows, skipped
+from _gpu import Accelerator, on_cuda, print_rows
 
 SIDE, PATCH, CHANNELS = 224, 16, 3
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -147,10 +147,8 @@ def cpu_section(args) -> dict:
 
 def gpu_section(args) -> dict:
     """The GPU section on CUDA; skipped with the reason where CUDA is absent."""
-    reason = cuda_skip_reason()
-    if reason is not None:
-        return skipped(GPU_TITLE, reason)
-    return measure_gpu(cuda(), GPU_BATCH, SIDE, GPU_COPY_BYTES, args.gpu_reps)
+    return on_cuda(GPU_TITLE, lambda acc: measure_gpu(acc, GPU_BATCH, SIDE, GPU_COPY_BYTES,
+                                                      args.gpu_reps))
 
 
 def l2_bytes(acc: Accelerator) -> int:

@@ -49,7 +49,7 @@ from _common import (
     standard_args,
     write_result,
 )
-from _gpu import Accelerator, cuda, cuda_skip_reason, print_rows, skipped
+from _gpu import Accelerator, on_cuda, print_rows
 
 DEFAULT_WORKDIR = Path(tempfile.gettempdir()) / "mmtok-bench-tokenize-points"
 PRESET = {"preset": "modelnet8k"}
@@ -180,11 +180,11 @@ def cpu_section(args) -> dict:
 
 def gpu_section(args) -> dict:
     """The GPU section on CUDA; skipped with the reason where it cannot run."""
-    reason = cuda_skip_reason()
-    if reason is not None:
-        return skipped(GPU_TITLE, reason)
-    files = ensure_clouds(args.workdir / f"clouds_{args.gpu_clouds}", args.gpu_clouds)
-    return measure_gpu(cuda(), files[0].parent.parent, args.workdir, PRESET, args.reps)
+    def measure(acc: Accelerator) -> dict:
+        files = ensure_clouds(args.workdir / f"clouds_{args.gpu_clouds}", args.gpu_clouds)
+        return measure_gpu(acc, files[0].parent.parent, args.workdir, PRESET, args.reps)
+
+    return on_cuda(GPU_TITLE, measure)
 
 
 def same_tokens(first: Path, second: Path) -> bool:
