@@ -51,6 +51,9 @@ def describe_modality(name: str) -> str:
     if statics:
         lines.append("  store arrays, shared by every sample:")
         lines += [f"    {array}: {values.dtype} {values.shape}" for array, values in statics.items()]
+    lines.append("  tokenize --device cuda: " + (
+        "the heavy steps batched on the GPU (Triton kernels), same bytes"
+        if tokenizer.has_batched_path() else "no batched GPU path; runs on the CPU workers"))
     module = spec.projector.partition(":")[0]
     lines.append(f"  embed: projector {module.replace('.', '/')}.py, reads "
                  f"{', '.join(spec.inputs)}")

@@ -107,6 +107,8 @@ def test_modalities_name_describes_one_modality_in_full(cli):
                      "point-mae: num_points=1024 num_groups=64", "centers: float32 (256, 3)",
                      "mmtok/modalities/points/projector.py", "docs/modalities/points.md"):
         assert expected in text
+    assert "--device cuda: the heavy steps batched on the GPU" in text
+    assert "no batched GPU path" in cli("modalities", "text").stdout
     typo = cli("modalities", "pionts")
     assert typo.exit_code == 2 and "did you mean 'points'" in typo.stderr
 
