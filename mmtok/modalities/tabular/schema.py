@@ -149,6 +149,12 @@ class ColumnStats:
             self.all_distinct_past_cap = all(c == 1 for c in self.counts.values())
             self.counts = None
 
+    def float_column(self) -> bool:
+        """Whether the cells seen so far are numbers, not all integers: a numeric column
+        whose further blocks matter only as numbers (no distinct values are counted)."""
+        return self.present > 0 and not self.textual and not self.integer \
+            and self.counts is None
+
     def bad_share(self) -> float:
         if self.textual:
             return 1.0
