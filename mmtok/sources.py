@@ -356,12 +356,47 @@ class _Run:
 
     def ids(self) -> list[str]:
         prefix = f"{self.base.id}#"
-        return [prefix + name for name in self.names_list()]
+        if self.names is None:
+            return [prefix + str(i) for i in range(self.offset, self.offset + self.count)]
+        return [prefix + name for name in self.names]
 
     def label_array(self) -> np.ndarray:
         if self.labels is None:
             return np.full(self.count, self.base.label, np.int32)
         return np.asarray(self.labels, np.int32)
+
+
+class PartNumbers(Sequence):
+    """The part names ``str(start)``..``str(stop - 1)`` (a run of a table's rows), built on
+    access; :func:`part_numbers` gives them as integers without a str -> int round trip."""
+
+    def __init__(self, start: int, stop: int) -> None:
+        self.start, self.stop = start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index):
+        numbers = range(self.start, self.stop)[index]
+        return [str(n) for n in numbers] if isinstance(index, slice) else str(numbers)
+
+    def __iter__(self):
+        return map(str, range(self.start, self.stop))
+
+    def __eq__(self, other) -> bool:  # equal to the list of the same names
+        if not isinstance(other, (list, tuple, PartNumbers)):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"PartNumbers({self.start}, {self.stop})"
+
+
+def part_numbers(parts: Sequence[str]) -> np.ndarray:
+    """Numbered part names (``"0"``, ``"17"``: rows of a table) as int64."""
+    if isinstance(parts, PartNumbers):
+        return np.arange(parts.start, parts.stop, dtype=np.int64)
+    return np.array([int(p) for p in parts], np.int64)
 
 
 class ExpandedSamples(Sequence):
@@ -455,10 +490,15 @@ class ExpandedSamples(Sequence):
             previous = (path, readable)
         return runs
 
-    def parts(self, start: int, stop: int) -> list[str | None]:
+    def parts(self, start: int, stop: int) -> Sequence[str | None]:
         """The part names of samples ``[start, stop)`` (what ``[s.part for s in ...]``
-        gives), without building the samples."""
-        return [name for item in self.window(start, stop)._entries
+        gives), without building the samples: the numbered parts of one file (a table's
+        rows) as :class:`PartNumbers`."""
+        entries = self.window(start, stop)._entries
+        if len(entries) == 1 and isinstance(entries[0], _Run) and entries[0].names is None:
+            run = entries[0]
+            return PartNumbers(run.offset, run.offset + run.count)
+        return [name for item in entries
                 for name in (item.names_list() if isinstance(item, _Run) else [item.part])]
 
     def fingerprint_blocks(self):

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from ...errors import SampleError, UsageError
+from ...sources import PartNumbers, part_numbers
 from ...store.layout import ArraySpec
 from .. import rowfiles
 from ..base import PartsBatch, Tokenizer
@@ -215,10 +216,10 @@ class TabularTokenizer(Tokenizer):
         shard's rows are one) read and transformed in one pass, copied in whole; its counts
         are the unparsable cells per numeric column among the rows that succeeded."""
         self._require_schema()
-        if any(p is None for p in parts):
+        if not isinstance(parts, PartNumbers) and any(p is None for p in parts):
             raise SampleError("not_a_row", "a tabular sample is a row of a table "
                               "(CSV/TSV/JSONL/Parquet), not a whole file")
-        rows = np.array([int(p) for p in parts], np.int64)
+        rows = part_numbers(parts)
         arrays = {name: np.zeros((len(rows), *spec.shape), spec.dtype)
                   for name, spec in self.sample_arrays().items()}
         errors: dict[int, SampleError] = {}
