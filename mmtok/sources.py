@@ -513,12 +513,13 @@ class ExpandedSamples(Sequence):
                 hi = min(lo + FINGERPRINT_BLOCK_LINES, item.count)
                 names = (range(item.offset + lo, item.offset + hi) if item.names is None
                          else item.names[lo:hi])
-                if item.labels is None:
+                prefix = f"{item.base.id}#"
+                if item.labels is None:  # prefix NAME tail, one join for the block
                     tail = f"\0{item.base.label}\n"
-                    yield "".join(f"{item.base.id}#{name}{tail}" for name in names)
+                    yield prefix + (tail + prefix).join(map(str, names)) + tail
                 else:
-                    yield "".join(f"{item.base.id}#{name}\0{label}\n"
-                                  for name, label in zip(names, item.labels[lo:hi].tolist()))
+                    yield "".join([f"{prefix}{name}\0{label}\n" for name, label
+                                   in zip(names, item.labels[lo:hi].tolist())])
 
     def problem_count(self) -> int:
         """Samples with a listing problem, without building the samples (a run's parts were
