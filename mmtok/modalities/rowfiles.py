@@ -84,9 +84,10 @@ def _row_index(path: str, size: int, mtime_ns: int) -> RowIndex:
         sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
         starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
         return RowIndex(path, fmt, int(meta.num_rows), None, None, 0, starts)
-    ends = _scan_row_ends(path, quoted=fmt in ("csv", "tsv"))
-    starts = np.empty_like(ends)  # each row starts where the previous one ended
-    starts[:1], starts[1:] = 0, ends[:-1]
+    # each row starts where the previous one ended: both are views of one array of row
+    # boundaries (8 bytes a row)
+    bounds = _scan_row_bounds(path, quoted=fmt in ("csv", "tsv"))
+    starts, ends = bounds[:-1], bounds[1:]
     keep = _non_blank(path, starts, ends)
     if not keep.all():  # copies (16 bytes a row) only where there are blank lines
         starts, ends = starts[keep], ends[keep]
@@ -99,12 +100,12 @@ def _row_index(path: str, size: int, mtime_ns: int) -> RowIndex:
     return RowIndex(path, fmt, len(starts), starts, ends, header_end)
 
 
-def _scan_row_ends(path: str, quoted: bool) -> np.ndarray:
-    """The byte offset just past every row-ending newline (and the file's end when the
-    last row has no newline). With ``quoted``, a newline inside double quotes does not end
-    a row: RFC 4180 doubles quotes inside values, so the quote count's parity says whether
-    a newline is inside a value."""
-    ends = []
+def _scan_row_bounds(path: str, quoted: bool) -> np.ndarray:
+    """0, then the byte offset just past every row-ending newline (and the file's end when
+    the last row has no newline). With ``quoted``, a newline inside double quotes does not
+    end a row: RFC 4180 doubles quotes inside values, so the quote count's parity says
+    whether a newline is inside a value."""
+    ends = [np.zeros(1, np.int64)]
     parity = 0
     position = 0
     last = b""
@@ -126,10 +127,9 @@ def _scan_row_ends(path: str, quoted: bool) -> np.ndarray:
             ends.append(newlines.astype(np.int64) + position + 1)
             position += len(block)
             last = block[-1:]
-    found = np.concatenate(ends) if ends else np.zeros(0, np.int64)
     if position and last != b"\n":
-        found = np.append(found, position)
-    return found
+        ends.append(np.array([position], np.int64))
+    return np.concatenate(ends)
 
 
 def _non_blank(path: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
