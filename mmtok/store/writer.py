@@ -340,21 +340,29 @@ class ShardWriter:
         self.path = Path(path)
         self.group = zarr.open_group(self.path, mode="r+")
         self.attrs = self.group.attrs[ATTRS_KEY]
+        self._arrays: dict[str, zarr.Array] = {}  # opened once (each open reads zarr.json)
+
+    def _array(self, name: str) -> zarr.Array:
+        """The store's array ``name``, writing chunks equal to the fill value too: Zarr skips
+        them by default, and a shard of invalid samples must still exist on disk, or a
+        deleted shard file could not be told from it."""
+        if name not in self._arrays:
+            # an array takes the runtime config in force when it is opened
+            with zarr.config.set({"array.write_empty_chunks": True}):
+                self._arrays[name] = self.group[name]
+        return self._arrays[name]
 
     def write(self, shard: int, data: ShardData) -> dict:
         start, stop = shard_bounds(shard, self.attrs["num_samples"], self.attrs["shard_size"])
         checksums = {}
         columns = {**data.arrays, "label": data.labels, "valid": data.valid,
                    "id": np.array(data.ids, dtype=object)}
-        # Zarr skips chunks equal to the fill value by default; a shard of invalid samples
-        # must still exist on disk, or a deleted shard file could not be told from it.
-        with zarr.config.set({"array.write_empty_chunks": True}):
-            for name, values in columns.items():
-                if len(values) != stop - start:
-                    raise StoreError(f"shard {shard}: {name} has {len(values)} rows, "
-                                     f"expected {stop - start}")
-                self.group[name][start:stop] = values
-                checksums[name] = array_checksum(values)
+        for name, values in columns.items():
+            if len(values) != stop - start:
+                raise StoreError(f"shard {shard}: {name} has {len(values)} rows, "
+                                 f"expected {stop - start}")
+            self._array(name)[start:stop] = values
+            checksums[name] = array_checksum(values)
         marker = {
             "shard": shard,
             "start": start,
@@ -367,5 +375,5 @@ class ShardWriter:
         if data.counts:
             marker["counts"] = {k: int(v) for k, v in sorted(data.counts.items())}
         # the marker goes last: its presence is the shard's commit
-        self.group[COMMITS][shard] = canonical_json(marker)
+        self._array(COMMITS)[shard] = canonical_json(marker)
         return marker
