@@ -117,7 +117,7 @@ def _scan_row_bounds(path: str, quoted: bool) -> np.ndarray:
                 break
             data = np.frombuffer(block, np.uint8)
             newlines = np.flatnonzero(data == 10)
-            if quoted and block.find(b'"') >= 0:
+            if quoted and (parity or block.find(b'"') >= 0):
                 # the quotes before each newline (a binary search per newline, not a
                 # running count per byte): an odd count puts the newline inside a value
                 quotes = np.flatnonzero(data == 34)
