@@ -374,6 +374,7 @@ class ShardWriter:
         }
         if data.counts:
             marker["counts"] = {k: int(v) for k, v in sorted(data.counts.items())}
-        # the marker goes last: its presence is the shard's commit
-        self._array(COMMITS)[shard] = canonical_json(marker)
+        # the marker goes last: its presence is the shard's commit (written through the
+        # group, opened afresh per commit as always; only the data arrays are kept open)
+        self.group[COMMITS][shard] = canonical_json(marker)
         return marker
