@@ -93,7 +93,7 @@ def work_shard(
     tokenizer: Tokenizer,
     writer: ShardWriter,
     strict: bool = False,
-    on_sample: Callable[[], None] | None = None,
+    on_sample: Callable[..., None] | None = None,
     device: ComputeDevice = CPU,
 ) -> dict:
     """Tokenize and write one whole shard; returns its commit marker.
@@ -103,6 +103,8 @@ def work_shard(
     one ``tokenize_parts`` call; every sample's result or error still lands in its own row.
     On a batching ``device`` a tokenizer with a batched path decodes each run of samples on
     this worker and computes them a batch at a time there (:func:`_batched_runs`).
+    ``on_sample(n=1)`` reports progress: once per sample, or once per whole run of a
+    :class:`PartsBatch` with its count.
     """
     attrs = writer.attrs
     start, stop = shard_bounds(shard, attrs["num_samples"], attrs["shard_size"])
@@ -126,11 +128,22 @@ def work_shard(
     if device.batched and tokenizer.has_batched_path():
         runs = _batched_runs(tokenizer, samples, device)
     else:
-        runs = ((first, last, _tokenize_run(tokenizer, samples[first:last]))
+        runs = ((first, last, _tokenize_run(tokenizer, samples, first, last))
                 for first, last in file_runs(samples))
+
+    def failed(row: int, outcome: SampleError) -> None:
+        sample = samples[row]
+        if strict:
+            raise TooManyErrors(f"{sample.id}: {outcome.kind}: {outcome.message} "
+                                "(--strict)") from None
+        errors.append({"index": start + row, "id": sample.id, "kind": outcome.kind,
+                       "stage": outcome.stage, "message": outcome.message})
+
     for first, last, outcomes in runs:
-        batch = isinstance(outcomes, PartsBatch)
-        if batch:  # the run's arrays in one copy each; failed rows are zeroed below
+        if isinstance(outcomes, PartsBatch):
+            # the run's arrays in one copy each (none when the run is the whole shard); only
+            # the failed rows are visited (zeroed), so a run of 65,536 table rows costs no
+            # Python step per row
             whole_shard = first == 0 and last == len(samples)
             for name, values in outcomes.arrays.items():
                 if whole_shard and _can_adopt(values, shapes[name], specs[name].dtype):
@@ -139,33 +152,31 @@ def work_shard(
                     buffer(name)[first:last] = values
             valid[first:last] = True
             run_counts.update(outcomes.counts)
+            for offset in sorted(outcomes.errors):
+                if not 0 <= offset < last - first:
+                    raise RuntimeError(f"{type(tokenizer).__name__}.tokenize_parts returned an "
+                                       f"error for part {offset} of a run of {last - first}")
+                failed(first + offset, outcomes.errors[offset])
+                for values in arrays.values():  # buffers made later are zeros already
+                    values[first + offset] = 0
+                valid[first + offset] = False
+            if on_sample is not None:
+                on_sample(last - first)
+            continue
         for row in range(first, last):
-            if batch:
-                outcome = outcomes.errors.get(row - first)
-            else:
-                # each result is dropped once copied: a tokenizer that returns views of
-                # blocks frees each block as soon as its rows are in place
-                outcome, outcomes[row - first] = outcomes[row - first], None
-            sample = samples[row]
+            # each result is dropped once copied: a tokenizer that returns views of blocks
+            # (a cube's pixels) frees each block as soon as its rows are in place
+            outcome, outcomes[row - first] = outcomes[row - first], None
             if isinstance(outcome, SampleError):
-                if strict:
-                    raise TooManyErrors(f"{sample.id}: {outcome.kind}: {outcome.message} "
-                                        "(--strict)") from None
-                errors.append({"index": start + row, "id": sample.id, "kind": outcome.kind,
-                               "stage": outcome.stage, "message": outcome.message})
-                if batch:
-                    for values in arrays.values():  # buffers made later are zeros already
-                        values[row] = 0
-                    valid[row] = False
-            elif not batch:
+                failed(row, outcome)
+            else:
                 for name, values in outcome.items():
                     buffer(name)[row] = values
                 valid[row] = True
             if on_sample is not None:
                 on_sample()
     arrays = {name: buffer(name) for name in specs}
-    labels = np.array([s.label for s in samples], dtype=np.int32)
-    ids = [s.id for s in samples]
+    labels, ids = sample_labels(samples), sample_ids(samples)
     counts = {k: v for k, v in (run_counts + Counter(tokenizer.tally(arrays, valid))).items()
               if v}
     return writer.write(shard, ShardData(arrays, labels, valid, ids, errors, counts))
@@ -180,14 +191,37 @@ def _can_adopt(values: np.ndarray, shape: tuple[int, ...], dtype: str) -> bool:
 
 
 def shard_slice(samples: Sequence[Sample], shard: int, shard_size: int) -> Sequence[Sample]:
-    """The samples of shard ``shard``: what ``work_shard`` and a worker's task receive."""
+    """The samples of shard ``shard``: what ``work_shard`` and a worker's task receive (a
+    compact window of a multi-sample listing, which builds no :class:`Sample` per part)."""
     start, stop = shard_bounds(shard, len(samples), shard_size)
+    if isinstance(samples, ExpandedSamples):
+        return samples.window(start, stop)
     return samples[start:stop]
+
+
+def sample_ids(samples: Sequence[Sample]) -> list[str]:
+    return samples.ids() if isinstance(samples, ExpandedSamples) else [s.id for s in samples]
+
+
+def sample_labels(samples: Sequence[Sample]) -> np.ndarray:
+    if isinstance(samples, ExpandedSamples):
+        return samples.labels()
+    return np.array([s.label for s in samples], dtype=np.int32)
+
+
+def run_parts(samples: Sequence[Sample], first: int, last: int) -> tuple[Sample, list]:
+    """The first sample of the run ``[first, last)`` and the part names of all of them."""
+    if isinstance(samples, ExpandedSamples):
+        return samples[first], samples.parts(first, last)
+    run = samples[first:last]
+    return run[0], [s.part for s in run]
 
 
 def file_runs(samples: Sequence[Sample]) -> list[tuple[int, int]]:
     """``(first, stop)`` index ranges of maximal runs of consecutive samples that read the
     same file. A sample with a listing problem is a run of its own (it is never read)."""
+    if isinstance(samples, ExpandedSamples):
+        return samples.file_runs()
     runs: list[tuple[int, int]] = []
     for index, sample in enumerate(samples):
         previous = samples[index - 1] if index else None
@@ -199,20 +233,21 @@ def file_runs(samples: Sequence[Sample]) -> list[tuple[int, int]]:
     return runs
 
 
-def _tokenize_run(tokenizer: Tokenizer, run: Sequence[Sample]
+def _tokenize_run(tokenizer: Tokenizer, samples: Sequence[Sample], first: int, last: int
                   ) -> list[dict[str, np.ndarray] | SampleError] | PartsBatch:
-    """One ``tokenize_parts`` call for a run of samples of one file: a dict or a
-    SampleError per sample (or a :class:`PartsBatch` of them). An error raised by the call
-    is every sample's error."""
-    if run[0].problem is not None:
-        return [SampleError(*run[0].problem, stage="source")]
+    """One ``tokenize_parts`` call for the run ``samples[first:last]`` of one file: a dict
+    or a SampleError per sample (or a :class:`PartsBatch` of them). An error raised by the
+    call is every sample's error."""
+    head, parts = run_parts(samples, first, last)
+    if head.problem is not None:
+        return [SampleError(*head.problem, stage="source")]
     try:
-        outcomes = tokenizer.tokenize_parts(run[0].path, [s.part for s in run])
+        outcomes = tokenizer.tokenize_parts(head.path, parts)
     except SampleError as exc:
-        return [exc] * len(run)
-    if len(outcomes) != len(run):  # a tokenizer bug: results would land on the wrong rows
+        return [exc] * len(parts)
+    if len(outcomes) != len(parts):  # a tokenizer bug: results would land on the wrong rows
         raise RuntimeError(f"{type(tokenizer).__name__}.tokenize_parts returned "
-                           f"{len(outcomes)} results for {len(run)} parts of {run[0].path}")
+                           f"{len(outcomes)} results for {len(parts)} parts of {head.path}")
     return outcomes if isinstance(outcomes, PartsBatch) else list(outcomes)
 
 
@@ -233,7 +268,7 @@ def _batched_runs(tokenizer: Tokenizer, samples: Sequence[Sample], device: Compu
         pending.clear()
 
     for first, last in file_runs(samples):
-        for row, item in enumerate(_read_run(tokenizer, samples[first:last]), first):
+        for row, item in enumerate(_read_run(tokenizer, samples, first, last), first):
             if isinstance(item, SampleError):
                 yield row, row + 1, [item]
                 continue
@@ -244,18 +279,21 @@ def _batched_runs(tokenizer: Tokenizer, samples: Sequence[Sample], device: Compu
         yield from compute()
 
 
-def _read_run(tokenizer: Tokenizer, run: Sequence[Sample]) -> list[Any]:
-    """``read_parts`` for a run of samples of one file, as ``_tokenize_run`` treats
-    ``tokenize_parts``: a listing problem or an error raised by the call is every sample's."""
-    if run[0].problem is not None:
-        return [SampleError(*run[0].problem, stage="source")]
+def _read_run(tokenizer: Tokenizer, samples: Sequence[Sample], first: int, last: int
+              ) -> list[Any]:
+    """``read_parts`` for the run ``samples[first:last]`` of one file, as ``_tokenize_run``
+    treats ``tokenize_parts``: a listing problem or an error raised by the call is every
+    sample's."""
+    head, parts = run_parts(samples, first, last)
+    if head.problem is not None:
+        return [SampleError(*head.problem, stage="source")]
     try:
-        decoded = tokenizer.read_parts(run[0].path, [s.part for s in run])
+        decoded = tokenizer.read_parts(head.path, parts)
     except SampleError as exc:
-        return [exc] * len(run)
-    if len(decoded) != len(run):
+        return [exc] * len(parts)
+    if len(decoded) != len(parts):
         raise RuntimeError(f"{type(tokenizer).__name__}.read_parts returned {len(decoded)} "
-                           f"samples for {len(run)} parts of {run[0].path}")
+                           f"samples for {len(parts)} parts of {head.path}")
     return list(decoded)
 
 

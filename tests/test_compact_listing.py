@@ -25,6 +25,7 @@ from mmtok.sources import (
     _label_names,
     expand_parts,
     from_file_list,
+    part_numbers,
 )
 
 
@@ -224,3 +225,29 @@ def test_a_parts_batch_writes_the_bytes_of_one_dict_per_part(sources, tmp_path, 
     assert sorted(e["kind"] for e in batched.errors) == expected
     assert batched.errors == single.errors and batched.counts == single.counts
     assert tree_bytes(tmp_path / "batch.zarr") == tree_bytes(tmp_path / "single.zarr")
+
+
+def test_a_shard_window_gives_the_ids_labels_runs_and_parts_of_its_samples(tmp_path):
+    """``shard_slice`` of a compact list is a compact window: its ids, labels, file runs,
+    part names and fingerprint are those of the Sample objects it stands for."""
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / name).write_text("x\n1\n")
+    listing = from_file_list([str(tmp_path / n) for n in ("a.csv", "b.csv", "a.csv")])
+    labels = (np.arange(300, dtype=np.int32) % 4) - 1
+    ranges = {"a.csv": PartRange(300, labels, ("p", "q", "r")), "b.csv": PartRange(5)}
+    compact = expand_parts(listing, lambda path: ranges[Path(path).name]).samples
+    every = list(compact)
+    for start, stop in ((0, 64), (250, 303), (299, 306), (303, 306), (7, 8)):
+        window = compact.window(start, stop)
+        eager = every[start:stop]
+        assert list(window) == eager
+        assert pipeline.sample_ids(window) == [s.id for s in eager]
+        assert pipeline.sample_labels(window).tolist() == [s.label for s in eager]
+        assert pipeline.file_runs(window) == pipeline.file_runs(eager)
+        for first, last in pipeline.file_runs(window):
+            head, parts = pipeline.run_parts(window, first, last)
+            assert head == eager[first] and parts == [s.part for s in eager[first:last]]
+        assert SampleList(window, ["c"]).fingerprint() == SampleList(eager, ["c"]).fingerprint()
+    numbered = compact.parts(10, 20)
+    assert numbered == [str(i) for i in range(10, 20)] and numbered[-1] == "19"
+    assert np.array_equal(part_numbers(numbered), np.arange(10, 20))

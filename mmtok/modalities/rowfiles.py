@@ -35,7 +35,7 @@ from ..errors import SampleError, UsageError
 from .files import check_input_file
 
 ROW_EXTENSIONS = (".csv", ".tsv", ".jsonl", ".ndjson", ".parquet")
-SCAN_BLOCK = 1 << 20  # bytes per step of the row scan (its temporaries are ~5x this)
+SCAN_BLOCK = 1 << 20  # bytes per step of the row scan (its temporaries: at most ~10x this)
 DEFAULT_LABEL_COLUMN = "label"
 
 
@@ -84,9 +84,10 @@ def _row_index(path: str, size: int, mtime_ns: int) -> RowIndex:
         sizes = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
         starts = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
         return RowIndex(path, fmt, int(meta.num_rows), None, None, 0, starts)
-    ends = _scan_row_ends(path, quoted=fmt in ("csv", "tsv"))
-    starts = np.empty_like(ends)  # each row starts where the previous one ended
-    starts[:1], starts[1:] = 0, ends[:-1]
+    # each row starts where the previous one ended: both are views of one array of row
+    # boundaries (8 bytes a row)
+    bounds = _scan_row_bounds(path, quoted=fmt in ("csv", "tsv"))
+    starts, ends = bounds[:-1], bounds[1:]
     keep = _non_blank(path, starts, ends)
     if not keep.all():  # copies (16 bytes a row) only where there are blank lines
         starts, ends = starts[keep], ends[keep]
@@ -99,12 +100,12 @@ def _row_index(path: str, size: int, mtime_ns: int) -> RowIndex:
     return RowIndex(path, fmt, len(starts), starts, ends, header_end)
 
 
-def _scan_row_ends(path: str, quoted: bool) -> np.ndarray:
-    """The byte offset just past every row-ending newline (and the file's end when the
-    last row has no newline). With ``quoted``, a newline inside double quotes does not end
-    a row: RFC 4180 doubles quotes inside values, so the quote count's parity says whether
-    a newline is inside a value."""
-    ends = []
+def _scan_row_bounds(path: str, quoted: bool) -> np.ndarray:
+    """0, then the byte offset just past every row-ending newline (and the file's end when
+    the last row has no newline). With ``quoted``, a newline inside double quotes does not
+    end a row: RFC 4180 doubles quotes inside values, so the quote count's parity says
+    whether a newline is inside a value."""
+    ends = [np.zeros(1, np.int64)]
     parity = 0
     position = 0
     last = b""
@@ -115,19 +116,20 @@ def _scan_row_ends(path: str, quoted: bool) -> np.ndarray:
             if not block:
                 break
             data = np.frombuffer(block, np.uint8)
-            newline = data == 10
-            if quoted:
-                # uint8 cumsum wraps at 256, which keeps the parity
-                inside = (np.cumsum(data == 34, dtype=np.uint8) + parity) & 1
-                parity = int(inside[-1])
-                newline &= inside == 0
-            ends.append(np.flatnonzero(newline).astype(np.int64) + position + 1)
+            newlines = np.flatnonzero(data == 10)
+            if quoted and (parity or block.find(b'"') >= 0):
+                # the quotes before each newline (a binary search per newline, not a
+                # running count per byte): an odd count puts the newline inside a value
+                quotes = np.flatnonzero(data == 34)
+                inside = (np.searchsorted(quotes, newlines) + parity) & 1
+                newlines = newlines[inside == 0]
+                parity = (parity + len(quotes)) & 1
+            ends.append(newlines.astype(np.int64) + position + 1)
             position += len(block)
             last = block[-1:]
-    found = np.concatenate(ends) if ends else np.zeros(0, np.int64)
     if position and last != b"\n":
-        found = np.append(found, position)
-    return found
+        ends.append(np.array([position], np.int64))
+    return np.concatenate(ends)
 
 
 def _non_blank(path: str, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -218,10 +220,17 @@ class RowBlock:
 
 def read_rows(path: str, start: int, stop: int, columns: Sequence[str],
               types: dict | None = None, null_strings: bool = True,
-              max_row_bytes: int | None = None, encoding: str = "utf-8") -> RowBlock:
+              max_row_bytes: int | None = None, encoding: str = "utf-8",
+              try_types: dict | None = None) -> RowBlock:
     """Rows ``[start, stop)`` of ``columns``. ``types`` maps a column to a pyarrow type (CSV
     reads every other column as strings); ``null_strings`` makes empty and ``NA``-like CSV
-    cells null; a row longer than ``max_row_bytes`` is a ``too_large`` error, never read."""
+    cells null; a row longer than ``max_row_bytes`` is a ``too_large`` error, never read.
+
+    ``try_types`` (CSV/TSV) are types to parse columns as when every cell of the rows
+    converts (say ``float64`` for a numeric column: pyarrow's parser converts while it
+    reads, cheaper than strings converted afterwards); where one cell does not, the rows
+    are read again with ``types`` alone, so a caller sees either the typed column or the
+    strings it would have got without them."""
     index = row_index(path)
     errors: dict[int, SampleError] = {}
     wanted = np.arange(start, stop)
@@ -237,7 +246,7 @@ def read_rows(path: str, start: int, stop: int, columns: Sequence[str],
     tables, rows = [], []
     for first, last in _runs(wanted):
         table, good, bad = _read_text_rows(index, first, last, columns, types or {},
-                                           null_strings, encoding)
+                                           null_strings, encoding, try_types)
         tables.append(table)
         rows.append(good - start)
         errors.update({k - start: v for k, v in bad.items()})
@@ -269,16 +278,22 @@ def _read_bytes(index: RowIndex, first: int, last: int) -> bytes:
         return handle.read(end - begin)
 
 
-def _read_text_rows(index, first, last, columns, types, null_strings, encoding):
-    """Rows [first, last) of a text format: one parse of their bytes; if that fails, each
-    row alone, so that a bad row's error stays on it."""
-    try:
-        table = _parse(index, _read_bytes(index, first, last), columns, types, null_strings,
-                       encoding)
-        if table.num_rows == last - first:
-            return table, np.arange(first, last), {}
-    except _ParseError:
-        pass
+def _read_text_rows(index, first, last, columns, types, null_strings, encoding,
+                    try_types=None):
+    """Rows [first, last) of a text format: one parse of their bytes (first with
+    ``try_types`` over ``types``, CSV/TSV only); if that fails, each row alone, so that a
+    bad row's error stays on it."""
+    data = _read_bytes(index, first, last)
+    attempts = [types]
+    if try_types and index.format in ("csv", "tsv"):
+        attempts.insert(0, {**types, **try_types})
+    for attempt in attempts:
+        try:
+            table = _parse(index, data, columns, attempt, null_strings, encoding)
+            if table.num_rows == last - first:
+                return table, np.arange(first, last), {}
+        except _ParseError:
+            pass
     tables, good, bad = [], [], {}
     for row in range(first, last):
         try:

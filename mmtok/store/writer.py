@@ -341,25 +341,33 @@ class ShardWriter:
         self.path = Path(path)
         self.group = zarr.open_group(self.path, mode="r+")
         self.attrs = self.group.attrs[ATTRS_KEY]
+        self._arrays: dict[str, zarr.Array] = {}  # opened once (each open reads zarr.json)
+
+    def _array(self, name: str) -> zarr.Array:
+        """The store's array ``name``, writing chunks equal to the fill value too: Zarr skips
+        them by default, and a shard of invalid samples must still exist on disk, or a
+        deleted shard file could not be told from it."""
+        if name not in self._arrays:
+            # an array takes the runtime config in force when it is opened
+            with zarr.config.set({"array.write_empty_chunks": True}):
+                self._arrays[name] = self.group[name]
+        return self._arrays[name]
 
     def write(self, shard: int, data: ShardData) -> dict:
         start, stop = shard_bounds(shard, self.attrs["num_samples"], self.attrs["shard_size"])
         checksums = {}
         columns = {**data.arrays, "label": data.labels, "valid": data.valid,
                    "id": np.array(data.ids, dtype=object)}
-        # Zarr skips chunks equal to the fill value by default; a shard of invalid samples
-        # must still exist on disk, or a deleted shard file could not be told from it.
         # One inner chunk encoded at a time: Zarr copies each chunk out of the shard before
         # compressing it, and at its default concurrency (10) those copies added most of a
         # second shard buffer to the peak RSS (one process writes one shard: the codec
         # work itself is a small part of the time).
-        with zarr.config.set({"array.write_empty_chunks": True,
-                              "async.concurrency": ENCODE_CONCURRENCY}):
+        with zarr.config.set({"async.concurrency": ENCODE_CONCURRENCY}):
             for name, values in columns.items():
                 if len(values) != stop - start:
                     raise StoreError(f"shard {shard}: {name} has {len(values)} rows, "
                                      f"expected {stop - start}")
-                self.group[name][start:stop] = values
+                self._array(name)[start:stop] = values
                 checksums[name] = array_checksum(values)
         marker = {
             "shard": shard,
@@ -372,6 +380,7 @@ class ShardWriter:
         }
         if data.counts:
             marker["counts"] = {k: int(v) for k, v in sorted(data.counts.items())}
-        # the marker goes last: its presence is the shard's commit
+        # the marker goes last: its presence is the shard's commit (written through the
+        # group, opened afresh per commit as always; only the data arrays are kept open)
         self.group[COMMITS][shard] = canonical_json(marker)
         return marker

