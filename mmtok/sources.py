@@ -23,7 +23,9 @@ import numpy as np
 from .errors import NotASample, SampleError, UsageError
 
 UNLABELED = -1
-FINGERPRINT_BLOCK_LINES = 1 << 14  # lines hashed per sha256 update
+# lines hashed per sha256 update: each block is one transient string (~250 KB of ids), so the
+# fingerprint of a million rows costs one small buffer, not memory that grows with the rows
+FINGERPRINT_BLOCK_LINES = 1 << 12
 
 
 @dataclass(frozen=True)
