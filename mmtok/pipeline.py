@@ -236,19 +236,27 @@ def file_runs(samples: Sequence[Sample]) -> list[tuple[int, int]]:
 def _tokenize_run(tokenizer: Tokenizer, samples: Sequence[Sample], first: int, last: int
                   ) -> list[dict[str, np.ndarray] | SampleError] | PartsBatch:
     """One ``tokenize_parts`` call for the run ``samples[first:last]`` of one file: a dict
-    or a SampleError per sample (or a :class:`PartsBatch` of them). An error raised by the
-    call is every sample's error."""
+    or a SampleError per sample (or a :class:`PartsBatch` of them)."""
+    outcomes = _call_on_run(tokenizer, "tokenize_parts", samples, first, last)
+    return outcomes if isinstance(outcomes, PartsBatch) else list(outcomes)
+
+
+def _call_on_run(tokenizer: Tokenizer, method: str, samples: Sequence[Sample], first: int,
+                 last: int) -> Sequence:
+    """``tokenizer.<method>(path, parts)`` (``tokenize_parts`` or ``read_parts``) for the run
+    ``samples[first:last]`` of one file, one entry per sample: a listing problem, or a
+    SampleError raised by the call, is every sample's error."""
     head, parts = run_parts(samples, first, last)
     if head.problem is not None:
         return [SampleError(*head.problem, stage="source")]
     try:
-        outcomes = tokenizer.tokenize_parts(head.path, parts)
+        outcomes = getattr(tokenizer, method)(head.path, parts)
     except SampleError as exc:
         return [exc] * len(parts)
     if len(outcomes) != len(parts):  # a tokenizer bug: results would land on the wrong rows
-        raise RuntimeError(f"{type(tokenizer).__name__}.tokenize_parts returned "
-                           f"{len(outcomes)} results for {len(parts)} parts of {head.path}")
-    return outcomes if isinstance(outcomes, PartsBatch) else list(outcomes)
+        raise RuntimeError(f"{type(tokenizer).__name__}.{method} returned {len(outcomes)} "
+                           f"results for {len(parts)} parts of {head.path}")
+    return outcomes
 
 
 def _batched_runs(tokenizer: Tokenizer, samples: Sequence[Sample], device: ComputeDevice
@@ -268,7 +276,8 @@ def _batched_runs(tokenizer: Tokenizer, samples: Sequence[Sample], device: Compu
         pending.clear()
 
     for first, last in file_runs(samples):
-        for row, item in enumerate(_read_run(tokenizer, samples, first, last), first):
+        decoded = _call_on_run(tokenizer, "read_parts", samples, first, last)
+        for row, item in enumerate(decoded, first):
             if isinstance(item, SampleError):
                 yield row, row + 1, [item]
                 continue
@@ -277,24 +286,6 @@ def _batched_runs(tokenizer: Tokenizer, samples: Sequence[Sample], device: Compu
                 yield from compute()
     if pending:
         yield from compute()
-
-
-def _read_run(tokenizer: Tokenizer, samples: Sequence[Sample], first: int, last: int
-              ) -> list[Any]:
-    """``read_parts`` for the run ``samples[first:last]`` of one file, as ``_tokenize_run``
-    treats ``tokenize_parts``: a listing problem or an error raised by the call is every
-    sample's."""
-    head, parts = run_parts(samples, first, last)
-    if head.problem is not None:
-        return [SampleError(*head.problem, stage="source")]
-    try:
-        decoded = tokenizer.read_parts(head.path, parts)
-    except SampleError as exc:
-        return [exc] * len(parts)
-    if len(decoded) != len(parts):
-        raise RuntimeError(f"{type(tokenizer).__name__}.read_parts returned {len(decoded)} "
-                           f"samples for {len(parts)} parts of {head.path}")
-    return list(decoded)
 
 
 @dataclass(frozen=True)

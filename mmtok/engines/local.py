@@ -7,11 +7,9 @@ from typing import Sequence
 from .base import Report, ShardJob, Task, WorkerContext
 
 
-class LocalEngine:
-    name = "local"
-
-    def __init__(self, context: WorkerContext | None = None) -> None:
-        self.context = context or WorkerContext()
+class OnThisMachine:
+    """What the engines that run on this machine share: the output path is the one given,
+    and there is nothing to connect to before a run or to release after it."""
 
     def check_output(self, output: str) -> str:
         return output
@@ -21,6 +19,13 @@ class LocalEngine:
 
     def close(self) -> None:
         pass
+
+
+class LocalEngine(OnThisMachine):
+    name = "local"
+
+    def __init__(self, context: WorkerContext | None = None) -> None:
+        self.context = context or WorkerContext()
 
     def run(self, job: ShardJob, tasks: Sequence[Task], report: Report) -> None:
         state = job.setup(self.context)

@@ -28,7 +28,7 @@ from typing import Any, Iterator, Sequence
 
 from ..errors import UsageError, WorkerDied
 from .base import Report, ShardJob, Task, WorkerContext
-from .local import LocalEngine
+from .local import LocalEngine, OnThisMachine
 
 PR_SET_PDEATHSIG = 1
 POLL_SECONDS = 0.2  # how often the progress bar is brought up to date
@@ -141,20 +141,11 @@ class _Worker:
         return self.process.exitcode
 
 
-class ProcessEngine:
+class ProcessEngine(OnThisMachine):
     name = "process"
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-
-    def check_output(self, output: str) -> str:
-        return output
-
-    def prepare(self, job: ShardJob) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
     def run(self, job: ShardJob, tasks: Sequence[Task], report: Report) -> None:
         if len(tasks) <= 1:  # not worth a process start-up
