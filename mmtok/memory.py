@@ -14,10 +14,13 @@ def pin_mmap_threshold() -> bool:
     glibc otherwise raises the threshold to the size of each freed large buffer (up to
     32 MiB), after which buffers of a few MB (a block of features, a Zarr chunk being
     compressed) are carved from the heap, whose fragments are not given back: the peak
-    RSS of a run then grows with the number of blocks or shards it handles (fusion epochs:
-    1.17x from 96 to 384 samples, 1.05x with the threshold fixed; tokenize: 30 MB over 21
+    RSS of a run then grows with the number of shards it handles (tokenize: 30 MB over 21
     shards of a hyperspectral cube, none with it fixed). Process-wide and irreversible (the
-    dynamic threshold cannot be switched back on); False where there is no glibc."""
+    dynamic threshold cannot be switched back on); False where there is no glibc.
+
+    Not for training loops: there every step's activations of more than 1 MiB would be
+    mapped and unmapped anew, page faults each time (a token-fusion epoch took 1.6x as
+    long, most of it system time)."""
     import ctypes
     import ctypes.util
 

@@ -35,7 +35,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UsageError
-from ..memory import pin_mmap_threshold
 from .pairing import PairedSet
 from .schedule import TrainSettings, warmup_cosine
 
@@ -283,7 +282,6 @@ def _prefetched(data: PairedSet, blocks: list[np.ndarray]) -> Iterator[dict]:
         for block in blocks:
             yield _read_block(data, block)
         return
-    pin_mmap_threshold()
     queue: Queue = Queue(maxsize=1)
 
     def reader() -> None:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..store.layout import TOKEN_MASK
-from ..store.reader import Store
+from ..store.reader import Store, read_rows
 from .data import open_feature_store, provenance, provenance_differences
 
 MISSING_POLICIES = ("drop", "absent")
@@ -91,11 +91,7 @@ class Modality:
     def _read_store(self, name: str, rows: np.ndarray, dtype: type) -> np.ndarray:
         array = self.store.group[name]
         out = np.zeros((len(rows), *array.shape[1:]), dtype)
-        wanted = self.rows[rows]
-        here = wanted >= 0
-        if here.any():
-            unique, inverse = np.unique(wanted[here], return_inverse=True)
-            out[here] = array.get_orthogonal_selection((unique,))[inverse]
+        read_rows(array, self.rows[rows], out)
         return out
 
 

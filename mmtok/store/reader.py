@@ -136,6 +136,31 @@ def open_store(path: str | os.PathLike, *, valid_only: bool = False,
     return Store(path, valid_only=valid_only, transform=transform)
 
 
+def read_rows(array: zarr.Array, rows: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = array[rows[i]]`` wherever ``rows[i] >= 0`` (other rows of ``out`` are left
+    as they are), for rows in any order.
+
+    The rows are read as contiguous slices, each a run of neighbouring inner chunks of at
+    most one shard, then gathered: zarr's orthogonal selection of the same scattered rows
+    takes about 10x the time (1.8 s against 0.2 s for 1280 per-token feature rows), and a
+    chunk is decoded once either way."""
+    wanted = np.flatnonzero(rows >= 0)
+    if not len(wanted):
+        return
+    order = wanted[np.argsort(rows[wanted], kind="stable")]
+    sorted_rows = rows[order]
+    step = array.chunks[0]
+    span = max(1, (array.shards[0] if array.shards else step) // step)  # chunks per slice
+    chunks = np.unique(sorted_rows // step)
+    cuts = np.flatnonzero(np.diff(chunks) != 1) + 1
+    for run in np.split(chunks, cuts):
+        for first in range(0, len(run), span):
+            low = int(run[first]) * step
+            high = min((int(run[min(first + span, len(run)) - 1]) + 1) * step, array.shape[0])
+            a, b = np.searchsorted(sorted_rows, (low, high))
+            out[order[a:b]] = array[low:high][sorted_rows[a:b] - low]
+
+
 class ShardSampler(Sampler[int]):
     """Shuffled order that reads a store fast: shards in random order, within a shard its
     inner chunks in random order, within a chunk the samples in random order. Every chunk is

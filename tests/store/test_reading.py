@@ -70,3 +70,26 @@ def test_the_shard_sampler_decodes_each_chunk_once(store):
     random_order = chunk_reads(np.random.default_rng(0).permutation(len(dataset)))
     assert shard_order == sequential
     assert random_order > 3 * shard_order
+
+
+@pytest.mark.parametrize("shards", [None, (16, 3, 2)])
+def test_read_rows_matches_numpy_indexing_for_rows_in_any_order(tmp_path, shards):
+    import zarr
+
+    from mmtok.store.reader import read_rows
+
+    values = np.arange(83 * 3 * 2, dtype=np.int32).reshape(83, 3, 2)
+    array = zarr.create_array(tmp_path / "a.zarr", shape=values.shape, dtype="int32",
+                              chunks=(4, 3, 2), shards=shards)
+    array[:] = values
+    rng = np.random.default_rng(0)
+    cases = [rng.integers(-1, 83, 200),                  # repeats and absent rows, shuffled
+             np.arange(82, -1, -1),                      # every row, reversed
+             np.array([0, 82, 41, 3, 4, 63, 64, -5]),  # sparse, chunk edges
+             np.full(5, -1)]                             # nothing to read
+    for rows in cases:
+        out = np.full((len(rows), 3, 2), -7, np.int32)
+        read_rows(array, rows, out)
+        here = rows >= 0
+        np.testing.assert_array_equal(out[here], values[rows[here]])
+        assert (out[~here] == -7).all()  # rows without a store row are left alone
