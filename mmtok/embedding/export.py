@@ -2,12 +2,15 @@
 
 | suffix | content |
 |---|---|
-| ``.h5`` / ``.hdf5`` | datasets ``features``, ``label``, ``valid``, ``id`` (UTF-8 strings), ``class_names``; attrs ``mmtok`` (the store's attrs as JSON) |
-| ``.npz`` | arrays ``features``, ``label``, ``valid``, ``id``, ``class_names`` |
+| ``.h5`` / ``.hdf5`` | datasets ``features``, ``label``, ``valid``, ``id`` (UTF-8 strings), ``class_names``, and ``token_mask`` where the store has one; attrs ``mmtok`` (the store's attrs as JSON) |
+| ``.npz`` | arrays ``features``, ``label``, ``valid``, ``id``, ``class_names``, and ``token_mask`` where the store has one |
 | ``.npy`` | ``features`` only (N, ...); sample ``i`` is sample ``i`` of the store (one array: use another format for labels and class names) |
-| ``.parquet`` | columns ``id``, ``label``, ``class_name`` (empty when unlabelled), ``valid``, ``features`` (a list per row); schema metadata ``mmtok`` (attrs, with ``class_names``) |
+| ``.parquet`` | columns ``id``, ``label``, ``class_name`` (empty when unlabelled), ``valid``, ``features`` (a list per row), and ``token_mask`` (a list per row) where the store has one; schema metadata ``mmtok`` (attrs, with ``class_names``) |
 
 ``label`` ``i`` names class ``class_names[i]``; -1 is unlabelled.
+
+``token_mask`` (N, T) bool comes with per-token features (``embed --pool none``): which tokens
+are real, the others padding.
 
 Invalid samples are kept (``valid = False``, zero features) so row ``i`` is always sample ``i``.
 """
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..store.layout import TOKEN_MASK
 from ..store.reader import open_complete_store
 
 FORMATS = (".h5", ".hdf5", ".npz", ".npy", ".parquet")
@@ -35,6 +39,8 @@ def export_features(store_path: str | os.PathLike, output: str | os.PathLike) ->
                          f"{', '.join(FORMATS)}")
     store = open_complete_store(store_path, "features", "export")
     columns = {name: store.group[name][:] for name in ("features", "label", "valid", "id")}
+    if TOKEN_MASK in store.group:
+        columns[TOKEN_MASK] = store.group[TOKEN_MASK][:]
     columns["id"] = np.array([str(i) for i in columns["id"]], dtype=object)
     columns["class_names"] = np.array(list(store.class_names), dtype=object)
     writer = {".h5": _hdf5, ".hdf5": _hdf5, ".npz": _npz, ".npy": _npy,
@@ -54,6 +60,8 @@ def _hdf5(path: Path, columns: dict, attrs: dict) -> None:
         handle.create_dataset("features", data=columns["features"])
         handle.create_dataset("label", data=columns["label"])
         handle.create_dataset("valid", data=columns["valid"])
+        if TOKEN_MASK in columns:
+            handle.create_dataset(TOKEN_MASK, data=columns[TOKEN_MASK])
         handle.create_dataset("id", data=list(columns["id"]),
                               dtype=h5py.string_dtype("utf-8"))
         handle.create_dataset("class_names", data=list(columns["class_names"]),
@@ -63,9 +71,10 @@ def _hdf5(path: Path, columns: dict, attrs: dict) -> None:
 
 def _npz(path: Path, columns: dict, attrs: dict) -> None:
     with open(path, "wb") as handle:
+        masks = {TOKEN_MASK: columns[TOKEN_MASK]} if TOKEN_MASK in columns else {}
         np.savez(handle, features=columns["features"], label=columns["label"],
                  valid=columns["valid"], id=columns["id"].astype(str),
-                 class_names=columns["class_names"].astype(str))
+                 class_names=columns["class_names"].astype(str), **masks)
 
 
 def _npy(path: Path, columns: dict, attrs: dict) -> None:
@@ -86,5 +95,7 @@ def _parquet(path: Path, columns: dict, attrs: dict) -> None:
     table = pa.table({"id": columns["id"].astype(str), "label": columns["label"],
                       "class_name": class_name, "valid": columns["valid"],
                       "features": list(features)})
+    if TOKEN_MASK in columns:
+        table = table.append_column(TOKEN_MASK, pa.array(list(columns[TOKEN_MASK])))
     table = table.replace_schema_metadata({"mmtok": json.dumps(attrs)})
     pq.write_table(table, path)

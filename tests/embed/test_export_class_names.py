@@ -44,3 +44,26 @@ def test_parquet_has_a_class_name_column(features, tmp_path, cli):
 def test_pyarrow_is_a_dependency():
     pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     assert any(d.replace(" ", "").startswith("pyarrow") for d in pyproject["project"]["dependencies"])
+
+
+def test_every_format_but_npy_carries_a_per_token_stores_token_mask(tmp_path, cli):
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((6, 5, 3)).astype(np.float32)
+    mask = np.arange(5)[None] < np.array([5, 1, 3, 0, 2, 4])[:, None]
+    store = write_feature_store(tmp_path / "tokens.zarr", values, np.arange(6) % 3, CLASSES,
+                                shard_size=4, extra={"token_mask": mask})
+    for suffix in (".h5", ".npz", ".parquet"):
+        result = cli("export", store, tmp_path / f"f{suffix}")
+        assert result.exit_code == 0, result.output
+    with h5py.File(tmp_path / "f.h5") as handle:
+        np.testing.assert_array_equal(handle["token_mask"][:], mask)
+        np.testing.assert_array_equal(handle["features"][:], values)
+    with np.load(tmp_path / "f.npz") as archive:
+        np.testing.assert_array_equal(archive["token_mask"], mask)
+    table = pq.read_table(tmp_path / "f.parquet")
+    assert table["token_mask"].to_pylist() == mask.tolist()
+    pooled, _ = gaussian_classes(6, 4, 3, 1.0, seed=1)
+    plain = write_feature_store(tmp_path / "pooled.zarr", pooled, np.arange(6) % 3, CLASSES)
+    assert cli("export", plain, tmp_path / "p.npz").exit_code == 0
+    with np.load(tmp_path / "p.npz") as archive:
+        assert "token_mask" not in archive.files  # pooled features have no padding
