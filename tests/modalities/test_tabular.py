@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import warnings
 
 import numpy as np
 import pyarrow as pa
@@ -12,6 +13,7 @@ import zarr
 
 import mmtok
 from mmtok.modalities.tabular.schema import quantile_normal, quantiles
+from mmtok.modalities.tabular.tokenizer import DroppedColumnWarning
 
 
 def write_table(path, n, seed, cities=("paris", "rome", "oslo")):
@@ -32,11 +34,15 @@ def stores(tmp_path_factory):
     write_table(root / "train.csv", 400, 0)
     write_table(root / "test.csv", 100, 1, cities=("paris", "lima"))
     write_table(root / "test2.csv", 150, 2, cities=("tokyo",))
-    mmtok.tokenize(str(root / "train.csv"), root / "train.zarr", "tabular",
-                   stats_from_data=True, progress=False)
+    with pytest.warns(DroppedColumnWarning, match="^tabular: id: ") as caught:
+        mmtok.tokenize(str(root / "train.csv"), root / "train.zarr", "tabular",
+                       stats_from_data=True, progress=False)
+    assert len(caught) == 1  # one dropped column, one warning
     for name in ("test", "test2"):
-        mmtok.tokenize(str(root / f"{name}.csv"), root / f"{name}.zarr",
-                       config_from=root / "train.zarr", progress=False)
+        with warnings.catch_warnings():  # a reused schema is not fitted again: no warning
+            warnings.simplefilter("error", DroppedColumnWarning)
+            mmtok.tokenize(str(root / f"{name}.csv"), root / f"{name}.zarr",
+                           config_from=root / "train.zarr", progress=False)
     return root
 
 

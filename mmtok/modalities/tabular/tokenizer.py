@@ -10,13 +10,13 @@ vectorised pass.
 
 from __future__ import annotations
 
-import sys
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from ...errors import SampleError, UsageError
+from ...errors import MmtokWarning, SampleError, UsageError
 from ...sources import PartNumbers, part_numbers
 from ...store.layout import ArraySpec
 from .. import rowfiles
@@ -32,6 +32,11 @@ def _nested(text: str, item) -> tuple:
     """ "a|b,c|d" -> (("a", "b"), ("c", "d")) """
     return tuple(tuple(item(x) for x in group.split("|")) if group else ()
                  for group in text.split(",")) if text else ()
+
+
+class DroppedColumnWarning(MmtokWarning):
+    """A column the fitted schema leaves out (every cell distinct or missing, too many
+    distinct values); the store's ``config.dropped`` lists them with the reason."""
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ class TabularTokenizer(Tokenizer):
                                                    c.min_frequency, forced)
             if note:
                 notes.append(note)
-                print(f"tabular: {note}", file=sys.stderr)
+                warnings.warn(f"tabular: {note}", DroppedColumnWarning, stacklevel=2)
             if kind == "drop":
                 continue
             columns.append(n)
