@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..engines import EngineOptions, ShardJob, StepRun, Task, WorkerContext, make_engine, run_step
-from ..errors import StoreError, UsageError
+from ..errors import MmtokWarning, StoreError, UsageError
 from ..store.integrity import checksum_mismatches
 from ..store.layout import FITTED, TOKEN_MASK, ArraySpec, shard_bounds
 from ..store.paths import check_output_is_not_input
@@ -379,7 +379,9 @@ class EmbedJob(ShardJob):
         if self._local is not None and context.device is None:
             embedder = self._local
         else:
-            embedder = self.build(token_store, context.device or self.device).embedder
+            with warnings.catch_warnings():  # the driver's own build has shown them once
+                warnings.simplefilter("ignore", MmtokWarning)
+                embedder = self.build(token_store, context.device or self.device).embedder
         return _EmbedWorker(embedder, token_store, ShardWriter(self.output))
 
     def work(self, state: "_EmbedWorker", shard: int, payload: None = None,

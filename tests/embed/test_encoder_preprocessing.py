@@ -199,3 +199,24 @@ def test_embed_cli_takes_statistics_and_refuses_conflicting_flags(tiny, tmp_path
     both = CliRunner().invoke(app, base + ["-o", str(tmp_path / "b.zarr"), "--statistics",
                                            "store", "--stat", "mean=0.5"])
     assert both.exit_code == 2 and "cannot go with --statistics store" in both.output
+
+
+def test_a_worker_that_loads_its_own_embedder_does_not_repeat_the_drivers_warning(tiny,
+                                                                                 tmp_path):
+    """Ray actors build the embedder again; the driver has already warned once."""
+    import warnings
+
+    from mmtok.embedding.pipeline import EmbedJob
+    from mmtok.engines.base import WorkerContext
+
+    root, _ = tiny
+    with pytest.warns(ResizeMismatchWarning):  # the driver's build
+        embed_tiny(root, tmp_path / "f.zarr")
+    job = EmbedJob(str(root / "t.zarr"), str(tmp_path / "f.zarr"), "vit_tiny_patch16_224",
+                   str(root / "w.safetensors"), False, None, "cls", None, "cpu", "float32", 0,
+                   {"img_size": 32, "depth": 1}, False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        worker = job.setup(WorkerContext(device="cpu"))  # as a Ray actor: its own build
+    assert worker.embedder is not None
+    assert not [w for w in caught if issubclass(w.category, ResizeMismatchWarning)]
