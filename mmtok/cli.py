@@ -459,14 +459,19 @@ def _statistics_choice(statistics: str, stat: list[str]) -> str | dict:
     return given
 
 
-@app.command()
+def _export_formats() -> str:
+    from .embedding.export import FORMATS
+
+    return ", ".join(FORMATS)
+
+
+@app.command(help=f"Export a feature store to {_export_formats()}.\n\nWrites features, labels, "
+                  "valid flags, ids, class names and a per-token store's token_mask for other "
+                  "tools (docs/commands/export.md).")
 def export(
     features: Annotated[Path, typer.Argument(help="A complete feature store.")],
-    output: Annotated[Path, typer.Argument(help="Output file: .h5/.hdf5, .npz, .npy or .parquet.")],
+    output: Annotated[Path, typer.Argument(help=f"Output file: {_export_formats()}.")],
 ) -> None:
-    """Export a feature store to .h5, .npz, .npy or .parquet.
-
-    Writes features, labels, valid flags, ids and class names for other tools."""
     from .embedding.export import export_features
 
     with _reported():
