@@ -141,9 +141,9 @@ def read_rows(array: zarr.Array, rows: np.ndarray, out: np.ndarray) -> None:
     as they are), for rows in any order.
 
     The rows are read as contiguous slices, each a run of neighbouring inner chunks of at
-    most one shard, then gathered: zarr's orthogonal selection of the same scattered rows
-    takes about 10x the time (1.8 s against 0.2 s for 1280 per-token feature rows), and a
-    chunk is decoded once either way."""
+    most one shard, then gathered, each chunk decoded once: zarr's orthogonal selection of
+    the same scattered rows took 3.2x as long (1.79 s against 0.55 s for 1280 rows of
+    197 x 192 float32 in 7 shuffled blocks; the plain slices alone take 0.2 s)."""
     wanted = np.flatnonzero(rows >= 0)
     if not len(wanted):
         return
