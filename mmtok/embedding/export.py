@@ -24,13 +24,15 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator
 
 import numpy as np
 
 from ..errors import UsageError
 from ..store.layout import TOKEN_MASK, shard_bounds
-from ..store.reader import Store, open_complete_store
+
+if TYPE_CHECKING:
+    from ..store.reader import Store
 
 FORMATS = (".h5", ".hdf5", ".npz", ".npy", ".parquet")
 SMALL = ("label", "valid", "id")  # read whole: a few bytes per sample
@@ -43,6 +45,8 @@ def export_features(store_path: str | os.PathLike, output: str | os.PathLike) ->
     if suffix not in FORMATS:
         raise UsageError(f"cannot export to {output.name}: choose a file ending in "
                          f"{', '.join(FORMATS)}")
+    from ..store.reader import open_complete_store  # torch (its Dataset): not at CLI start
+
     store = open_complete_store(store_path, "features", "export")
     writer = {".h5": _hdf5, ".hdf5": _hdf5, ".npz": _npz, ".npy": _npy,
               ".parquet": _parquet}[suffix]

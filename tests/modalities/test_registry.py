@@ -57,6 +57,17 @@ def test_tokenize_workers_do_not_import_torch():
     assert done.stdout.strip() == "False"
 
 
+def test_the_registry_does_not_import_a_modalitys_heavy_solvers():
+    """Every tokenize (and CLI) start imports the registry: scipy.linalg is the graph
+    modality's alone and comes with its first graph."""
+    code = ("import sys, mmtok.modalities as m\n"
+            "m.create_tokenizer('image')\n"
+            "print('scipy.linalg' in sys.modules, 'scipy.sparse' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "False False"
+
+
 def test_importing_mmtok_leaves_pillows_decompression_bomb_guard_on():
     code = ("from PIL import Image; before = Image.MAX_IMAGE_PIXELS\n"
             "import mmtok, mmtok.modalities, mmtok.cli\n"

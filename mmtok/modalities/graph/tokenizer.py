@@ -32,7 +32,6 @@ from ...errors import SampleError, UsageError
 from ...store.layout import ArraySpec
 from ..base import Tokenizer
 from . import tudataset
-from .laplacian import laplacian_ids
 from .readers import EXTENSIONS, Graph, Limits, read_graph
 
 
@@ -146,6 +145,8 @@ class GraphTokenizer(Tokenizer):
         if len(u) > c.max_edges:
             raise SampleError("too_large", f"{len(u)} edge tokens (edges={c.edges!r}) is "
                               f"more than max_edges {c.max_edges}; raise --set max_edges=...")
+        from .laplacian import laplacian_ids  # scipy.linalg: only a graph run pays its import
+
         values, vectors = laplacian_ids(n, *loops, k, c.dense_max)
         ids = np.zeros((n, k))
         ids[:, :vectors.shape[1]] = vectors
