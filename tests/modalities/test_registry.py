@@ -52,9 +52,7 @@ def test_tokenize_workers_do_not_import_torch():
     code = ("import sys, mmtok.modalities as m\n"
             "for name in m.modality_names(): m.create_tokenizer(name)\n"
             "print('torch' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
-    assert done.stdout.strip() == "False"
+    assert python_prints(code) == "False"
 
 
 def test_the_registry_does_not_import_a_modalitys_heavy_solvers():
@@ -63,18 +61,21 @@ def test_the_registry_does_not_import_a_modalitys_heavy_solvers():
     code = ("import sys, mmtok.modalities as m\n"
             "m.create_tokenizer('image')\n"
             "print('scipy.linalg' in sys.modules, 'scipy.sparse' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
-    assert done.stdout.strip() == "False False"
+    assert python_prints(code) == "False False"
 
 
 def test_importing_mmtok_leaves_pillows_decompression_bomb_guard_on():
     code = ("from PIL import Image; before = Image.MAX_IMAGE_PIXELS\n"
             "import mmtok, mmtok.modalities, mmtok.cli\n"
             "print(before is not None and Image.MAX_IMAGE_PIXELS == before)")
+    assert python_prints(code) == "True"
+
+
+def python_prints(code: str) -> str:
+    """What ``code`` prints, run in a fresh interpreter (imports start from nothing)."""
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
-    assert done.stdout.strip() == "True"
+    return done.stdout.strip()
 
 
 def _modality_literals_compared(path: Path, names: set[str]) -> list[str]:
