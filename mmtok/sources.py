@@ -323,17 +323,17 @@ class SteppedNames(collections.abc.Sequence):
     def __len__(self) -> int:
         return self.count
 
+    @property
+    def starts(self) -> range:
+        return range(0, self.count * self.step, self.step)
+
     def __getitem__(self, index):
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self.count))]
-        if index < 0:
-            index += self.count
-        if not 0 <= index < self.count:
-            raise IndexError(f"part {index} out of range for {self.count} parts")
-        return f"{self.prefix}{index * self.step}"
+        starts = self.starts[index]  # negatives, bounds and slices as range's (PartNumbers too)
+        return ([f"{self.prefix}{s}" for s in starts] if isinstance(index, slice)
+                else f"{self.prefix}{starts}")
 
     def __iter__(self):
-        return (f"{self.prefix}{start}" for start in range(0, self.count * self.step, self.step))
+        return (f"{self.prefix}{start}" for start in self.starts)
 
 
 @dataclass(frozen=True)
@@ -451,15 +451,14 @@ class ExpandedSamples(Sequence):
         return item.sample(offset) if isinstance(item, _Run) else item
 
     def __getitem__(self, index):
-        if isinstance(index, slice):
-            start, stop, step = index.indices(len(self))
-            if step != 1:
-                return [self[i] for i in range(start, stop, step)]
-            return list(self._range(start, stop))
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"sample {index} out of range for {len(self)} samples")
+        positions = range(len(self))[index]  # negatives, bounds and slices as a list's
+        if not isinstance(index, slice):
+            return self._sample(positions)
+        if positions.step != 1:
+            return [self._sample(i) for i in positions]
+        return list(self._range(positions.start, positions.stop))
+
+    def _sample(self, index: int) -> Sample:
         entry = int(np.searchsorted(self._starts, index, side="right")) - 1
         return self._at(entry, index - int(self._starts[entry]))
 

@@ -32,7 +32,7 @@ class PendingTasks(collections.abc.Sequence):
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+            return [(shard, self._payload(shard)) for shard in self.shards[index]]
         shard = self.shards[index]
         return shard, self._payload(shard)
 

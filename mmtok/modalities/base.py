@@ -39,12 +39,12 @@ class PartsBatch(Sequence):
         return self.count
 
     def __getitem__(self, index):
+        positions = range(self.count)[index]  # negatives, bounds and slices as a list's
         if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self.count))]
-        if index < 0:
-            index += self.count
-        if not 0 <= index < self.count:
-            raise IndexError(index)
+            return [self._part(i) for i in positions]
+        return self._part(positions)
+
+    def _part(self, index: int) -> dict[str, np.ndarray] | SampleError:
         if index in self.errors:
             return self.errors[index]
         return {name: values[index] for name, values in self.arrays.items()}

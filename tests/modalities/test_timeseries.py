@@ -12,12 +12,28 @@ import mmtok
 from mmtok.errors import SampleError, UsageError
 from mmtok.modalities import create_tokenizer, make_config
 from mmtok.modalities.timeseries import fill_gaps, window_starts
+from mmtok.sources import PartRange
 from timeseriesfiles import parse_ts_directly, sine_cases, write_table, write_ts
 
 ENCODER = "metatransformer:depth=1,width=32,heads=4"
 RNG = np.random.default_rng(7)
 RECORDING = RNG.normal(size=(300, 3)) * [1.0, 10.0, 0.1] + [0.0, 5.0, -1.0]
 
+
+
+def listed_parts(tokenizer, path):
+    """The tokenizer's listing of ``path`` as ``(name, label)`` pairs: a class name for text
+    labels, else a label number (None: unknown, the file's own label)."""
+    listing = tokenizer.list_parts(path)
+    if not isinstance(listing, PartRange):
+        return listing
+    if listing.labels is None:
+        return [(name, None) for name in listing.names]
+    labels = listing.labels.tolist()
+    if listing.numbered:
+        return [(name, k if k >= 0 else None) for name, k in zip(listing.names, labels)]
+    return [(name, listing.class_names[k] if k >= 0 else None)
+            for name, k in zip(listing.names, labels)]
 
 def tok(**options):
     options = {"scaling": "none", "num_channels": 3, **options}
@@ -43,7 +59,7 @@ def test_a_recording_gives_the_window_count_formula_in_order(tmp_path, steps, wi
     path = tmp_path / "r.npy"
     np.save(path, RECORDING[:steps])
     tokenizer = tok(window=window, stride=stride, tail=tail)
-    parts = [name for name, _ in tokenizer.parts(str(path))]
+    parts = [name for name, _ in listed_parts(tokenizer, str(path))]
     full = (steps - window) // stride + 1 if steps >= window else 0
     leftover = steps < window or (full - 1) * stride + window < steps
     assert len(parts) == full + (1 if tail == "pad" and leftover else 0)
@@ -63,7 +79,7 @@ def test_a_recording_shorter_than_a_window_is_too_short_unless_padded(tmp_path):
     path = tmp_path / "r.npy"
     np.save(path, RECORDING[:40])
     with pytest.raises(SampleError) as error:
-        tok(window=96).parts(str(path))
+        listed_parts(tok(window=96), str(path))
     assert error.value.kind == "too_short"
     summary = mmtok.tokenize([str(path)], tmp_path / "t.zarr", "timeseries", window=96,
                              num_channels=3, scaling="none", progress=False)
@@ -137,7 +153,7 @@ def test_a_run_of_windows_equals_each_window_alone_byte_for_byte(tmp_path):
     values[200:202, 0] = np.nan
     path = str(write_table(tmp_path / "r.csv", values))
     tokenizer = tok(window=40, stride=20, tail="pad", max_gap=2)
-    parts = [name for name, _ in tokenizer.parts(path)]
+    parts = [name for name, _ in listed_parts(tokenizer, path)]
     together = tokenizer.tokenize_parts(path, parts)
     kinds = []
     for part, outcome in zip(parts, together):
@@ -175,7 +191,7 @@ def test_ts_cases_read_to_the_arrays_of_a_direct_parse(tmp_path):
     assert len(read) == len(direct) == 7
     for ours, theirs in zip(read, direct):
         np.testing.assert_array_equal(ours, theirs)  # NaN where '?'
-    assert [p for p in tokenizer.parts(str(path))] == [(str(i), ["walk", "run", "sit"].index(lab))
+    assert [p for p in listed_parts(tokenizer, str(path))] == [(str(i), ["walk", "run", "sit"].index(lab))
                                                        for i, lab in enumerate(direct_labels)]
     outcomes = tokenizer.tokenize_parts(str(path), [str(i) for i in range(7)])
     assert [getattr(o, "kind", None) for o in outcomes] == [None, None, "missing_values", None,
@@ -346,7 +362,7 @@ def test_bad_tables_are_sample_errors(tmp_path, problem, kind):
     path.write_text("\n".join(rows) + "\n")
     tokenizer = tok(window=100, time_column="t")
     with pytest.raises(SampleError) as error:
-        tokenizer.tokenize_parts(str(path), [p for p, _ in tokenizer.parts(str(path))])
+        tokenizer.tokenize_parts(str(path), [p for p, _ in listed_parts(tokenizer, str(path))])
         outcome = tokenizer.tokenize_file(str(path), "t=0")
         raise AssertionError(f"no error: {outcome}")
     assert error.value.kind == kind, error.value.message
@@ -358,7 +374,7 @@ def test_resampling_to_rate_follows_the_timestamps(tmp_path):
     values = np.stack([np.sin(times * 3), np.cos(times * 5), times], axis=1)
     path = write_table(tmp_path / "r.parquet", values, extra={"ts": times})
     tokenizer = tok(window=50, stride=25, time_column="ts", rate=50.0)
-    parts = [p for p, _ in tokenizer.parts(str(path))]
+    parts = [p for p, _ in listed_parts(tokenizer, str(path))]
     grid = times[0] + np.arange(int(np.floor((times[-1] - times[0]) * 50 + 1e-9)) + 1) / 50
     assert len(parts) == (len(grid) - 50) // 25 + 1
     out = tokenizer.tokenize_file(str(path), parts[2])

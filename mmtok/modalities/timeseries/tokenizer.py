@@ -259,20 +259,6 @@ class TimeSeriesTokenizer(Tokenizer):
             return PartRange(count, labels, tuple(meta.class_names), names=names)
         return PartRange(count, labels, names=names, numbered=True)  # -1: the file's label
 
-    def parts(self, path: str) -> list[tuple[str, int | str | None]]:
-        """The listing as ``(name, label)`` pairs: a class name for text labels, else a
-        label number (None: unknown, the file's own label)."""
-        listing = self.listing(path)
-        if not isinstance(listing, PartRange):
-            return listing
-        if listing.labels is None:
-            return [(name, None) for name in listing.names]
-        labels = listing.labels.tolist()
-        if listing.numbered:
-            return [(name, k if k >= 0 else None) for name, k in zip(listing.names, labels)]
-        return [(name, listing.class_names[k] if k >= 0 else None)
-                for name, k in zip(listing.names, labels)]
-
     # --- reading --------------------------------------------------------------------------
 
     def tokenize_parts(self, path: str, parts: Sequence[str | None]
